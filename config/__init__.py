@@ -1,0 +1,5 @@
+"""Configuration: settings, Celery configuration and logging."""
+
+from config.settings import Settings, get_settings
+
+__all__ = ["Settings", "get_settings"]

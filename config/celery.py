@@ -1,0 +1,66 @@
+"""Celery configuration: queues, routes, reliability defaults and the beat schedule.
+
+Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
+trigger), ``ingest`` (webhook processing), ``followups`` (reminders). The ``urgent`` process
+consumes only the first two, so ingestion can never delay a signup. With Redis, workers poll
+their queues in the order given (``queue_order_strategy="priority"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Queue
+
+from config.settings import Settings
+
+QUEUES = ("signup", "sync", "ingest", "followups")
+URGENT_QUEUES = ("signup", "sync")
+#: No countdown coexist asks for may exceed this; the broker's visibility timeout is above it.
+MAX_COUNTDOWN = 900
+
+SWEEP_INTERVAL = 60.0
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for ``settings`` (also used by tests with eager tasks)."""
+    if settings.broker_visibility_timeout <= MAX_COUNTDOWN:
+        raise ValueError("broker_visibility_timeout must exceed every task countdown")
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "queue_order_strategy": "priority",
+        },
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_default_queue": "ingest",
+        "task_routes": {
+            "coexist.signup.*": {"queue": "signup"},
+            "coexist.sync.*": {"queue": "sync"},
+            "coexist.ingest.*": {"queue": "ingest"},
+            "coexist.followups.*": {"queue": "followups"},
+        },
+        "beat_schedule": {
+            "sweep-sync-deadlines": {
+                "task": "coexist.sync.sweep",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
+        },
+        "timezone": "UTC",
+        "enable_utc": True,
+        "task_always_eager": settings.tasks_eager,
+        "task_eager_propagates": True,
+    }

@@ -1,0 +1,186 @@
+"""One typed settings object, read from ``COEX_*`` environment variables and ``.env``.
+
+Nothing else in coexist reads ``os.environ``: build :class:`Settings` (tests pass values
+explicitly) or call :func:`get_settings` for the process-wide instance.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Regions (ISO 3166-1 alpha-2) that Meta's coexistence documentation listed as unsupported on
+#: 2025-09-13: EU/EEA, UK, Australia, Japan, Nigeria, Philippines, Russia, South Korea,
+#: South Africa, Turkey. Meta has since enabled all of them (meta-platform.md §5).
+EU_EEA = frozenset(
+    {
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+        "IS",
+        "LI",
+        "NO",
+    }
+)
+ELIGIBILITY_PRESETS: dict[str, frozenset[str]] = {
+    "meta-current": frozenset(),
+    "meta-2025-09-13": EU_EEA | {"GB", "AU", "JP", "NG", "PH", "RU", "KR", "ZA", "TR"},
+}
+
+Environment = Literal["production", "development"]
+
+
+class Settings(BaseSettings):
+    """Every knob coexist has. Durations are seconds unless the name says days."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = "development"
+    log_level: str = "INFO"
+
+    # Storage and broker.
+    database_url: str = "sqlite:///var/coexist.db"
+    broker_url: str = "redis://localhost:6379/0"
+    tasks_eager: bool = False
+    broker_visibility_timeout: int = Field(default=7200, ge=60)
+
+    # Meta app and Graph API.
+    meta_app_id: str = ""
+    meta_app_secret: SecretStr = SecretStr("")
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_api_version: str = "v25.0"
+    graph_timeout: float = Field(default=10.0, gt=0)
+    graph_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    # Inbound credentials.
+    webhook_verify_token: SecretStr = SecretStr("")
+    signup_token: SecretStr = SecretStr("")
+    admin_token: SecretStr = SecretStr("")
+    #: Comma-separated Fernet keys, newest first; the first encrypts, all decrypt.
+    token_keys: SecretStr = SecretStr("")
+    signup_max_body_bytes: int = Field(default=65_536, ge=1024)
+
+    media_dir: Path = Path("var/media")
+
+    # Policy knobs.
+    code_ttl_seconds: int = Field(default=30, ge=1)
+    sync_window_hours: float = Field(default=24, gt=0)
+    #: Share of the sync window after which an onboarding whose syncs are not yet requested
+    #: raises a ``sync_deadline_near`` alert.
+    sync_deadline_alert_share: float = Field(default=0.5, gt=0, lt=1)
+    #: How many times an ambiguous smb_app_data outcome may be probed by re-sending (Meta's
+    #: 2593107 answer then confirms the earlier call was accepted).
+    sync_max_probes: int = Field(default=3, ge=0, le=10)
+    #: How long a worker may hold a step before another may take it over (crash recovery).
+    step_lease_seconds: int = Field(default=120, ge=5)
+    history_window_days: int = Field(default=180, ge=1)
+    media_cutoff_days: int = Field(default=14, ge=0)
+    heartbeat_reminder_days: list[int] = Field(default_factory=lambda: [10, 12])
+    throughput_per_number: int = Field(default=20, ge=1)
+    eligibility_policy: str = "meta-current"
+    #: Extra regions to block on top of the policy preset, comma separated (e.g. "RU,KP").
+    eligibility_blocked_regions: str = ""
+
+    @field_validator("eligibility_policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in ELIGIBILITY_PRESETS:
+            known = ", ".join(sorted(ELIGIBILITY_PRESETS))
+            raise ValueError(f"unknown eligibility policy {value!r}; known: {known}")
+        return value
+
+    @field_validator("meta_api_version")
+    @classmethod
+    def _version_shape(cls, value: str) -> str:
+        if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
+            raise ValueError("meta_api_version looks like 'v25.0'")
+        return value
+
+    @model_validator(mode="after")
+    def _graph_url_has_no_version(self) -> Settings:
+        self.meta_graph_url = self.meta_graph_url.rstrip("/")
+        return self
+
+    @property
+    def sync_window(self) -> timedelta:
+        return timedelta(hours=self.sync_window_hours)
+
+    @property
+    def code_ttl(self) -> timedelta:
+        return timedelta(seconds=self.code_ttl_seconds)
+
+    @property
+    def blocked_regions(self) -> frozenset[str]:
+        extra = {
+            r.strip().upper() for r in self.eligibility_blocked_regions.split(",") if r.strip()
+        }
+        return ELIGIBILITY_PRESETS[self.eligibility_policy] | extra
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction processor."""
+        secrets = [
+            self.meta_app_secret,
+            self.webhook_verify_token,
+            self.signup_token,
+            self.admin_token,
+            self.token_keys,
+        ]
+        values = [s.get_secret_value() for s in secrets]
+        values += [k.strip() for k in self.token_keys.get_secret_value().split(",")]
+        return [v for v in values if len(v) >= 6]
+
+    def missing_for(self, role: str) -> list[str]:
+        """The settings a process role cannot run without (empty when it can start)."""
+        needed: dict[str, SecretStr | str] = {
+            "COEX_META_APP_ID": self.meta_app_id,
+            "COEX_META_APP_SECRET": self.meta_app_secret,
+            "COEX_TOKEN_KEYS": self.token_keys,
+        }
+        if role == "web":
+            needed["COEX_SIGNUP_TOKEN"] = self.signup_token
+            needed["COEX_ADMIN_TOKEN"] = self.admin_token
+            needed["COEX_WEBHOOK_VERIFY_TOKEN"] = self.webhook_verify_token
+        missing = []
+        for name, value in needed.items():
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not raw:
+                missing.append(name)
+        return missing
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once from the environment."""
+    return Settings()

@@ -1,0 +1,36 @@
+"""SQLAlchemy models, engine and sessions."""
+
+from models.base import Base, utcnow
+from models.db import Database
+from models.onboarding import (
+    MAYBE_ACCEPTED,
+    SYNC_DONE,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    AbandonedSignup,
+    Alert,
+    Onboarding,
+    OnboardingState,
+    SyncRequest,
+    SyncState,
+    SyncType,
+    Transition,
+)
+
+__all__ = [
+    "MAYBE_ACCEPTED",
+    "SYNC_DONE",
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "AbandonedSignup",
+    "Alert",
+    "Base",
+    "Database",
+    "Onboarding",
+    "OnboardingState",
+    "SyncRequest",
+    "SyncState",
+    "SyncType",
+    "Transition",
+    "utcnow",
+]

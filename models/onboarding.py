@@ -1,0 +1,223 @@
+"""Onboardings, their timeline, abandoned signups, sync requests and operator alerts."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, JSONType, utcnow
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OnboardingState(enum.StrEnum):
+    RECEIVED = "received"
+    TOKEN_EXCHANGED = "token_exchanged"
+    SUBSCRIBED = "subscribed"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    CODE_EXPIRED = "code_expired"
+    INELIGIBLE = "ineligible"
+    HISTORY_DECLINED = "history_declined"
+    SYNC_WINDOW_MISSED = "sync_window_missed"
+    FAILED = "failed"
+    DISCONNECTED = "disconnected"
+    RECONNECTING = "reconnecting"
+
+
+S = OnboardingState
+
+#: Allowed transitions. ``failed`` can be left by an operator's retry (back to the step that
+#: failed); the lifecycle states are entered from any connected state.
+TRANSITIONS: dict[OnboardingState, frozenset[OnboardingState]] = {
+    S.RECEIVED: frozenset({S.TOKEN_EXCHANGED, S.CODE_EXPIRED, S.FAILED}),
+    S.TOKEN_EXCHANGED: frozenset({S.SUBSCRIBED, S.INELIGIBLE, S.FAILED, S.SYNC_WINDOW_MISSED}),
+    S.SUBSCRIBED: frozenset({S.SYNCING, S.SYNC_WINDOW_MISSED, S.FAILED, S.HISTORY_DECLINED}),
+    S.SYNCING: frozenset({S.SYNCED, S.HISTORY_DECLINED, S.FAILED, S.DISCONNECTED, S.RECONNECTING}),
+    S.SYNCED: frozenset({S.DISCONNECTED, S.RECONNECTING}),
+    S.CODE_EXPIRED: frozenset(),
+    S.INELIGIBLE: frozenset(),
+    S.HISTORY_DECLINED: frozenset({S.DISCONNECTED, S.RECONNECTING}),
+    S.SYNC_WINDOW_MISSED: frozenset({S.DISCONNECTED}),
+    S.FAILED: frozenset(
+        {S.RECEIVED, S.TOKEN_EXCHANGED, S.SUBSCRIBED, S.SYNCING, S.SYNC_WINDOW_MISSED}
+    ),
+    S.DISCONNECTED: frozenset(),
+    S.RECONNECTING: frozenset({S.SYNCING, S.SYNCED, S.DISCONNECTED}),
+}
+TERMINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+class SyncType(enum.StrEnum):
+    """``sync_type`` values of ``POST /{phone-number-id}/smb_app_data``, in calling order."""
+
+    CONTACTS = "smb_app_state_sync"
+    HISTORY = "history"
+
+    @property
+    def label(self) -> str:
+        return "contacts" if self is SyncType.CONTACTS else "history"
+
+
+class SyncState(enum.StrEnum):
+    PENDING = "pending"  # nothing sent yet
+    INTENT = "intent"  # a call is (or was, if its worker died) in flight
+    REQUESTED = "requested"  # Meta accepted it
+    UNKNOWN = "unknown"  # the call's outcome was lost
+    DECLINED = "declined"
+    WINDOW_MISSED = "window_missed"
+    FAILED = "failed"
+
+
+#: Sync states that may have reached Meta: re-sending is only a deliberate probe.
+MAYBE_ACCEPTED = frozenset({SyncState.INTENT, SyncState.UNKNOWN, SyncState.REQUESTED})
+SYNC_DONE = frozenset(
+    {SyncState.REQUESTED, SyncState.DECLINED, SyncState.WINDOW_MISSED, SyncState.FAILED}
+)
+
+
+class Onboarding(Base):
+    """One finished Embedded Signup of a Business app number ("connect my existing app")."""
+
+    __tablename__ = "onboardings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: sha256 of the signup code: the same code twice is the same onboarding.
+    code_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The signup code, encrypted; wiped once exchanged or expired.
+    code_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signup_event: Mapped[str] = mapped_column(String(64))
+    session_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    waba_id: Mapped[str] = mapped_column(String(32), index=True)
+    phone_number_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    business_id: Mapped[str | None] = mapped_column(String(32))
+    display_phone_number: Mapped[str | None] = mapped_column(String(32))
+    verified_name: Mapped[str | None] = mapped_column(String(256))
+    region: Mapped[str | None] = mapped_column(String(2))
+    is_on_biz_app: Mapped[bool | None]
+    platform_type: Mapped[str | None] = mapped_column(String(32))
+
+    signup_completed_at: Mapped[datetime]
+    sync_deadline_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(32), index=True, default=S.RECEIVED.value)
+    state_changed_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: The step an operator's retry resumes (set when the onboarding fails).
+    failed_step: Mapped[str | None] = mapped_column(String(32))
+    token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_app_activity_at: Mapped[datetime | None]
+    #: A worker holds the current step until this time (crash-safe mutual exclusion).
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    transitions: Mapped[list[Transition]] = relationship(
+        back_populates="onboarding", order_by="Transition.id", cascade="all, delete-orphan"
+    )
+    syncs: Mapped[list[SyncRequest]] = relationship(
+        back_populates="onboarding", order_by="SyncRequest.id", cascade="all, delete-orphan"
+    )
+
+    def sync(self, sync_type: SyncType) -> SyncRequest:
+        for row in self.syncs:
+            if row.sync_type == sync_type.value:
+                return row
+        raise LookupError(f"onboarding {self.id} has no {sync_type.value} sync row")
+
+
+class Transition(Base):
+    """One state change of an onboarding: the timeline an operator reads."""
+
+    __tablename__ = "onboarding_transitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(
+        ForeignKey("onboardings.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(Text)
+
+    onboarding: Mapped[Onboarding] = relationship(back_populates="transitions")
+
+
+class AbandonedSignup(Base):
+    """A ``CANCEL`` (or ``ERROR``) session event: what support needs to help the business."""
+
+    __tablename__ = "abandoned_signups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(64))
+    current_step: Mapped[str | None] = mapped_column(String(128))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    reported_at: Mapped[datetime | None]
+    session_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class SyncRequest(Base):
+    """One ``smb_app_data`` call per (onboarding, sync type), intent recorded before the call."""
+
+    __tablename__ = "sync_requests"
+    __table_args__ = (UniqueConstraint("onboarding_id", "sync_type"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    sync_type: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32), default=SyncState.PENDING.value)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    #: Attempts whose outcome was lost (dropped response, 5xx, worker died mid-call).
+    ambiguous_attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None]
+    intent_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime | None]
+    #: Earliest time the next attempt may be sent (backoff after throttling or a lost answer).
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    onboarding: Mapped[Onboarding] = relationship(back_populates="syncs")
+
+    @property
+    def type(self) -> SyncType:
+        return SyncType(self.sync_type)
+
+
+class Alert(Base):
+    """Something an operator must look at, raised once per (onboarding, kind)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("onboarding_id", "kind"),
+        Index("ix_alerts_open", "acknowledged_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int | None] = mapped_column(
+        ForeignKey("onboardings.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]

@@ -1,0 +1,191 @@
+"""Command-line interface (``coexist``): demo, migrations, sandbox and operator commands.
+
+Every listing takes ``--json``. Exit codes: 0 done, 1 refused or failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from models import Alert, Onboarding, OnboardingState
+from onboarding import runtime as runtime_module
+from onboarding.admin import RetryRefusedError, retry
+from onboarding.outcomes import Next
+from onboarding.views import alert_json, onboarding_detail, onboarding_summary
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+onboardings_app = typer.Typer(no_args_is_help=True, help="Inspect and retry onboardings.")
+alerts_app = typer.Typer(no_args_is_help=True, help="Operator alerts.")
+app.add_typer(db_app, name="db")
+app.add_typer(onboardings_app, name="onboardings")
+app.add_typer(alerts_app, name="alerts")
+
+console = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply database migrations (the ``release`` process)."""
+    rt = runtime_module.current()
+    rt.db.upgrade(revision)
+    console.print(f"database at revision {rt.db.current_revision()}")
+
+
+@onboardings_app.command("list")
+def onboardings_list(
+    state: Annotated[str | None, typer.Option(help="Only onboardings in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List onboardings, newest first."""
+    if state is not None and state not in {s.value for s in OnboardingState}:
+        known = ", ".join(s.value for s in OnboardingState)
+        raise _fail(f"unknown state {state!r}; known: {known}", 2)
+    rt = runtime_module.current()
+    with rt.db.sessions() as session:
+        query = select(Onboarding).order_by(Onboarding.id.desc()).limit(limit)
+        if state:
+            query = query.where(Onboarding.state == state)
+        rows = [onboarding_summary(o) for o in session.scalars(query)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "state", "waba", "number", "region", "contacts", "history", "deadline")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["state"],
+            r["waba_id"],
+            r["display_phone_number"] or r["phone_number_id"] or "-",
+            r["region"] or "-",
+            r["contacts_sync"],
+            r["history_sync"],
+            r["sync_deadline_at"],
+        )
+    console.print(table)
+
+
+@onboardings_app.command("show")
+def onboardings_show(onboarding_id: int, as_json: JsonFlag = False) -> None:
+    """Show one onboarding: number, syncs, alerts and its timeline."""
+    rt = runtime_module.current()
+    with rt.db.sessions() as session:
+        onboarding = session.get(Onboarding, onboarding_id)
+        if onboarding is None:
+            raise _fail(f"no onboarding {onboarding_id}")
+        detail = onboarding_detail(session, onboarding)
+    if as_json:
+        _print_json(detail)
+        return
+    print_detail(detail)
+
+
+def print_detail(detail: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]onboarding {detail['id']}[/bold]  state [bold]{detail['state']}[/bold]  "
+        f"WABA {detail['waba_id']}  number {detail['display_phone_number'] or '-'} "
+        f"({detail['phone_number_id'] or '-'})  region {detail['region'] or '-'}"
+    )
+    console.print(
+        f"signup {detail['signup_completed_at']}  sync deadline {detail['sync_deadline_at']}"
+        f"  ({detail['sync_window_seconds_left'] // 3600} h left)"
+    )
+    syncs = Table("sync", "state", "request_id", "attempts", "last error")
+    for label, s in detail["sync"].items():
+        syncs.add_row(
+            label, s["state"], s["request_id"] or "-", str(s["attempts"]), s["last_error"] or ""
+        )
+    console.print(syncs)
+    timeline = Table("at", "from", "to", "cause", title="timeline")
+    for t in detail["timeline"]:
+        timeline.add_row(t["at"], t["from"] or "-", t["to"], t["cause"])
+    console.print(timeline)
+    if detail["alerts"]:
+        alerts = Table("kind", "severity", "message", title="alerts")
+        for a in detail["alerts"]:
+            alerts.add_row(a["kind"], a["severity"], a["message"])
+        console.print(alerts)
+
+
+@onboardings_app.command("retry")
+def onboardings_retry(
+    onboarding_id: int,
+    force: Annotated[
+        bool, typer.Option("--force", help="Probe a sync whose earlier outcome was lost.")
+    ] = False,
+    phone_number_id: Annotated[
+        str | None, typer.Option(help="Use this number when the WABA has several.")
+    ] = None,
+) -> None:
+    """Resume a failed or stuck onboarding at the step it stopped."""
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.signup import connect, exchange_code  # noqa: PLC0415
+    from tasks.sync import request_syncs  # noqa: PLC0415
+
+    rt = runtime_module.current()
+    with rt.db.sessions() as session:
+        try:
+            plan = retry(
+                session,
+                onboarding_id,
+                settings=rt.settings,
+                force=force,
+                phone_number_id=phone_number_id,
+            )
+        except RetryRefusedError as exc:
+            raise _fail(str(exc)) from None
+    task = {Next.EXCHANGE: exchange_code, Next.CONNECT: connect, Next.SYNC: request_syncs}
+    enqueue_after_commit(None, task[plan.step], onboarding_id)
+    console.print(f"onboarding {onboarding_id}: {plan.message}")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    onboarding_id: Annotated[int | None, typer.Option("--onboarding")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List alerts raised for operators (deadline near, window missed, failures)."""
+    rt = runtime_module.current()
+    with rt.db.sessions() as session:
+        query = select(Alert).order_by(Alert.id.desc()).limit(500)
+        if onboarding_id is not None:
+            query = query.where(Alert.onboarding_id == onboarding_id)
+        rows = [alert_json(a) for a in session.scalars(query)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "onboarding", "kind", "severity", "raised", "message")
+    for a in rows:
+        table.add_row(
+            str(a["id"]),
+            str(a["onboarding_id"] or "-"),
+            a["kind"],
+            a["severity"],
+            a["raised_at"],
+            a["message"],
+        )
+    console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,543 @@
+"""The one Graph API client coexist uses, and the typed errors it raises.
+
+Every HTTP call goes through :meth:`GraphClient._request`. Meta's error envelope
+(``{"error": {"message", "type", "code", "error_subcode", "error_data", "fbtrace_id"}}``)
+becomes an exception chosen by the error ``code`` (never by HTTP status or message text,
+which Meta changes freely; see meta-platform.md §6)::
+
+    GraphError                        code, subcode, fbtrace_id, endpoint, http_status
+    ├── TransientGraphError           1, 2, 131016, 133004, 131000, 131057, HTTP 5xx
+    │   ├── RateLimitedError          4, 80007, 130429, 131056, 131048, 133016 (retry_after)
+    │   └── GraphTransportError       no answer: connect error, timeout, dropped connection
+    └── PermanentGraphError
+        ├── TokenInvalidError         190
+        ├── GraphPermissionError      0, 3, 10, 200-299, 131005
+        ├── BadRequestError           100, 131008, 131009, and unclassified 4xx
+        │   └── CodeExchangeError     100 on /oauth/access_token: code expired, used or bad
+        ├── PolicyError               368, 131031, 130497
+        ├── MalformedResponseError    a 2xx whose body is not the documented shape
+        └── OneShotError              smb_app_data may be called once per type, within 24 h
+            ├── SyncAlreadyRequestedError   2593107
+            └── SyncWindowClosedError       2593108
+
+``GraphTransportError.maybe_applied`` and ``TransientGraphError.maybe_applied`` tell whether a
+non-idempotent call may have taken effect; the sync trigger relies on it.
+
+Quick retries (tenacity, bounded by ``max_attempts``) happen here for idempotent calls and
+transient errors only; rate limits and long waits are left to Celery's retry.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from config.logging import register_secret
+
+log = structlog.get_logger(__name__)
+
+RATE_LIMIT_CODES = frozenset({4, 80007, 130429, 131056, 131048, 133016})
+TRANSIENT_CODES = frozenset({1, 2, 131016, 133004, 131000, 131057})
+PERMISSION_CODES = frozenset({0, 3, 10, 131005, *range(200, 300)})
+BAD_REQUEST_CODES = frozenset({100, 131008, 131009})
+POLICY_CODES = frozenset({368, 131031, 130497})
+SYNC_TOO_MANY = 2593107
+SYNC_WINDOW_CLOSED = 2593108
+HISTORY_DECLINED = 2593109
+USAGE_HEADERS = ("x-business-use-case-usage", "x-app-usage", "x-ad-account-usage")
+
+
+class GraphError(Exception):
+    """A Graph API call failed. Carries what support and Meta's support need."""
+
+    #: Whether a non-idempotent call may have taken effect despite this error.
+    maybe_applied = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        subcode: int | None = None,
+        error_type: str | None = None,
+        details: str | None = None,
+        fbtrace_id: str | None = None,
+        endpoint: str = "",
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.subcode = subcode
+        self.error_type = error_type
+        self.details = details
+        self.fbtrace_id = fbtrace_id
+        self.endpoint = endpoint
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.subcode is not None:
+            parts.append(f"subcode={self.subcode}")
+        if self.details:
+            parts.append(f"details={self.details!r}")
+        if self.endpoint:
+            parts.append(f"endpoint={self.endpoint}")
+        if self.fbtrace_id:
+            parts.append(f"fbtrace_id={self.fbtrace_id}")
+        return " ".join(parts)
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "error_class": type(self).__name__,
+            "graph_code": self.code,
+            "graph_subcode": self.subcode,
+            "fbtrace_id": self.fbtrace_id,
+            "endpoint": self.endpoint,
+            "http_status": self.http_status,
+            "error_message": self.message,
+        }
+
+
+class TransientGraphError(GraphError):
+    """Worth retrying later: Meta was down, overloaded or answered an unknown error."""
+
+    maybe_applied = True  # a 5xx on a POST may still have been applied
+
+
+class RateLimitedError(TransientGraphError):
+    """Throttled. ``retry_after`` (seconds) comes from Meta's usage headers when present."""
+
+    maybe_applied = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class GraphTransportError(TransientGraphError):
+    """No answer. ``maybe_applied`` is False only when the request never left."""
+
+    def __init__(self, message: str, *, maybe_applied: bool, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.maybe_applied = maybe_applied
+
+
+class PermanentGraphError(GraphError):
+    """Retrying cannot help: something must change first (a token, a permission, input)."""
+
+
+class TokenInvalidError(PermanentGraphError):
+    """190: the business token is dead; the business must redo Embedded Signup."""
+
+
+class GraphPermissionError(PermanentGraphError):
+    """The token lacks a permission or the app lacks access."""
+
+
+class BadRequestError(PermanentGraphError):
+    """Bad or missing parameter, or an object the token cannot see."""
+
+
+class CodeExchangeError(BadRequestError):
+    """The signup code was refused: expired (36007), already used (36009) or invalid."""
+
+
+class PolicyError(PermanentGraphError):
+    """Policy restriction or account lock."""
+
+
+class MalformedResponseError(PermanentGraphError):
+    """Meta answered 2xx with a body that is not the documented shape."""
+
+
+class OneShotError(PermanentGraphError):
+    """An ``smb_app_data`` rule: once per sync type, within 24 h of onboarding."""
+
+
+class SyncAlreadyRequestedError(OneShotError):
+    """2593107: this sync type was already requested for this onboarding."""
+
+
+class SyncWindowClosedError(OneShotError):
+    """2593108: more than 24 h have passed since onboarding."""
+
+
+def _classify(code: int | None, http_status: int, endpoint: str) -> type[GraphError]:
+    if code == SYNC_TOO_MANY:
+        return SyncAlreadyRequestedError
+    if code == SYNC_WINDOW_CLOSED:
+        return SyncWindowClosedError
+    if code in RATE_LIMIT_CODES:
+        return RateLimitedError
+    if code == 190:
+        return TokenInvalidError
+    if code in TRANSIENT_CODES:
+        return TransientGraphError
+    if code in PERMISSION_CODES:
+        return GraphPermissionError
+    if code in POLICY_CODES:
+        return PolicyError
+    if code in BAD_REQUEST_CODES:
+        return CodeExchangeError if endpoint == "oauth/access_token" else BadRequestError
+    if http_status >= 500 or http_status == 429:
+        return RateLimitedError if http_status == 429 else TransientGraphError
+    return BadRequestError
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds until access returns, from ``X-Business-Use-Case-Usage`` (minutes) if given."""
+    raw = headers.get("x-business-use-case-usage")
+    if raw:
+        try:
+            usage = json.loads(raw)
+            minutes = [
+                float(item.get("estimated_time_to_regain_access") or 0)
+                for items in usage.values()
+                if isinstance(items, list)
+                for item in items
+                if isinstance(item, dict)
+            ]
+        except (ValueError, AttributeError, TypeError):
+            minutes = []
+        if minutes and max(minutes) > 0:
+            return max(minutes) * 60.0
+    retry_after = headers.get("retry-after")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            return None
+    return None
+
+
+def _endpoint_of(path: str) -> str:
+    """A stable, id-free name for the endpoint (``{id}/smb_app_data``), for logs and errors."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    if parts and parts[0].startswith("v") and parts[0][1:].replace(".", "").isdigit():
+        parts = parts[1:]
+    return "/".join("{id}" if p.isdigit() else p for p in parts)
+
+
+def _log_before_sleep(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    fields = exc.log_fields() if isinstance(exc, GraphError) else {"error": repr(exc)}
+    log.warning(
+        "graph_retrying",
+        attempt=state.attempt_number,
+        sleep_seconds=round(state.upcoming_sleep, 3),
+        **fields,
+    )
+
+
+def _is_quick_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientGraphError) and not isinstance(exc, RateLimitedError)
+
+
+class GraphClient:
+    """Meta Graph API client: one long-lived ``httpx.Client``, one choke point."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        app_secret: str,
+        base_url: str = "https://graph.facebook.com",
+        api_version: str = "v25.0",
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        max_wait: float = 2.0,
+    ) -> None:
+        self.app_id = app_id
+        self._app_secret = app_secret
+        self.api_version = api_version
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self._http = http or httpx.Client(
+            base_url=f"{base_url.rstrip('/')}/{api_version}/",
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": "coexist/0.1"},
+        )
+        register_secret(app_secret)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kw: Any) -> GraphClient:
+        return cls(
+            app_id=settings.meta_app_id,
+            app_secret=settings.meta_app_secret.get_secret_value(),
+            base_url=settings.meta_graph_url,
+            api_version=settings.meta_api_version,
+            timeout=settings.graph_timeout,
+            max_attempts=settings.graph_max_attempts,
+            **kw,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the choke point -----------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        params: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | None = None,
+        retry: bool = True,
+    ) -> dict[str, Any]:
+        """Send one Graph call; return its JSON object or raise a :class:`GraphError`.
+
+        ``retry`` allows quick bounded retries of transient failures; callers pass False for
+        calls that must never be repeated blindly (``smb_app_data``).
+        """
+        if not retry or self.max_attempts <= 1:
+            return self._send(method, path, token=token, params=params, json_body=json_body)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=0.2, max=self.max_wait),
+            retry=retry_if_exception(_is_quick_retryable),
+            before_sleep=_log_before_sleep,
+            reraise=True,
+        )
+        result: dict[str, Any] = retrying(
+            self._send, method, path, token=token, params=params, json_body=json_body
+        )
+        return result
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        params: dict[str, Any] | None,
+        json_body: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        endpoint = _endpoint_of(httpx.URL(path).path)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = self._http.request(
+                method, path, params=params, json=json_body, headers=headers
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise GraphTransportError(
+                f"could not reach Graph API: {type(exc).__name__}",
+                maybe_applied=False,
+                endpoint=endpoint,
+            ) from None
+        except httpx.TransportError as exc:
+            # The request may have been sent and applied; the answer was lost.
+            raise GraphTransportError(
+                f"no answer from Graph API: {type(exc).__name__}",
+                maybe_applied=True,
+                endpoint=endpoint,
+            ) from None
+        self._note_usage(response, endpoint)
+        return self._parse(response, endpoint)
+
+    def _note_usage(self, response: httpx.Response, endpoint: str) -> None:
+        for name in USAGE_HEADERS:
+            raw = response.headers.get(name)
+            if not raw:
+                continue
+            try:
+                usage = json.loads(raw)
+            except ValueError:
+                continue
+            peak = _peak_usage(usage)
+            if peak >= 75:
+                log.warning("graph_usage_high", header=name, peak_percent=peak, endpoint=endpoint)
+
+    def _parse(self, response: httpx.Response, endpoint: str) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            if not isinstance(body, dict):
+                raise MalformedResponseError(
+                    "Graph API answered with a body that is not a JSON object",
+                    endpoint=endpoint,
+                    http_status=response.status_code,
+                )
+            return body
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            cls = _classify(None, response.status_code, endpoint)
+            raise cls(
+                f"HTTP {response.status_code} without a Graph error envelope",
+                endpoint=endpoint,
+                http_status=response.status_code,
+            )
+        code = _int_or_none(error.get("code"))
+        error_data = error.get("error_data")
+        details = error_data.get("details") if isinstance(error_data, dict) else None
+        fields: dict[str, Any] = {
+            "code": code,
+            "subcode": _int_or_none(error.get("error_subcode")),
+            "error_type": _str_or_none(error.get("type")),
+            "details": _str_or_none(details),
+            "fbtrace_id": _str_or_none(error.get("fbtrace_id")),
+            "endpoint": endpoint,
+            "http_status": response.status_code,
+        }
+        message = _str_or_none(error.get("message")) or "Graph API error"
+        cls = _classify(code, response.status_code, endpoint)
+        exc: GraphError
+        if cls is RateLimitedError:
+            exc = RateLimitedError(message, retry_after=_retry_after(response.headers), **fields)
+        else:
+            exc = cls(message, **fields)
+        if isinstance(exc, TransientGraphError) and response.request.method == "GET":
+            exc.maybe_applied = False
+        log.info("graph_error", **exc.log_fields())
+        raise exc
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def exchange_code(self, code: str) -> str:
+        """``GET /oauth/access_token``: trade a signup code for the business token."""
+        register_secret(code)
+        body = self._request(
+            "GET",
+            "oauth/access_token",
+            params={"client_id": self.app_id, "client_secret": self._app_secret, "code": code},
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise MalformedResponseError(
+                "code exchange answered without access_token", endpoint="oauth/access_token"
+            )
+        register_secret(token)
+        return token
+
+    def list_phone_numbers(
+        self, waba_id: str, token: str, *, fields: str, limit: int = 100, max_pages: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /{waba-id}/phone_numbers``, following ``paging.next`` to the end."""
+        path: str = f"{_id(waba_id)}/phone_numbers"
+        params: dict[str, Any] | None = {"fields": fields, "limit": limit}
+        for _ in range(max_pages):
+            body = self._request("GET", path, token=token, params=params)
+            data = body.get("data")
+            if not isinstance(data, list):
+                raise MalformedResponseError(
+                    "phone_numbers answered without a data list", endpoint="{id}/phone_numbers"
+                )
+            yield from (item for item in data if isinstance(item, dict))
+            paging = body.get("paging")
+            next_url = paging.get("next") if isinstance(paging, dict) else None
+            if not isinstance(next_url, str) or not next_url:
+                return
+            if httpx.URL(next_url).host != self._http.base_url.host:
+                # Following it would hand the business token to another host.
+                raise MalformedResponseError(
+                    "phone_numbers paging.next points at another host",
+                    endpoint="{id}/phone_numbers",
+                )
+            path, params = next_url, None
+        raise MalformedResponseError(
+            f"phone_numbers paging did not end after {max_pages} pages",
+            endpoint="{id}/phone_numbers",
+        )
+
+    def get_phone_number(self, phone_number_id: str, token: str, *, fields: str) -> dict[str, Any]:
+        """``GET /{phone-number-id}?fields=…``: the number's fields."""
+        return self._request("GET", _id(phone_number_id), token=token, params={"fields": fields})
+
+    def subscribe_app(self, waba_id: str, token: str) -> None:
+        """``POST /{waba-id}/subscribed_apps``: deliver this WABA's webhooks to our app."""
+        body = self._request("POST", f"{_id(waba_id)}/subscribed_apps", token=token)
+        if body.get("success") is not True:
+            raise MalformedResponseError(
+                "subscribed_apps did not answer success", endpoint="{id}/subscribed_apps"
+            )
+
+    def request_sync(self, phone_number_id: str, token: str, sync_type: str) -> str | None:
+        """``POST /{phone-number-id}/smb_app_data``: start a one-shot contacts or history sync.
+
+        Never retried here: a lost answer may mean Meta accepted the call, and a second call
+        would be refused with 2593107. Returns Meta's ``request_id`` (None if a 2xx lacked it).
+        """
+        body = self._request(
+            "POST",
+            f"{_id(phone_number_id)}/smb_app_data",
+            token=token,
+            json_body={"messaging_product": "whatsapp", "sync_type": sync_type},
+            retry=False,
+        )
+        request_id = body.get("request_id")
+        if request_id is None:
+            log.warning("graph_response_without_request_id", endpoint="{id}/smb_app_data")
+            return None
+        return str(request_id)
+
+
+def _id(value: str) -> str:
+    """A Graph object id, refusing anything that could escape the path."""
+    if not value or not value.isdigit():
+        raise BadRequestError(f"not a Graph object id: {value[:32]!r}")
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _peak_usage(usage: Any) -> float:
+    values: list[float] = []
+    items: list[Any] = []
+    if isinstance(usage, dict):
+        if any(k in usage for k in ("call_count", "total_time", "total_cputime")):
+            items = [usage]
+        else:
+            for v in usage.values():
+                if isinstance(v, list):
+                    items.extend(v)
+    for item in items:
+        if isinstance(item, dict):
+            for key in ("call_count", "total_cputime", "total_time"):
+                v = item.get(key)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    values.append(float(v))
+    return max(values, default=0.0)
+
+
+def new_fbtrace_id() -> str:
+    """A random id in Meta's fbtrace_id shape (for the sandbox and tests)."""
+    return secrets.token_urlsafe(17)[:23]

@@ -1,0 +1,262 @@
+"""The sandbox's control API under ``/_sandbox/``: seed, drive and observe it over HTTP.
+
+It is not Meta's API (no version, no token, plain JSON errors) and exists so out-of-process
+users (the demo, integration tests, benchmarks) can do what in-process tests do through
+:class:`~onboarding.sandbox.model.Sandbox`'s methods. Faults never apply to it. It is
+unauthenticated: the server binds 127.0.0.1 by default.
+
+==========================  =====================================================================
+``GET  /_sandbox``          route index
+``POST /_sandbox/businesses``  ``{"name"?, "numbers"?: N | [digits | {display_phone_number?,
+                            verified_name?, is_on_biz_app?, platform_type?, status?,
+                            quality_rating?}], "coexistence"?: bool}`` → 201 ``{business_id,
+                            name, waba_id, phone_numbers: [{id, display_phone_number,
+                            is_on_biz_app}]}``
+``POST /_sandbox/signups``  ``{"waba_id", "phone_number_id"?, "include_phone_number_id"?,
+                            "coexistence"?}`` → 201 ``{"code", "session"}``
+``POST /_sandbox/cancellations``  ``{"current_step"}`` or ``{"error_message", "error_code",
+                            "session_id"?}`` → ``{"session"}``
+``GET|PUT /_sandbox/faults``  fault config (:class:`~onboarding.sandbox.faults.Faults` JSON form)
+``GET  /_sandbox/syncs``    ``?phone_number_id=`` → ``{"data": [{phone_number_id, waba_id,
+                            sync_type, request_id, accepted_at}]}``
+``GET  /_sandbox/stats``    ``{"calls": {endpoint: n}, "faults": {endpoint: {kind: n}},
+                            "accepted_syncs": n}``
+``GET|POST /_sandbox/clock``  POST ``{"advance_seconds": N}`` → ``{"now", "offset"}``
+``POST /_sandbox/revocations``  ``{"business_id"}`` → ``{"revoked": n}`` (tokens now fail, 190)
+``POST /_sandbox/reset``    forget everything → ``{"success": true}``
+==========================  =====================================================================
+
+Errors are ``{"error": {"message": ..., "type": "SandboxControlError"}}`` with 400 (bad input),
+404 (unknown route or object) or 405 (wrong method).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+
+from onboarding.sandbox.errors import json_response
+from onboarding.sandbox.faults import Faults
+from onboarding.sandbox.records import NumberSpec
+
+if TYPE_CHECKING:
+    from onboarding.sandbox.model import Sandbox
+
+PREFIX: Final = "/_sandbox"
+_NUMBER_SPEC_KEYS: Final = frozenset(
+    {
+        "display_phone_number",
+        "verified_name",
+        "is_on_biz_app",
+        "platform_type",
+        "status",
+        "quality_rating",
+    }
+)
+
+
+class ControlError(Exception):
+    """A control API request the sandbox cannot honour."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+Handler = Callable[["Sandbox", httpx.Request], httpx.Response]
+
+
+def handle_control(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    """Answer one ``/_sandbox/...`` request."""
+    route = request.url.path[len(PREFIX) :].strip("/")
+    method = request.method.upper()
+    try:
+        routes = _ROUTES.get(route)
+        if routes is None:
+            raise ControlError(404, f"unknown sandbox control route /_sandbox/{route}")
+        handler = routes.get(method)
+        if handler is None:
+            raise ControlError(405, f"{method} is not supported on /_sandbox/{route}")
+        return handler(sandbox, request)
+    except ControlError as error:
+        return json_response(
+            error.status, {"error": {"message": error.message, "type": "SandboxControlError"}}
+        )
+
+
+def _body(request: httpx.Request) -> dict[str, Any]:
+    if not request.content.strip():
+        return {}
+    try:
+        decoded = json.loads(request.content)
+    except (UnicodeDecodeError, ValueError):
+        raise ControlError(400, "request body must be a JSON object") from None
+    if not isinstance(decoded, dict):
+        raise ControlError(400, "request body must be a JSON object")
+    return decoded
+
+
+def _string(body: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ControlError(400, f"{key} is required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ControlError(400, f"{key} must be a non-empty string")
+    return value
+
+
+def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise ControlError(400, f"{key} must be true or false")
+    return value
+
+
+def _number_spec(raw: Any, coexistence: bool) -> NumberSpec | str:
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise ControlError(400, "each number must be a display number string or an object")
+    unknown = set(raw) - _NUMBER_SPEC_KEYS
+    if unknown:
+        raise ControlError(400, f"unknown number keys: {sorted(unknown)}")
+    strings = {key: _string(raw, key) for key in _NUMBER_SPEC_KEYS - {"is_on_biz_app"}}
+    return NumberSpec(
+        display_phone_number=strings["display_phone_number"],
+        verified_name=strings["verified_name"],
+        is_on_biz_app=_flag(raw, "is_on_biz_app", coexistence),
+        platform_type=strings["platform_type"],
+        status=strings["status"] or "CONNECTED",
+        quality_rating=strings["quality_rating"] or "GREEN",
+    )
+
+
+def _index(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    routes = {f"{PREFIX}/{path}".rstrip("/"): sorted(methods) for path, methods in _ROUTES.items()}
+    return json_response(200, {"routes": routes})
+
+
+def _create_business(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    name = _string(body, "name") or "Sandbox Business"
+    coexistence = _flag(body, "coexistence", True)
+    raw_numbers = body.get("numbers", 1)
+    numbers: int | list[NumberSpec | str]
+    if isinstance(raw_numbers, bool):
+        raise ControlError(400, "numbers must be a count or a list")
+    if isinstance(raw_numbers, int):
+        if not 0 <= raw_numbers <= 10_000:
+            raise ControlError(400, "numbers must be between 0 and 10000")
+        numbers = raw_numbers
+    elif isinstance(raw_numbers, list):
+        numbers = [_number_spec(raw, coexistence) for raw in raw_numbers]
+    else:
+        raise ControlError(400, "numbers must be a count or a list")
+    try:
+        business = sandbox.add_business(name, numbers, coexistence=coexistence)
+    except ValueError as error:
+        raise ControlError(400, str(error)) from None
+    return json_response(201, business.to_dict())
+
+
+def _create_signup(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    waba_id = _string(body, "waba_id", required=True)
+    assert waba_id is not None
+    try:
+        result = sandbox.complete_signup(
+            waba_id,
+            _string(body, "phone_number_id"),
+            coexistence=_flag(body, "coexistence", True),
+            include_phone_number_id=_flag(body, "include_phone_number_id", False),
+        )
+    except KeyError as error:
+        raise ControlError(404, str(error.args[0])) from None
+    except ValueError as error:
+        raise ControlError(400, str(error)) from None
+    return json_response(201, result.to_dict())
+
+
+def _create_cancellation(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    error_message = _string(body, "error_message")
+    if error_message is None:
+        session = sandbox.cancel_signup(_string(body, "current_step") or "PHONE_NUMBER_SETUP")
+    else:
+        session = sandbox.fail_signup(
+            error_message,
+            _string(body, "error_code") or "524126",
+            session_id=_string(body, "session_id"),
+        )
+    return json_response(200, {"session": session})
+
+
+def _get_faults(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    return json_response(200, sandbox.faults.to_dict())
+
+
+def _put_faults(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    try:
+        faults = Faults.from_dict(_body(request))
+    except (TypeError, ValueError) as error:
+        raise ControlError(400, str(error)) from None
+    sandbox.set_faults(faults)
+    return json_response(200, faults.to_dict())
+
+
+def _get_syncs(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    phone_number_id = request.url.params.get("phone_number_id") or None
+    syncs = sandbox.accepted_syncs(phone_number_id)
+    return json_response(200, {"data": [sync.to_dict() for sync in syncs]})
+
+
+def _get_stats(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    return json_response(200, sandbox.stats())
+
+
+def _clock_payload(sandbox: Sandbox) -> dict[str, float]:
+    now = sandbox.now()
+    return {"now": now, "offset": sandbox.clock_offset}
+
+
+def _get_clock(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    return json_response(200, _clock_payload(sandbox))
+
+
+def _advance_clock(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    seconds = _body(request).get("advance_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ControlError(400, "advance_seconds must be a number >= 0")
+    sandbox.advance_clock(float(seconds))
+    return json_response(200, _clock_payload(sandbox))
+
+
+def _revoke(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    business_id = _string(_body(request), "business_id", required=True)
+    assert business_id is not None
+    return json_response(200, {"revoked": sandbox.revoke_tokens(business_id)})
+
+
+def _reset(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    sandbox.reset()
+    return json_response(200, {"success": True})
+
+
+_ROUTES: Final[dict[str, dict[str, Handler]]] = {
+    "": {"GET": _index},
+    "businesses": {"POST": _create_business},
+    "signups": {"POST": _create_signup},
+    "cancellations": {"POST": _create_cancellation},
+    "faults": {"GET": _get_faults, "PUT": _put_faults},
+    "syncs": {"GET": _get_syncs},
+    "stats": {"GET": _get_stats},
+    "clock": {"GET": _get_clock, "POST": _advance_clock},
+    "revocations": {"POST": _revoke},
+    "reset": {"POST": _reset},
+}

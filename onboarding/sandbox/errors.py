@@ -1,0 +1,138 @@
+"""Meta Graph API errors as the sandbox produces them.
+
+Every Graph error the sandbox returns goes through :class:`GraphError`, which renders Meta's
+envelope (meta-platform.md §6.1)::
+
+    {"error": {"message": "...", "type": "OAuthException", "code": 100,
+               "error_subcode": 33, "error_data": {...}, "is_transient": true,
+               "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"}}
+
+Optional keys are present only when set, as on Graph. The helpers below build the errors the
+sandbox shares between endpoints, with Meta's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+
+JSON_CONTENT_TYPE: Final = "application/json; charset=UTF-8"
+FBTRACE_ALPHABET: Final = string.ascii_letters + string.digits + "-_"
+FBTRACE_LENGTH: Final = 23
+GRAPH_DOCS_URL: Final = "https://developers.facebook.com/docs/graph-api"
+
+
+def new_fbtrace_id(rng: random.Random) -> str:
+    """Return a random 23-character trace id shaped like Graph's ``fbtrace_id``."""
+    return "".join(rng.choice(FBTRACE_ALPHABET) for _ in range(FBTRACE_LENGTH))
+
+
+def json_response(
+    status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> httpx.Response:
+    """Build a JSON response with Graph's content type."""
+    merged = {"content-type": JSON_CONTENT_TYPE}
+    if headers:
+        merged.update(headers)
+    return httpx.Response(
+        status, content=json.dumps(payload, separators=(",", ":")).encode(), headers=merged
+    )
+
+
+class GraphError(Exception):
+    """A Graph API error, raised inside the sandbox and rendered as Meta's envelope."""
+
+    def __init__(
+        self,
+        message: str,
+        code: int,
+        *,
+        status: int = 400,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        error_data: Mapping[str, Any] | None = None,
+        is_transient: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.subcode = subcode
+        self.error_type = error_type
+        self.error_data = dict(error_data) if error_data is not None else None
+        self.is_transient = is_transient
+        self.headers = dict(headers or {})
+
+    def envelope(self, fbtrace_id: str) -> dict[str, Any]:
+        """Return the JSON body Graph sends for this error."""
+        error: dict[str, Any] = {"message": self.message, "type": self.error_type}
+        if self.is_transient is not None:
+            error["is_transient"] = self.is_transient
+        error["code"] = self.code
+        if self.subcode is not None:
+            error["error_subcode"] = self.subcode
+        if self.error_data is not None:
+            error["error_data"] = self.error_data
+        error["fbtrace_id"] = fbtrace_id
+        return {"error": error}
+
+    def to_response(self, fbtrace_id: str) -> httpx.Response:
+        """Render the error as an HTTP response carrying ``x-fb-trace-id``."""
+        headers = {"x-fb-trace-id": fbtrace_id, **self.headers}
+        return json_response(self.status, self.envelope(fbtrace_id), headers)
+
+
+def unsupported_request(method: str, object_id: str) -> GraphError:
+    """Graph's answer for an unknown object, an object the token cannot see, or a bad method."""
+    verb = method.lower()
+    return GraphError(
+        f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation. Please read "
+        f"the Graph API documentation at {GRAPH_DOCS_URL}",
+        100,
+        subcode=33,
+        error_type="GraphMethodException",
+    )
+
+
+def nonexisting_field(field_name: str, node_type: str) -> GraphError:
+    """Graph's answer for a field or edge the node type does not have."""
+    return GraphError(
+        f"(#100) Tried accessing nonexisting field ({field_name}) on node type ({node_type})",
+        100,
+    )
+
+
+def invalid_parameter(details: str) -> GraphError:
+    """The WhatsApp APIs' ``(#100) Invalid parameter`` error with ``error_data.details``."""
+    return GraphError(
+        "(#100) Invalid parameter",
+        100,
+        error_data={"messaging_product": "whatsapp", "details": details},
+    )
+
+
+def missing_token() -> GraphError:
+    """No access token on a call that needs one."""
+    return GraphError("An access token is required to request this resource.", 104)
+
+
+def invalid_token() -> GraphError:
+    """An access token the sandbox never issued."""
+    return GraphError("Invalid OAuth access token - Cannot parse access token", 190, status=401)
+
+
+def revoked_token(app_id: str) -> GraphError:
+    """An access token the sandbox issued and later revoked."""
+    return GraphError(
+        f"Error validating access token: The user has not authorized application {app_id}.",
+        190,
+        status=401,
+        subcode=458,
+    )

@@ -1,0 +1,118 @@
+"""State changes, operator alerts and step leases: the bookkeeping every step shares."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import TRANSITIONS, Alert, Onboarding, OnboardingState, Transition, utcnow
+
+log = structlog.get_logger(__name__)
+
+
+class InvalidTransitionError(RuntimeError):
+    """The state machine does not allow this move."""
+
+
+def transition(
+    session: Session,
+    onboarding: Onboarding,
+    to: OnboardingState,
+    cause: str,
+    *,
+    at: datetime | None = None,
+) -> None:
+    """Move ``onboarding`` to ``to`` and record it on the timeline (not committed)."""
+    current = OnboardingState(onboarding.state)
+    if to == current:
+        return
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransitionError(f"onboarding {onboarding.id}: {current} -> {to} not allowed")
+    at = at or utcnow()
+    onboarding.state = to.value
+    onboarding.state_changed_at = at
+    onboarding.transitions.append(
+        Transition(at=at, from_state=current.value, to_state=to.value, cause=cause)
+    )
+    log.info(
+        "onboarding_state_changed",
+        onboarding_id=onboarding.id,
+        from_state=current.value,
+        to_state=to.value,
+        cause=cause,
+    )
+
+
+def fail(session: Session, onboarding: Onboarding, step: str, error: str) -> None:
+    """Park the onboarding in ``failed`` for an operator, remembering the step to resume."""
+    onboarding.last_error = error
+    onboarding.failed_step = step
+    transition(session, onboarding, OnboardingState.FAILED, f"{step} failed: {error}")
+    raise_alert(
+        session,
+        onboarding.id,
+        "onboarding_failed",
+        f"onboarding {onboarding.id} failed at {step}: {error}",
+        severity="error",
+    )
+
+
+def raise_alert(
+    session: Session, onboarding_id: int | None, kind: str, message: str, severity: str = "warning"
+) -> bool:
+    """Record an alert once per (onboarding, kind); True if it is new. Flushes, not commits."""
+    existing = session.scalar(
+        select(Alert.id).where(Alert.onboarding_id == onboarding_id, Alert.kind == kind)
+    )
+    if existing is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                Alert(
+                    onboarding_id=onboarding_id,
+                    kind=kind,
+                    severity=severity,
+                    message=message,
+                    raised_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        return False  # raised concurrently by another worker
+    log.warning(
+        "alert_raised", onboarding_id=onboarding_id, kind=kind, severity=severity, alert=message
+    )
+    return True
+
+
+def claim(session: Session, onboarding: Onboarding, seconds: float) -> bool:
+    """Take the onboarding's step lease (committed); False if another worker holds it."""
+    now = utcnow()
+    result = session.execute(
+        update(Onboarding)
+        .where(
+            Onboarding.id == onboarding.id,
+            Onboarding.state == onboarding.state,
+            or_(Onboarding.lease_until.is_(None), Onboarding.lease_until < now),
+        )
+        .values(lease_until=now + timedelta(seconds=seconds))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.refresh(onboarding)
+    return True
+
+
+def release(onboarding: Onboarding) -> None:
+    """Give the step lease back (takes effect with the caller's commit)."""
+    onboarding.lease_until = None
+
+
+def lease_held(onboarding: Onboarding, now: datetime | None = None) -> bool:
+    return onboarding.lease_until is not None and onboarding.lease_until > (now or utcnow())

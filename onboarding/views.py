@@ -1,0 +1,94 @@
+"""The JSON an operator reads: ``coexist onboardings show --json`` and ``GET /onboardings/{id}``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Alert, Onboarding, SyncType, utcnow
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def onboarding_summary(onboarding: Onboarding) -> dict[str, Any]:
+    """One line of ``onboardings list``."""
+    return {
+        "id": onboarding.id,
+        "state": onboarding.state,
+        "waba_id": onboarding.waba_id,
+        "phone_number_id": onboarding.phone_number_id,
+        "display_phone_number": onboarding.display_phone_number,
+        "region": onboarding.region,
+        "signup_completed_at": iso(onboarding.signup_completed_at),
+        "sync_deadline_at": iso(onboarding.sync_deadline_at),
+        "contacts_sync": onboarding.sync(SyncType.CONTACTS).state,
+        "history_sync": onboarding.sync(SyncType.HISTORY).state,
+        "last_error": onboarding.last_error,
+    }
+
+
+def onboarding_detail(
+    session: Session, onboarding: Onboarding, now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything an operator needs about one onboarding (no secrets)."""
+    now = now or utcnow()
+    left = (onboarding.sync_deadline_at - now).total_seconds()
+    alerts = session.scalars(
+        select(Alert).where(Alert.onboarding_id == onboarding.id).order_by(Alert.id)
+    ).all()
+    return {
+        "id": onboarding.id,
+        "state": onboarding.state,
+        "signup_event": onboarding.signup_event,
+        "waba_id": onboarding.waba_id,
+        "phone_number_id": onboarding.phone_number_id,
+        "business_id": onboarding.business_id,
+        "display_phone_number": onboarding.display_phone_number,
+        "verified_name": onboarding.verified_name,
+        "region": onboarding.region,
+        "is_on_biz_app": onboarding.is_on_biz_app,
+        "platform_type": onboarding.platform_type,
+        "signup_completed_at": iso(onboarding.signup_completed_at),
+        "sync_deadline_at": iso(onboarding.sync_deadline_at),
+        "sync_window_seconds_left": max(0, int(left)),
+        "last_error": onboarding.last_error,
+        "failed_step": onboarding.failed_step,
+        "has_token": onboarding.token_ciphertext is not None,
+        "last_app_activity_at": iso(onboarding.last_app_activity_at),
+        "sync": {
+            t.label: {
+                "sync_type": t.value,
+                "state": (row := onboarding.sync(t)).state,
+                "request_id": row.request_id,
+                "attempts": row.attempts,
+                "ambiguous_attempts": row.ambiguous_attempts,
+                "requested_at": iso(row.requested_at),
+                "next_attempt_at": iso(row.next_attempt_at),
+                "last_error": row.last_error,
+                "progress": row.progress,
+            }
+            for t in SyncType
+        },
+        "timeline": [
+            {"at": iso(t.at), "from": t.from_state, "to": t.to_state, "cause": t.cause}
+            for t in onboarding.transitions
+        ],
+        "alerts": [alert_json(a) for a in alerts],
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "onboarding_id": alert.onboarding_id,
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "message": alert.message,
+        "raised_at": iso(alert.raised_at),
+        "acknowledged_at": iso(alert.acknowledged_at),
+    }

@@ -1,0 +1,204 @@
+"""HTTP interface (``uvicorn onboarding.web:app``): the signup web hook, status API, health.
+
+``POST /signup`` takes the browser's Embedded Signup hand-off (bearer ``COEX_SIGNUP_TOKEN``),
+records it and answers ``202`` with the onboarding id; the code exchange is enqueued on the
+``signup`` queue only after the row is committed. ``GET /onboardings/{id}`` (bearer
+``COEX_ADMIN_TOKEN``) returns the same JSON as ``coexist onboardings show --json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from models import Onboarding
+from onboarding import runtime as runtime_module
+from onboarding.runtime import Runtime
+from onboarding.signup import SignupBody, accept_signup
+from onboarding.views import onboarding_detail
+
+log = structlog.get_logger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The service is missing settings it cannot run without."""
+
+
+def _bearer_ok(request: Request, expected: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def _unauthorized() -> JSONResponse:
+    return JSONResponse(
+        {"error": "unauthorized", "message": "a valid bearer token is required"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # Drop pydantic's discriminator tags ("FINISH") from the path: the field is what matters.
+    parts = [
+        str(p)
+        for p in loc
+        if p not in ("FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", "CANCEL", "ERROR")
+    ]
+    return ".".join(parts) or "body"
+
+
+def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse({"error": "invalid_body", "errors": errors}, status_code=422)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None if it exceeds ``limit`` bytes (checked while reading)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(rt: Runtime | None = None) -> FastAPI:
+    """The web application; ``rt`` defaults to the process runtime built from settings."""
+
+    def get_rt() -> Runtime:
+        return rt or runtime_module.current()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        missing = get_rt().settings.missing_for("web")
+        if missing:
+            raise ConfigurationError(f"refusing to start: set {', '.join(missing)}")
+        yield
+
+    app = FastAPI(
+        title="coexist", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database_unavailable", error=type(exc).__name__)
+        return JSONResponse(
+            {"error": "unavailable", "message": "database unavailable; try again"},
+            status_code=503,
+        )
+
+    @app.post("/signup", status_code=202)
+    async def signup(request: Request) -> Response:
+        """Embedded Signup finished (or was abandoned) in the browser."""
+        r = get_rt()
+        if not _bearer_ok(request, r.settings.signup_token.get_secret_value()):
+            return _unauthorized()
+        raw = await _read_limited(request, r.settings.signup_max_body_bytes)
+        if raw is None:
+            return JSONResponse(
+                {"error": "too_large", "limit_bytes": r.settings.signup_max_body_bytes},
+                status_code=413,
+            )
+        try:
+            payload: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _invalid([{"field": "body", "message": f"not JSON: {exc}"}])
+        if not isinstance(payload, dict):
+            return _invalid([{"field": "body", "message": "expected a JSON object"}])
+        try:
+            body = SignupBody.model_validate(payload)
+        except ValidationError as exc:
+            return _invalid(
+                [
+                    {"field": _field(e["loc"]), "message": e["msg"]}
+                    for e in exc.errors(include_url=False, include_input=False)
+                ]
+            )
+        return await _run_in_thread(_accept, r, body)
+
+    @app.get("/onboardings/{onboarding_id}")
+    async def show(onboarding_id: int, request: Request) -> Response:
+        """Operator status API: the onboarding's state, syncs and timeline."""
+        r = get_rt()
+        if not _bearer_ok(request, r.settings.admin_token.get_secret_value()):
+            return _unauthorized()
+        return await _run_in_thread(_show, r, onboarding_id)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """Liveness and database reachability."""
+        return await _run_in_thread(_health, get_rt())
+
+    return app
+
+
+async def _run_in_thread(fn: Any, *args: Any) -> Response:
+    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
+
+    result: Response = await run_in_threadpool(fn, *args)
+    return result
+
+
+def _accept(r: Runtime, body: SignupBody) -> Response:
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.signup import exchange_code  # noqa: PLC0415
+
+    with r.db.sessions() as session:
+        outcome = accept_signup(session, body, settings=r.settings, cipher=r.cipher)
+    if outcome.abandoned_signup_id is not None:
+        return JSONResponse(
+            {"abandoned_signup_id": outcome.abandoned_signup_id, "status": "recorded"},
+            status_code=202,
+        )
+    if outcome.created:
+        enqueue_after_commit(None, exchange_code, outcome.onboarding_id)
+    return JSONResponse(
+        {
+            "onboarding_id": outcome.onboarding_id,
+            "state": outcome.state,
+            "created": outcome.created,
+        },
+        status_code=202,
+    )
+
+
+def _show(r: Runtime, onboarding_id: int) -> Response:
+    with r.db.sessions() as session:
+        onboarding = session.get(Onboarding, onboarding_id)
+        if onboarding is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse(onboarding_detail(session, onboarding))
+
+
+def _health(r: Runtime) -> Response:
+    try:
+        with r.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def __getattr__(name: str) -> Any:
+    # ``uvicorn onboarding.web:app`` builds the app from the environment on first access, so
+    # importing this module (tests, the CLI) does not require a configured environment.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
