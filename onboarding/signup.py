@@ -104,7 +104,9 @@ class SignupBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
     session: Annotated[FinishSession | CancelSession, Field(discriminator="event")]
-    code: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    code: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
+        default=None, validate_default=True
+    )
 
     @field_validator("code")
     @classmethod

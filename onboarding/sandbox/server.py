@@ -115,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "coexist-sandbox"
     timeout = IDLE_CONNECTION_TIMEOUT
+    disable_nagle_algorithm = True  # header and body go out as separate writes
 
     def do_GET(self) -> None:
         """Serve a GET."""

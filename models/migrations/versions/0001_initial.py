@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 08:28:23.433655
+Create Date: 2026-11-26 08:33:18.868477
 """
 
 from __future__ import annotations
@@ -167,6 +167,7 @@ def upgrade() -> None:
         sa.Column("lease_until", UTCDateTime(), nullable=True),
         sa.Column("intent_at", UTCDateTime(), nullable=True),
         sa.Column("requested_at", UTCDateTime(), nullable=True),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("progress", sa.Integer(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),

@@ -1,0 +1,84 @@
+"""Log redaction: signup codes, tokens and the app secret never reach a log line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from config.logging import REDACTED, RedactSecrets, configure_logging, register_secret, scrub_text
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    configure_logging("production", "DEBUG", static_secrets=["the-app-secret-value"], stream=buffer)
+    yield buffer
+    configure_logging("development", "WARNING")
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def test_secret_keys_are_redacted_whole() -> None:
+    """Values under secret-looking keys are replaced, whatever they are."""
+    with capture_logs(processors=[RedactSecrets()]) as logs:
+        structlog.get_logger().info(
+            "x",
+            code="AQabc123456",
+            access_token="EAAGxyz",
+            client_secret="s3cr3t-value",
+            onboarding_id=7,
+        )
+    assert logs[0]["code"] == REDACTED
+    assert logs[0]["access_token"] == REDACTED
+    assert logs[0]["client_secret"] == REDACTED
+    assert logs[0]["onboarding_id"] == 7
+
+
+def test_tokens_and_query_secrets_are_masked_inside_strings() -> None:
+    """Meta tokens, bearer headers and code=/client_secret= parameters are masked in text."""
+    text = (
+        "GET /oauth/access_token?client_id=1&client_secret=abcdef123&code=AQzzz999 "
+        "Authorization: Bearer EAAGabcdefghijkl and EAAJ0123456789abcdef"
+    )
+    scrubbed = scrub_text(text)
+    for secret in ("abcdef123", "AQzzz999", "EAAGabcdefghijkl", "EAAJ0123456789abcdef"):
+        assert secret not in scrubbed
+    assert "client_id=1" in scrubbed
+
+
+def test_registered_runtime_secrets_are_masked_anywhere() -> None:
+    """A code registered at run time is masked even under an innocent key, nested."""
+    register_secret("AQ-runtime-code-42")
+    with capture_logs(processors=[RedactSecrets()]) as logs:
+        structlog.get_logger().info("x", detail={"note": ["the code was AQ-runtime-code-42"]})
+    assert "AQ-runtime-code-42" not in repr(logs)
+
+
+def test_configured_pipeline_redacts_structlog_and_stdlib_lines(stream: io.StringIO) -> None:
+    """The production JSON pipeline redacts both structlog events and foreign (Celery) lines."""
+    structlog.get_logger("coexist").info(
+        "token_exchanged", token="EAAGsupersecret1", note="secret is the-app-secret-value"
+    )
+    logging.getLogger("celery.worker").warning("Task failed with code=AQsecretcode1")
+    text = stream.getvalue()
+    for secret in ("EAAGsupersecret1", "the-app-secret-value", "AQsecretcode1"):
+        assert secret not in text
+    events = [line["event"] for line in lines(stream)]
+    assert "token_exchanged" in events
+
+
+def test_exception_tracebacks_are_scrubbed(stream: io.StringIO) -> None:
+    """A traceback that carries a token is masked before it is written."""
+    try:
+        raise RuntimeError("boom with EAAGleakedtoken99")
+    except RuntimeError:
+        structlog.get_logger().exception("failed")
+    assert "EAAGleakedtoken99" not in stream.getvalue()

@@ -1,0 +1,72 @@
+"""Settings: COEX_ environment variables, validation, derived values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+from config.celery import celery_config
+from tests.conftest import make_settings
+
+
+def test_settings_come_from_coex_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """COEX_ variables fill the settings; secrets are SecretStr."""
+    monkeypatch.setenv("COEX_META_APP_ID", "42")
+    monkeypatch.setenv("COEX_META_APP_SECRET", "shh-secret")
+    monkeypatch.setenv("COEX_SYNC_WINDOW_HOURS", "12")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.meta_app_id == "42"
+    assert settings.meta_app_secret.get_secret_value() == "shh-secret"
+    assert "shh-secret" not in repr(settings)
+    assert settings.sync_window.total_seconds() == 12 * 3600
+
+
+def test_unknown_eligibility_policy_is_refused() -> None:
+    """A typo in the eligibility policy fails at start, naming the known presets."""
+    with pytest.raises(ValidationError, match="meta-2025-09-13"):
+        make_settings(eligibility_policy="meta-2024")
+
+
+def test_2025_preset_blocks_the_brief_list_and_extras_add_to_it() -> None:
+    """The named preset blocks the brief's regions; extra regions add to any policy."""
+    preset = make_settings(eligibility_policy="meta-2025-09-13")
+    assert {
+        "DE",
+        "GB",
+        "AU",
+        "JP",
+        "NG",
+        "PH",
+        "RU",
+        "KR",
+        "ZA",
+        "TR",
+        "NO",
+    } <= preset.blocked_regions
+    assert "US" not in preset.blocked_regions
+    assert make_settings().blocked_regions == frozenset()
+    assert make_settings(eligibility_blocked_regions="kp, ir").blocked_regions == {"KP", "IR"}
+
+
+def test_web_role_needs_its_secrets() -> None:
+    """The web process lists every missing secret it needs."""
+    missing = make_settings(meta_app_secret="", webhook_verify_token="").missing_for("web")
+    assert missing == ["COEX_META_APP_SECRET", "COEX_WEBHOOK_VERIFY_TOKEN"]
+
+
+def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
+    """Celery is configured JSON-only, acks late, with one queue per concern and the sweeper."""
+    conf = celery_config(make_settings())
+    assert conf["accept_content"] == ["json"]
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert [q.name for q in conf["task_queues"]] == ["signup", "sync", "ingest", "followups"]
+    assert conf["task_routes"]["coexist.signup.*"] == {"queue": "signup"}
+    assert conf["beat_schedule"]["sweep-sync-deadlines"]["schedule"] == 60.0
+    assert conf["broker_transport_options"]["visibility_timeout"] > 900
+
+
+def test_visibility_timeout_must_exceed_countdowns() -> None:
+    """A visibility timeout below the longest countdown is refused."""
+    with pytest.raises(ValueError, match="visibility"):
+        celery_config(make_settings(broker_visibility_timeout=600))
