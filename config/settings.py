@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     sync_deadline_alert_share: float = Field(default=0.5, gt=0, lt=1)
     #: How many times an ambiguous smb_app_data outcome may be probed by re-sending (Meta's
     #: 2593107 answer then confirms the earlier call was accepted).
-    sync_max_probes: int = Field(default=3, ge=0, le=10)
+    sync_max_probes: int = Field(default=8, ge=0, le=20)
     #: How long a worker may hold a step before another may take it over (crash recovery).
     step_lease_seconds: int = Field(default=120, ge=5)
     history_window_days: int = Field(default=180, ge=1)

@@ -187,5 +187,63 @@ def alerts_list(
     console.print(table)
 
 
+@app.command("demo")
+def demo(
+    flaky: Annotated[
+        bool, typer.Option("--flaky", help="Inject 5xx, throttling and dropped answers.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a whole onboarding against the built-in Meta sandbox, in-process, on SQLite."""
+    from onboarding.demo import run_demo  # noqa: PLC0415 - starts servers; only for the demo
+
+    result = run_demo(console=err if as_json else console, flaky=flaky)
+    if as_json:
+        _print_json(
+            {
+                "onboarding": result.onboarding,
+                "accepted_syncs": result.accepted_syncs,
+                "register_calls": result.register_calls,
+                "seconds": result.seconds,
+            }
+        )
+        return
+    print_detail(result.onboarding)
+    per_type: dict[str, int] = {}
+    for accepted in result.accepted_syncs:
+        per_type[accepted["sync_type"]] = per_type.get(accepted["sync_type"], 0) + 1
+    console.print(
+        f"sandbox accepted smb_app_data: {per_type or 'none'}; /register calls: "
+        f"{result.register_calls}; {result.seconds} s"
+    )
+    if result.onboarding["state"] != OnboardingState.SYNCING:
+        raise _fail(f"onboarding ended in {result.onboarding['state']}")
+
+
+@app.command("sandbox")
+def sandbox(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8081,
+    app_id: Annotated[
+        str | None, typer.Option(help="Meta app id (default COEX_META_APP_ID).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible ids and faults.")] = None,
+) -> None:
+    """Serve the Meta sandbox over HTTP (Graph API and the /_sandbox/ control API).
+
+    The app secret is COEX_META_APP_SECRET; point workers at it with COEX_META_GRAPH_URL.
+    """
+    from config import get_settings  # noqa: PLC0415
+    from onboarding.sandbox import Sandbox, serve_forever  # noqa: PLC0415
+
+    settings = get_settings()
+    secret = settings.meta_app_secret.get_secret_value()
+    app_id = app_id or settings.meta_app_id
+    if not app_id or not secret:
+        raise _fail("set COEX_META_APP_ID and COEX_META_APP_SECRET (the sandbox's app)", 2)
+    err.print(f"Meta sandbox for app {app_id} on http://{host}:{port} (control: /_sandbox)")
+    serve_forever(Sandbox(app_id=app_id, app_secret=secret, seed=seed), host, port)
+
+
 def main() -> None:
     app()

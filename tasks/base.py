@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import structlog
 from celery import Task
-from celery.exceptions import MaxRetriesExceededError
+from celery.exceptions import MaxRetriesExceededError, Retry
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -53,8 +53,21 @@ def coexist_task(
                 return fn(*args, **kwargs)
             except RetryLater as exc:
                 countdown = min(exc.countdown, MAX_COUNTDOWN) * random.uniform(1.0, 1.2)
-                log.info("task_retry_scheduled", reason=exc.reason, countdown=round(countdown, 2),
-                         retries=self.request.retries)  # fmt: skip
+                if self.request.is_eager:
+                    # In-process (demo, tests): Celery would re-run at once, ignoring the
+                    # countdown. Leave the step to the sweeper, which honours the backoff.
+                    log.info(
+                        "task_retry_left_to_sweeper",
+                        reason=exc.reason,
+                        countdown=round(countdown, 2),
+                    )
+                    return None
+                log.info(
+                    "task_retry_scheduled",
+                    reason=exc.reason,
+                    countdown=round(countdown, 2),
+                    retries=self.request.retries,
+                )
                 try:
                     raise self.retry(countdown=countdown, exc=exc) from exc
                 except MaxRetriesExceededError:
@@ -101,6 +114,8 @@ def enqueue_after_commit(session: Session | None, task: Task, *args: Any) -> Non
 def _send(task: Task, args: tuple[Any, ...]) -> None:
     try:
         task.apply_async(args=args)
+    except Retry:
+        pass  # an eager task asked to run again later; its retry is already scheduled
     except Exception as exc:  # broker unreachable: the sweeper will catch up
         log.error("enqueue_failed", task=task.name, args=args, error=repr(exc))
 

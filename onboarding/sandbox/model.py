@@ -303,6 +303,7 @@ class Sandbox:
     def _init_state(self) -> None:
         with self._lock:
             self._rng = random.Random(self._seed)
+            self._trace_rng = random.Random()
             self._clock_offset = 0.0
             self._businesses: dict[str, str] = {}
             self._wabas: dict[str, _Waba] = {}
@@ -661,7 +662,8 @@ class Sandbox:
         """Answer one request as Graph (or the control API) would.
 
         Raises :class:`DroppedResponse` when fault injection drops the response of a call that
-        was applied.
+        was applied. Injected latency sleeps in the calling thread, also under an
+        ``httpx.AsyncClient``.
         """
         request.read()
         path = request.url.path
@@ -671,7 +673,7 @@ class Sandbox:
             route = self._resolve(path)
             self._calls[route.endpoint] += 1
             plan = self._plan_faults(route)
-            trace_id = new_fbtrace_id(self._rng)
+            trace_id = new_fbtrace_id(self._trace_rng)
         if plan.delay_seconds > 0:
             self._sleep(plan.delay_seconds)
         if plan.error is not None:
@@ -876,8 +878,14 @@ class Sandbox:
 
     # ----------------------------------------------------------------- nodes
 
-    def _number_value(self, number: _Number, name: str) -> Any:
-        values: dict[str, Any] = {
+    @staticmethod
+    def _number_values(number: _Number) -> dict[str, Any]:
+        """Every field of a number node, in Graph's formats (``None`` = absent)."""
+        onboarded = None
+        if number.onboarded_at is not None:
+            moment = datetime.fromtimestamp(number.onboarded_at, tz=UTC)
+            onboarded = moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
+        return {
             "id": number.id,
             "display_phone_number": format_display_number(number.digits),
             "verified_name": number.verified_name,
@@ -891,13 +899,8 @@ class Sandbox:
             "account_mode": "LIVE",
             "is_official_business_account": False,
             "whatsapp_business_manager_messaging_limit": "TIER_2K",
+            "last_onboarded_time": onboarded,
         }
-        if name == "last_onboarded_time":
-            if number.onboarded_at is None:
-                return None
-            moment = datetime.fromtimestamp(number.onboarded_at, tz=UTC)
-            return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
-        return values[name]
 
     @staticmethod
     def _select(requested: Iterable[str], known: Sequence[str], node_type: str) -> list[str]:
@@ -910,12 +913,8 @@ class Sandbox:
         return names
 
     def _render_number(self, number: _Number, names: Iterable[str]) -> dict[str, Any]:
-        node: dict[str, Any] = {}
-        for name in names:
-            value = self._number_value(number, name)
-            if value is not None:
-                node[name] = value
-        return node
+        values = self._number_values(number)
+        return {name: values[name] for name in names if values[name] is not None}
 
     def _number_node(self, number: _Number, params: Mapping[str, Any]) -> dict[str, Any]:
         requested = _parse_fields(params.get("fields"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -155,3 +156,21 @@ def test_waba_node_is_served(graph: httpx.Client, business: Business, auth: dict
     response = graph.get(f"/{business.waba_id}", headers=auth)
 
     assert response.json() == {"id": business.waba_id, "name": "Lucky Shrub"}
+
+
+def test_mock_transport_serves_an_async_client(
+    sandbox: Sandbox, business: Business, token: str
+) -> None:
+    """The same MockTransport serves httpx.AsyncClient."""
+
+    async def fetch() -> httpx.Response:
+        async with httpx.AsyncClient(transport=sandbox.mock_transport()) as client:
+            return await client.get(
+                f"https://graph.facebook.com/v25.0/{business.waba_id}/phone_numbers",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+    response = asyncio.run(fetch())
+
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 2

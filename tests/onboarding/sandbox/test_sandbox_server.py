@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -156,3 +157,25 @@ def test_server_can_restart(sandbox: Sandbox) -> None:
     for _ in range(2):
         with server, httpx.Client(base_url=server.url) as client:
             assert client.get("/_sandbox/stats").status_code == 200
+
+
+def test_concurrent_syncs_accept_exactly_one(sandbox: Sandbox, http: httpx.Client) -> None:
+    """Eight simultaneous history syncs for one number over HTTP: one accepted, seven 2593107."""
+    onboarded = _onboard(http)
+    number_id = onboarded["phone_numbers"][0]["id"]
+
+    def attempt(_: int) -> int:
+        with httpx.Client(base_url=http.base_url, timeout=5) as client:
+            response = client.post(
+                f"/v25.0/{number_id}/smb_app_data",
+                json={"messaging_product": "whatsapp", "sync_type": "history"},
+                headers={"Authorization": f"Bearer {onboarded['token']}"},
+            )
+            code: int = response.json().get("error", {}).get("code", 0)
+            return code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(pool.map(attempt, range(8)))
+
+    assert codes == [0] + [2593107] * 7
+    assert len(sandbox.accepted_syncs(number_id)) == 1
