@@ -32,7 +32,7 @@ def region_of(display_phone_number: str | None) -> str | None:
     # Exact region when the number is valid; otherwise the country code's main region
     # (fictional 555 numbers and new ranges still belong to a country).
     region: str | None = phonenumbers.region_code_for_number(parsed)
-    if not region or region == "ZZ":
+    if (not region or region == "ZZ") and parsed.country_code:
         region = phonenumbers.region_code_for_country_code(parsed.country_code)
     return None if not region or region == "ZZ" else region
 

@@ -1,0 +1,51 @@
+# coexist — run `make help` for the targets.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test unit integration lint typecheck format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install coexist with its dev tools
+
+demo: $(STAMP) ## Run a whole onboarding against the built-in Meta sandbox (SQLite, in-process)
+	$(BIN)/coexist demo
+
+test: $(STAMP) ## Lint, type-check and run every test (integration needs PostgreSQL and Redis)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+unit: $(STAMP) ## Only the unit tests (no services needed)
+	$(BIN)/pytest -m "not integration"
+
+integration: $(STAMP) ## Only the integration tests (real PostgreSQL, Redis, Celery worker)
+	$(BIN)/pytest -m integration
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict on the source
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## Signup latency benchmark (JSON on stdout)
+	$(BIN)/python -m benchmarks.signup_latency
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage var
