@@ -223,7 +223,7 @@ def _attempt(
         if exc.maybe_applied:
             row.state = SyncState.UNKNOWN.value
             row.ambiguous_attempts += 1
-            wait = min(60.0, 2.0 ** row.ambiguous_attempts) * random.uniform(0.5, 1.0)
+            wait = min(60.0, 2.0**row.ambiguous_attempts) * random.uniform(0.5, 1.0)
             log.warning("sync_outcome_unknown", sync_type=sync_type.value, **exc.log_fields())
         else:
             row.state = (SyncState.UNKNOWN if probing else SyncState.PENDING).value

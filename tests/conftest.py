@@ -21,6 +21,7 @@ from onboarding import runtime
 from onboarding.graph import GraphClient
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
+from tasks.app import app as celery_app
 
 APP_ID = "1234567890123456"
 APP_SECRET = "sandbox-app-secret-0123456789abcdef"
@@ -94,8 +95,6 @@ def rt(
     settings: Settings, db: Database, graph: GraphClient, cipher: TokenCipher
 ) -> Iterator[Runtime]:
     """The process runtime, pointed at the test database and the sandbox; tasks run eagerly."""
-    from tasks.app import app as celery_app
-
     runtime_obj = Runtime(settings=settings, db=db, cipher=cipher, graph=graph)
     previous = runtime.install(runtime_obj)
     old_eager = celery_app.conf.task_always_eager

@@ -59,7 +59,8 @@ def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
     """Celery is configured JSON-only, acks late, with one queue per concern and the sweeper."""
     conf = celery_config(make_settings())
     assert conf["accept_content"] == ["json"]
-    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["task_acks_late"]
+    assert conf["task_reject_on_worker_lost"]
     assert [q.name for q in conf["task_queues"]] == ["signup", "sync", "ingest", "followups"]
     assert conf["task_routes"]["coexist.signup.*"] == {"queue": "signup"}
     assert conf["beat_schedule"]["sweep-sync-deadlines"]["schedule"] == 60.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from onboarding import handoff
 from onboarding.graph import GraphClient
 from onboarding.outcomes import Next, RetryLater
 from onboarding.sandbox import Faults, NumberSpec, Sandbox
+from onboarding.signup import SignupBody, accept_signup
 from tests.conftest import APP_ID, APP_SECRET, make_settings
 from tests.onboarding.helpers import signup
 
@@ -98,12 +100,9 @@ def test_transient_exchange_failure_asks_for_a_quick_retry(
     )
     with db.session() as session:
         onboarding = signup(session, sandbox, settings, cipher)
-    try:
+    with pytest.raises(RetryLater) as info:
         _exchange(db, graph, settings, cipher, onboarding.id)
-    except RetryLater as exc:
-        assert 0 < exc.countdown < 30
-    else:
-        raise AssertionError("expected RetryLater")
+    assert 0 < info.value.countdown < 30
     with db.session() as session:
         row = session.get_one(Onboarding, onboarding.id)
         assert row.state == S.RECEIVED
@@ -188,8 +187,6 @@ def test_number_not_on_the_business_app_is_ineligible(
     """A FINISH for a Cloud-API-only number is not a coexistence onboarding."""
     business = sandbox.add_business("API only", 1, coexistence=False)
     result = sandbox.complete_signup(business.waba_id, coexistence=False)
-    from onboarding.signup import SignupBody, accept_signup
-
     with db.session() as session:
         outcome = accept_signup(
             session,

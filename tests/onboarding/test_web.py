@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from models import AbandonedSignup, Onboarding, OnboardingState, SyncState
+from models import AbandonedSignup, Database, Onboarding, OnboardingState, SyncState
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import ConfigurationError, create_app
@@ -249,8 +249,6 @@ def test_service_refuses_to_start_without_secrets(rt: Runtime) -> None:
 
 def test_database_down_answers_503(rt: Runtime, sandbox: Sandbox) -> None:
     """If the database is unreachable the signup hook answers 503 so the browser retries."""
-    from models import Database
-
     broken = Runtime(
         settings=rt.settings,
         db=Database("sqlite:////nonexistent/dir/x.db"),
