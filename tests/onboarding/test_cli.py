@@ -1,0 +1,139 @@
+"""The operator CLI: listings with --json, show, retry, alerts, clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from models import Onboarding, OnboardingState, SyncType
+from onboarding.cli import app
+from onboarding.runtime import Runtime
+from onboarding.sandbox import Sandbox
+from onboarding.web import create_app
+from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def onboarding_id(rt: Runtime, sandbox: Sandbox) -> int:
+    """One onboarding taken through the web hook to `syncing`."""
+    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
+    signup = sandbox.complete_signup(business.waba_id)
+    with TestClient(create_app(rt)) as client:
+        response = client.post(
+            "/signup",
+            json={"code": signup.code, "session": dict(signup.session)},
+            headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
+        )
+    value: int = response.json()["onboarding_id"]
+    return value
+
+
+def test_list_json_filters_by_state(rt: Runtime, onboarding_id: int) -> None:
+    """`onboardings list --state syncing --json` lists the onboarding; another state does not."""
+    result = runner.invoke(app, ["onboardings", "list", "--state", "syncing", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["id"] for r in rows] == [onboarding_id]
+    result = runner.invoke(app, ["onboardings", "list", "--state", "failed", "--json"])
+    assert json.loads(result.stdout) == []
+
+
+def test_unknown_state_is_a_usage_error(rt: Runtime) -> None:
+    """A state that does not exist is refused with exit code 2 and the known states."""
+    result = runner.invoke(app, ["onboardings", "list", "--state", "nope"])
+    assert result.exit_code == 2
+    assert "syncing" in result.output
+
+
+def test_show_json_matches_the_status_api(rt: Runtime, onboarding_id: int) -> None:
+    """`show --json` carries the contract fields and equals GET /onboardings/{id}."""
+    result = runner.invoke(app, ["onboardings", "show", str(onboarding_id), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    for key in (
+        "id",
+        "waba_id",
+        "phone_number_id",
+        "display_phone_number",
+        "region",
+        "state",
+        "signup_completed_at",
+        "sync_deadline_at",
+        "sync",
+        "timeline",
+    ):
+        assert key in shown
+    assert set(shown["sync"]) == {"contacts", "history"}
+    assert {"state", "request_id"} <= set(shown["sync"]["history"])
+    assert {"at", "from", "to", "cause"} == set(shown["timeline"][0])
+    with TestClient(create_app(rt)) as client:
+        api = client.get(
+            f"/onboardings/{onboarding_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        ).json()
+    shown.pop("sync_window_seconds_left")
+    api.pop("sync_window_seconds_left")
+    assert api == shown
+
+
+def test_show_table_prints_the_timeline(rt: Runtime, onboarding_id: int) -> None:
+    """Without --json, show prints the syncs and the timeline for a person."""
+    result = runner.invoke(app, ["onboardings", "show", str(onboarding_id)])
+    assert result.exit_code == 0
+    assert "timeline" in result.output
+    assert "token_exchanged" in result.output
+
+
+def test_show_unknown_id_fails_clearly(rt: Runtime) -> None:
+    """An unknown id exits 1 with a message; a non-number is a usage error."""
+    result = runner.invoke(app, ["onboardings", "show", "999"])
+    assert result.exit_code == 1
+    assert "no onboarding 999" in result.output
+    assert runner.invoke(app, ["onboardings", "show", "abc"]).exit_code == 2
+
+
+def test_retry_refuses_when_nothing_is_left(rt: Runtime, onboarding_id: int) -> None:
+    """Retrying an onboarding whose syncs are both requested is refused with the reason."""
+    result = runner.invoke(app, ["onboardings", "retry", str(onboarding_id)])
+    assert result.exit_code == 1
+    assert "nothing to retry" in result.output
+
+
+def test_retry_force_probes_an_unknown_sync(
+    rt: Runtime, sandbox: Sandbox, onboarding_id: int
+) -> None:
+    """`retry --force` on a sync whose answer was lost probes Meta, which confirms it."""
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        onboarding.sync(SyncType.HISTORY).state = "unknown"
+        onboarding.sync(SyncType.HISTORY).request_id = None
+    refused = runner.invoke(app, ["onboardings", "retry", str(onboarding_id)])
+    assert refused.exit_code == 1
+    assert "--force" in refused.output
+    result = runner.invoke(app, ["onboardings", "retry", str(onboarding_id), "--force"])
+    assert result.exit_code == 0, result.output
+    with rt.db.sessions() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        assert onboarding.sync(SyncType.HISTORY).state == "requested"
+        assert onboarding.state == OnboardingState.SYNCING
+    assert [s.sync_type for s in sandbox.accepted_syncs()].count("history") == 1
+
+
+def test_alerts_list_json(rt: Runtime, sandbox: Sandbox) -> None:
+    """An alert raised by the pipeline (a code someone else used first) is listed as JSON."""
+    business = sandbox.add_business("Lucky Shrub", 1)
+    signup = sandbox.complete_signup(business.waba_id)
+    rt.graph.exchange_code(signup.code)
+    with TestClient(create_app(rt)) as client:
+        client.post(
+            "/signup",
+            json={"code": signup.code, "session": dict(signup.session)},
+            headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
+        )
+    result = runner.invoke(app, ["alerts", "list", "--json"])
+    assert result.exit_code == 0
+    assert [a["kind"] for a in json.loads(result.stdout)] == ["code_expired"]
