@@ -2,7 +2,7 @@
 
 ``COEX_TOKEN_KEYS`` holds comma-separated Fernet keys, newest first. The first key encrypts;
 every key decrypts, so a key can be rotated in by putting it first and rotated out (after
-``coexist tokens rotate`` or natural re-encryption) by removing it.
+``coexist db rotate-keys`` or natural re-encryption) by removing it.
 """
 
 from __future__ import annotations

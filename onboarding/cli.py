@@ -15,6 +15,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from models import Alert, Onboarding, OnboardingState
+from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
 from onboarding.admin import RetryRefusedError, retry
 from onboarding.outcomes import Next
@@ -43,12 +44,38 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _runtime() -> runtime_module.Runtime:
+    try:
+        return runtime_module.current()
+    except (runtime_module.ConfigurationError, TokenKeyError) as exc:
+        raise _fail(str(exc), 2) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply database migrations (the ``release`` process)."""
-    rt = runtime_module.current()
+    rt = _runtime()
     rt.db.upgrade(revision)
     console.print(f"database at revision {rt.db.current_revision()}")
+
+
+@db_app.command("rotate-keys")
+def db_rotate_keys() -> None:
+    """Re-encrypt stored tokens and codes with the newest key in COEX_TOKEN_KEYS.
+
+    Run after putting a new key first; once it reports done, the old keys can be removed.
+    """
+    rt = _runtime()
+    rotated = 0
+    with rt.db.session() as session:
+        for onboarding in session.scalars(select(Onboarding)).yield_per(500):
+            if onboarding.token_ciphertext:
+                onboarding.token_ciphertext = rt.cipher.rotate(onboarding.token_ciphertext)
+                rotated += 1
+            if onboarding.code_ciphertext:
+                onboarding.code_ciphertext = rt.cipher.rotate(onboarding.code_ciphertext)
+                rotated += 1
+    console.print(f"re-encrypted {rotated} secrets with the newest key")
 
 
 @onboardings_app.command("list")
@@ -61,7 +88,7 @@ def onboardings_list(
     if state is not None and state not in {s.value for s in OnboardingState}:
         known = ", ".join(s.value for s in OnboardingState)
         raise _fail(f"unknown state {state!r}; known: {known}", 2)
-    rt = runtime_module.current()
+    rt = _runtime()
     with rt.db.sessions() as session:
         query = select(Onboarding).order_by(Onboarding.id.desc()).limit(limit)
         if state:
@@ -88,7 +115,7 @@ def onboardings_list(
 @onboardings_app.command("show")
 def onboardings_show(onboarding_id: int, as_json: JsonFlag = False) -> None:
     """Show one onboarding: number, syncs, alerts and its timeline."""
-    rt = runtime_module.current()
+    rt = _runtime()
     with rt.db.sessions() as session:
         onboarding = session.get(Onboarding, onboarding_id)
         if onboarding is None:
@@ -142,7 +169,7 @@ def onboardings_retry(
     from tasks.signup import connect, exchange_code  # noqa: PLC0415
     from tasks.sync import request_syncs  # noqa: PLC0415
 
-    rt = runtime_module.current()
+    rt = _runtime()
     with rt.db.sessions() as session:
         try:
             plan = retry(
@@ -165,7 +192,7 @@ def alerts_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List alerts raised for operators (deadline near, window missed, failures)."""
-    rt = runtime_module.current()
+    rt = _runtime()
     with rt.db.sessions() as session:
         query = select(Alert).order_by(Alert.id.desc()).limit(500)
         if onboarding_id is not None:

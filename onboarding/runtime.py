@@ -16,6 +16,10 @@ from models.crypto import TokenCipher
 from onboarding.graph import GraphClient
 
 
+class ConfigurationError(RuntimeError):
+    """The process is missing settings it cannot run without."""
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -48,6 +52,9 @@ def current() -> Runtime:
     with _lock:
         if _current is None:
             settings = get_settings()
+            missing = settings.missing_for("worker")
+            if missing:
+                raise ConfigurationError(f"refusing to start: set {', '.join(missing)}")
             configure_logging(
                 settings.environment, settings.log_level, static_secrets=settings.secret_values
             )

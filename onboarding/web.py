@@ -23,15 +23,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from models import Onboarding
 from onboarding import runtime as runtime_module
-from onboarding.runtime import Runtime
+from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup import SignupBody, accept_signup
 from onboarding.views import onboarding_detail
 
 log = structlog.get_logger(__name__)
-
-
-class ConfigurationError(RuntimeError):
-    """The service is missing settings it cannot run without."""
 
 
 def _bearer_ok(request: Request, expected: str) -> bool:

@@ -6,9 +6,12 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from models import Onboarding, OnboardingState, SyncType
+from models.crypto import TokenCipher
+from onboarding import runtime
 from onboarding.cli import app
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
@@ -137,3 +140,32 @@ def test_alerts_list_json(rt: Runtime, sandbox: Sandbox) -> None:
     result = runner.invoke(app, ["alerts", "list", "--json"])
     assert result.exit_code == 0
     assert [a["kind"] for a in json.loads(result.stdout)] == ["code_expired"]
+
+
+def test_rotate_keys_reencrypts_with_the_newest_key(rt: Runtime, onboarding_id: int) -> None:
+    """After rotation every stored token decrypts with the new key alone."""
+    new_key = TokenCipher.generate_key()
+    keys = f"{new_key},{rt.settings.token_keys.get_secret_value()}"
+    rotated = Runtime(
+        settings=rt.settings.model_copy(update={"token_keys": SecretStr(keys)}),
+        db=rt.db,
+        cipher=TokenCipher(keys),
+        graph=rt.graph,
+    )
+    runtime.install(rotated)
+    result = runner.invoke(app, ["db", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    with rt.db.sessions() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        assert TokenCipher(new_key).decrypt(onboarding.token_ciphertext or b"").startswith("EAAG")
+
+
+def test_missing_configuration_is_a_clear_error() -> None:
+    """Without app id, secret and token keys the CLI says which settings are missing."""
+    previous = runtime.install(None)
+    try:
+        result = runner.invoke(app, ["onboardings", "list"], env={"COEX_META_APP_ID": ""})
+    finally:
+        runtime.install(previous)
+    assert result.exit_code == 2
+    assert "COEX_TOKEN_KEYS" in result.output

@@ -1,0 +1,187 @@
+"""The real stack for integration tests: PostgreSQL, Redis, a Celery worker, the web app, the sandbox.
+
+Session-wide (started once, in this order, torn down in reverse):
+
+* the services check: PostgreSQL at ``COEX_TEST_DATABASE_URL`` and Redis at
+  ``COEX_TEST_BROKER_URL`` must answer, or every test here *fails* with a message naming what is
+  missing (CI's services are part of the contract; a skip would hide their absence);
+* the schema: everything in schema ``public`` dropped, then coexist's real migrations;
+* the Meta sandbox, served over HTTP on 127.0.0.1 from a thread of this process;
+* the broker: this Redis DB flushed (only this DB number) and coexist's queues declared;
+* one prefork Celery worker (``-Q signup,sync``, the ``urgent`` process) and the web app
+  (``uvicorn onboarding.web:app``) as subprocesses sharing one ``COEX_*`` environment, each
+  logging to a file under pytest's temporary directory.
+
+Per test (autouse): app tables truncated, the Redis DB flushed, the sandbox reset. When a test
+fails, the tail of the worker's and the web app's logs is attached to its report.
+
+The processes and their helpers live in :mod:`benchmarks._harness`, shared with the benchmarks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from benchmarks._harness import (
+    DEFAULT_BROKER_URL,
+    DEFAULT_DATABASE_URL,
+    BrokerClient,
+    CoexistApi,
+    ManagedProcess,
+    ServiceUnavailableError,
+    StackConfig,
+    StackStartError,
+    WebServer,
+    check_services,
+    reset_database,
+    start_web,
+    start_worker,
+    truncate_app_tables,
+)
+from models import Database
+from onboarding.sandbox import Sandbox, SandboxServer
+
+DATABASE_URL = os.environ.get("COEX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+BROKER_URL = os.environ.get("COEX_TEST_BROKER_URL", DEFAULT_BROKER_URL)
+SANDBOX_SEED = 7
+#: The worker's probe budget for smb_app_data calls whose answer was lost. The default (3)
+#: hands ~7 % of syncs to an operator when half of all answers are lost, as in
+#: test_lossy_graph_still_requests_each_sync_once; the maximum keeps that test about behaviour
+#: under loss rather than about the escalation policy (tested in tests/onboarding/test_sync.py).
+SYNC_MAX_PROBES = "10"
+
+_PROCESSES = pytest.StashKey[list[ManagedProcess]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the tail of every stack process's log to a failed test's report."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for process in item.config.stash.get(_PROCESSES, []):
+            report.sections.append(
+                (f"{process.name}: last log lines ({process.log_path})", process.log_tail())
+            )
+    return report
+
+
+@pytest.fixture(scope="session")
+def stack_config() -> StackConfig:
+    """Fail every integration test, naming the missing service, unless PG and Redis answer."""
+    try:
+        check_services(
+            DATABASE_URL,
+            BROKER_URL,
+            database_hint="(set COEX_TEST_DATABASE_URL to a reachable PostgreSQL database)",
+            broker_hint="(set COEX_TEST_BROKER_URL to a reachable Redis database)",
+        )
+    except ServiceUnavailableError as exc:
+        pytest.fail(f"integration services missing:\n{exc}", pytrace=False)
+    return StackConfig(
+        database_url=DATABASE_URL,
+        broker_url=BROKER_URL,
+        overrides={"sync_max_probes": SYNC_MAX_PROBES},
+    )
+
+
+@pytest.fixture(scope="session")
+def db(stack_config: StackConfig) -> Iterator[Database]:
+    """The test database, schema dropped and migrated to head once per session."""
+    reset_database(stack_config.database_url)
+    database = Database(stack_config.database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(stack_config: StackConfig) -> Iterator[SandboxServer]:
+    """The Meta sandbox over real HTTP on 127.0.0.1, a free port."""
+    with SandboxServer(stack_config.sandbox(seed=SANDBOX_SEED)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def broker(stack_config: StackConfig, sandbox_server: SandboxServer) -> Iterator[BrokerClient]:
+    """A Celery client on the test Redis DB, which starts empty."""
+    with BrokerClient(stack_config.settings(sandbox_server.url)) as client:
+        client.reset()
+        yield client
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack-logs")
+
+
+@pytest.fixture(scope="session")
+def worker(
+    request: pytest.FixtureRequest,
+    stack_config: StackConfig,
+    sandbox_server: SandboxServer,
+    db: Database,
+    broker: BrokerClient,
+    log_dir: Path,
+) -> Iterator[ManagedProcess]:
+    """One real prefork Celery worker consuming ``signup`` and ``sync``."""
+    try:
+        process = start_worker(stack_config, sandbox_server.url, log_dir, broker=broker)
+    except StackStartError as exc:
+        pytest.fail(f"the Celery worker did not start: {exc}", pytrace=False)
+    request.config.stash.setdefault(_PROCESSES, []).append(process)
+    with process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def web(
+    request: pytest.FixtureRequest,
+    stack_config: StackConfig,
+    sandbox_server: SandboxServer,
+    db: Database,
+    log_dir: Path,
+) -> Iterator[WebServer]:
+    """The web app (``uvicorn onboarding.web:app``) on a free port of 127.0.0.1."""
+    try:
+        server = start_web(stack_config, sandbox_server.url, log_dir)
+    except StackStartError as exc:
+        pytest.fail(f"the web app did not start: {exc}", pytrace=False)
+    request.config.stash.setdefault(_PROCESSES, []).append(server.process)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def api(web: WebServer, stack_config: StackConfig) -> Iterator[CoexistApi]:
+    """The web app's HTTP API with the signup and admin bearers."""
+    with CoexistApi(web.url, stack_config) as client:
+        yield client
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Sandbox:
+    """The served sandbox, reset: no businesses, no calls counted, no faults."""
+    sandbox_server.sandbox.reset()
+    return sandbox_server.sandbox
+
+
+@pytest.fixture(autouse=True)
+def _clean_stack(
+    db: Database,
+    broker: BrokerClient,
+    sandbox: Sandbox,
+    worker: ManagedProcess,
+    web: WebServer,
+) -> None:
+    """Every test starts with empty tables and an empty broker, the whole stack running."""
+    truncate_app_tables(db)
+    broker.reset()
+    for process in (worker, web.process):
+        if not process.running:
+            pytest.fail(
+                f"{process.name} exited with status {process.returncode}:\n{process.log_tail()}",
+                pytrace=False,
+            )
