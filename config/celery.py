@@ -58,6 +58,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
             },
+            "redispatch-inbox": {
+                "task": "coexist.ingest.redispatch",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
+            "ingest-watchdog": {
+                "task": "coexist.ingest.watchdog",
+                "schedule": 5 * SWEEP_INTERVAL,
+                "options": {"expires": 5 * SWEEP_INTERVAL},
+            },
         },
         "timezone": "UTC",
         "enable_utc": True,

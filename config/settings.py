@@ -92,6 +92,23 @@ class Settings(BaseSettings):
     signup_max_body_bytes: int = Field(default=65_536, ge=1024)
 
     media_dir: Path = Path("var/media")
+    media_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    #: Hosts Meta's media URLs may point at (the business token is sent there).
+    media_url_hosts: str = "lookaside.fbsbx.com,lookaside.facebook.com"
+    #: Meta's media ids die this many days after they are sent.
+    media_id_ttl_days: float = Field(default=7, gt=0)
+    media_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    # Webhook intake and ingestion.
+    webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: Messages written per transaction when a history chunk is ingested.
+    ingest_page_size: int = Field(default=1000, ge=10, le=50_000)
+    #: A pending inbox row older than this is dispatched again by beat (broker outage).
+    inbox_redispatch_after_seconds: int = Field(default=300, ge=10)
+    #: A delivery still waiting for its onboarding this long is orphaned (Meta's 7 days).
+    inbox_orphan_after_days: float = Field(default=7, gt=0)
+    #: A history sync requested this long ago with no history webhook is stalled.
+    history_stall_minutes: float = Field(default=60, gt=0)
 
     # Policy knobs.
     code_ttl_seconds: int = Field(default=30, ge=1)
@@ -146,6 +163,10 @@ class Settings(BaseSettings):
             r.strip().upper() for r in self.eligibility_blocked_regions.split(",") if r.strip()
         }
         return ELIGIBILITY_PRESETS[self.eligibility_policy] | extra
+
+    @property
+    def media_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.media_url_hosts.split(",") if h.strip())
 
     @property
     def secret_values(self) -> list[str]:

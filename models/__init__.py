@@ -2,8 +2,19 @@
 
 from models.base import Base, utcnow
 from models.db import Database
+from models.ingest import (
+    Contact,
+    Direction,
+    HistoryChunk,
+    InboxDelivery,
+    InboxStatus,
+    MediaState,
+    Message,
+    MessageSource,
+)
 from models.onboarding import (
     MAYBE_ACCEPTED,
+    SYNC_ACCEPTED,
     SYNC_DONE,
     TERMINAL_STATES,
     TRANSITIONS,
@@ -19,13 +30,22 @@ from models.onboarding import (
 
 __all__ = [
     "MAYBE_ACCEPTED",
+    "SYNC_ACCEPTED",
     "SYNC_DONE",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "AbandonedSignup",
     "Alert",
     "Base",
+    "Contact",
     "Database",
+    "Direction",
+    "HistoryChunk",
+    "InboxDelivery",
+    "InboxStatus",
+    "MediaState",
+    "Message",
+    "MessageSource",
     "Onboarding",
     "OnboardingState",
     "SyncRequest",

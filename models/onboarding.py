@@ -81,12 +81,28 @@ class SyncState(enum.StrEnum):
     DECLINED = "declined"
     WINDOW_MISSED = "window_missed"
     FAILED = "failed"
+    # History only, once Meta's webhooks flow:
+    COMPLETED = "completed"  # progress reached 100 and no chunk is missing
+    COMPLETED_WITH_GAPS = "completed_with_gaps"  # progress 100, some chunk_orders missing
+    STALLED = "stalled"  # requested, but no history webhook came in time
 
 
 #: Sync states that may have reached Meta: re-sending is only a deliberate probe.
 MAYBE_ACCEPTED = frozenset({SyncState.INTENT, SyncState.UNKNOWN, SyncState.REQUESTED})
 SYNC_DONE = frozenset(
-    {SyncState.REQUESTED, SyncState.DECLINED, SyncState.WINDOW_MISSED, SyncState.FAILED}
+    {
+        SyncState.REQUESTED,
+        SyncState.DECLINED,
+        SyncState.WINDOW_MISSED,
+        SyncState.FAILED,
+        SyncState.COMPLETED,
+        SyncState.COMPLETED_WITH_GAPS,
+        SyncState.STALLED,
+    }
+)
+#: Sync states in which Meta accepted the request (webhooks may flow).
+SYNC_ACCEPTED = frozenset(
+    {SyncState.REQUESTED, SyncState.COMPLETED, SyncState.COMPLETED_WITH_GAPS, SyncState.STALLED}
 )
 
 
@@ -194,6 +210,9 @@ class SyncRequest(Base):
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[int] = mapped_column(default=0)
+    first_webhook_at: Mapped[datetime | None]
+    last_webhook_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     onboarding: Mapped[Onboarding] = relationship(back_populates="syncs")

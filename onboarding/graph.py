@@ -16,6 +16,7 @@ which Meta changes freely; see meta-platform.md §6)::
         │   └── CodeExchangeError     100 on /oauth/access_token: code expired, used or bad
         ├── PolicyError               368, 131031, 130497
         ├── MalformedResponseError    a 2xx whose body is not the documented shape
+        ├── MediaTooLargeError        media over the configured size limit
         └── OneShotError              smb_app_data may be called once per type, within 24 h
             ├── SyncAlreadyRequestedError   2593107
             └── SyncWindowClosedError       2593108
@@ -163,6 +164,10 @@ class PolicyError(PermanentGraphError):
 
 class MalformedResponseError(PermanentGraphError):
     """Meta answered 2xx with a body that is not the documented shape."""
+
+
+class MediaTooLargeError(PermanentGraphError):
+    """The media is larger than the configured limit."""
 
 
 class OneShotError(PermanentGraphError):
@@ -496,6 +501,60 @@ class GraphClient:
             log.warning("graph_response_without_request_id", endpoint="{id}/smb_app_data")
             return None
         return str(request_id)
+
+    def get_media(self, media_id: str, token: str) -> dict[str, Any]:
+        """``GET /{media-id}``: a short-lived download URL with mime type, sha256 and size."""
+        body = self._request("GET", _id(media_id), token=token)
+        if not isinstance(body.get("url"), str):
+            raise MalformedResponseError("media node answered without url", endpoint="{id}")
+        return body
+
+    def download(
+        self, url: str, token: str, *, max_bytes: int, allowed_hosts: frozenset[str]
+    ) -> bytes:
+        """``GET <media url>`` with the business token, streamed and size-limited.
+
+        The token is only ever sent to the Graph host or one of ``allowed_hosts`` (Meta's
+        media CDN), never wherever a response points.
+        """
+        target = httpx.URL(url)
+        graph_host = self._http.base_url.host
+        if target.host != graph_host and target.host not in allowed_hosts:
+            raise MalformedResponseError(
+                f"media url points at {target.host!r}, not an allowed media host",
+                endpoint="media_download",
+            )
+        if target.scheme != "https" and target.host != graph_host:
+            raise MalformedResponseError("media url is not https", endpoint="media_download")
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            with self._http.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    self._parse(response, "media_download")
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise MediaTooLargeError(f"media is {declared} bytes, over {max_bytes}")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaTooLargeError(f"media is over {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise GraphTransportError(
+                f"could not reach media host: {type(exc).__name__}",
+                maybe_applied=False,
+                endpoint="media_download",
+            ) from None
+        except httpx.TransportError as exc:
+            raise GraphTransportError(
+                f"media download interrupted: {type(exc).__name__}",
+                maybe_applied=False,
+                endpoint="media_download",
+            ) from None
 
 
 def _id(value: str) -> str:

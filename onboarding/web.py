@@ -16,16 +16,17 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from models import Onboarding
+from models import InboxStatus, Onboarding
 from onboarding import runtime as runtime_module
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup import SignupBody, accept_signup
 from onboarding.views import onboarding_detail
+from onboarding.webhooks import receive, signature_valid
 
 log = structlog.get_logger(__name__)
 
@@ -129,6 +130,39 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             )
         return await _run_in_thread(_accept, r, body)
 
+    @app.get("/webhooks/meta")
+    async def verify_webhook(request: Request) -> Response:
+        """Meta's subscription handshake: echo ``hub.challenge`` if the verify token matches."""
+        params = request.query_params
+        expected = get_rt().settings.webhook_verify_token.get_secret_value()
+        presented = params.get("hub.verify_token", "")
+        challenge = params.get("hub.challenge", "")
+        if (
+            params.get("hub.mode") == "subscribe"
+            and expected
+            and hmac.compare_digest(presented.encode(), expected.encode())
+            and challenge
+            and len(challenge) <= 1024
+        ):
+            return PlainTextResponse(challenge)
+        return JSONResponse({"error": "forbidden"}, status_code=403)
+
+    @app.post("/webhooks/meta")
+    async def receive_webhook(request: Request) -> Response:
+        """A signed delivery: verified, committed raw, then processed on the ingest queue."""
+        r = get_rt()
+        raw = await _read_limited(request, r.settings.webhook_max_body_bytes)
+        if raw is None:
+            return JSONResponse(
+                {"error": "too_large", "limit_bytes": r.settings.webhook_max_body_bytes},
+                status_code=413,
+            )
+        secret = r.settings.meta_app_secret.get_secret_value()
+        if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
+            log.warning("webhook_signature_invalid", size=len(raw))
+            return JSONResponse({"error": "invalid_signature"}, status_code=401)
+        return await _run_in_thread(_intake, r, raw)
+
     @app.get("/onboardings/{onboarding_id}")
     async def show(onboarding_id: int, request: Request) -> Response:
         """Operator status API: the onboarding's state, syncs and timeline."""
@@ -164,7 +198,10 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
             status_code=202,
         )
     if outcome.created:
+        from tasks.ingest import wake_waiting  # noqa: PLC0415
+
         enqueue_after_commit(None, exchange_code, outcome.onboarding_id)
+        enqueue_after_commit(None, wake_waiting, outcome.onboarding_id)
     return JSONResponse(
         {
             "onboarding_id": outcome.onboarding_id,
@@ -173,6 +210,17 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
         },
         status_code=202,
     )
+
+
+def _intake(r: Runtime, raw: bytes) -> Response:
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.ingest import process_delivery  # noqa: PLC0415
+
+    with r.db.sessions() as session:
+        intake = receive(session, raw)
+    if intake.status == InboxStatus.PENDING:
+        enqueue_after_commit(None, process_delivery, intake.delivery_id)
+    return PlainTextResponse("OK")
 
 
 def _show(r: Runtime, onboarding_id: int) -> Response:

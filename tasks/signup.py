@@ -31,4 +31,7 @@ def connect(onboarding_id: int) -> None:
             session, rt.graph, settings=rt.settings, cipher=rt.cipher, onboarding_id=onboarding_id
         )
     if nxt is Next.SYNC:
+        from tasks.ingest import wake_waiting  # noqa: PLC0415 - sibling task module
+
         enqueue_after_commit(None, request_syncs, onboarding_id)
+        enqueue_after_commit(None, wake_waiting, onboarding_id)

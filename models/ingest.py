@@ -1,0 +1,150 @@
+"""What Meta's webhooks deliver: the raw inbox, and the messages, contacts and history ledger
+built from it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, JSONType
+from models.onboarding import BigId
+
+
+class InboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    WAITING = "waiting_for_onboarding"
+    QUARANTINED = "quarantined"
+    ORPHANED = "orphaned"
+
+
+class InboxDelivery(Base):
+    """One signed webhook delivery, stored raw before anything else happens."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: sha256 of the raw body: Meta's redeliveries of the same bytes are stored once.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int]
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(32), default=InboxStatus.PENDING.value)
+    #: The ``field``s the delivery carries, comma separated (for operators' listings).
+    fields: Mapped[str | None] = mapped_column(String(256))
+    waba_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    phone_number_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    onboarding_id: Mapped[int | None] = mapped_column(
+        ForeignKey("onboardings.id", ondelete="SET NULL"), index=True
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: Redeliveries of the same bytes Meta made (each answered 200 without storing twice).
+    duplicates: Mapped[int] = mapped_column(default=0)
+    dispatched_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    #: What processing found, per field (counts, ignored fields, expected errors).
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageSource(enum.StrEnum):
+    HISTORY = "history"
+    APP_ECHO = "app_echo"
+    API = "api"
+
+
+class MediaState(enum.StrEnum):
+    NONE = "none"
+    AWAITING = "awaiting_media"
+    STORED = "stored"
+    SKIPPED_TOO_OLD = "skipped_too_old"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class Message(Base):
+    """A 1:1 message of the business, from history, an app echo or the API."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("onboarding_id", "wamid"),
+        Index("ix_messages_thread", "onboarding_id", "thread"),
+        Index("ix_messages_media_state", "media_state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    wamid: Mapped[str] = mapped_column(String(191))
+    #: The customer's number (digits): the thread this message belongs to.
+    thread: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(32))
+    text_body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(16))
+    #: The message object as Meta sent it, for types other than text.
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    media_state: Mapped[str] = mapped_column(String(16), default=MediaState.NONE.value)
+    media_id: Mapped[str | None] = mapped_column(String(64))
+    media_mime: Mapped[str | None] = mapped_column(String(128))
+    media_sha256: Mapped[str | None] = mapped_column(String(128))
+    media_size: Mapped[int | None]
+    media_path: Mapped[str | None] = mapped_column(String(512))
+    media_error: Mapped[str | None] = mapped_column(Text)
+    #: When the media id arrived: Meta's media ids die 7 days later.
+    media_id_at: Mapped[datetime | None]
+    media_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    edited_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class Contact(Base):
+    """A contact of the business's app address book; last write (by Meta's timestamp) wins."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("onboarding_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(64))
+    full_name: Mapped[str | None] = mapped_column(String(512))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    removed_at: Mapped[datetime | None]
+    #: ``metadata.timestamp`` of the change that wrote this row.
+    changed_at: Mapped[datetime]
+
+
+class HistoryChunk(Base):
+    """Ledger of history chunks received: completion and gaps are computed from it."""
+
+    __tablename__ = "history_chunks"
+    __table_args__ = (UniqueConstraint("onboarding_id", "phase", "chunk_order"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    phase: Mapped[int]
+    chunk_order: Mapped[int]
+    progress: Mapped[int]
+    messages: Mapped[int] = mapped_column(default=0)
+    dropped_out_of_window: Mapped[int] = mapped_column(default=0)
+    dropped_group: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime]

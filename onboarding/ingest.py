@@ -1,0 +1,232 @@
+"""Dispatch of inbox rows: route every change by ``field`` to its handler.
+
+A delivery is matched to its onboarding by ``value.metadata.phone_number_id``, falling back to
+the entry's WABA id. A delivery whose onboarding is not known yet waits as
+``waiting_for_onboarding`` and is dispatched again when one appears (:func:`waiting_for`);
+after Meta's own redelivery horizon (7 days) it is ``orphaned``. Unknown fields are kept and
+marked ignored. Every handler is idempotent, so processing a row twice is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from config import Settings
+from config.logging import bind
+from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
+from onboarding import history
+from onboarding.history import Context, Tally
+from onboarding.payloads import Change, PayloadError, parse_delivery
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Session, Context, dict[str, Any], Settings], Tally]
+
+HANDLERS: dict[str, Handler] = {
+    "history": lambda s, c, v, cfg: history.ingest_history(s, c, v, settings=cfg),
+    "smb_app_state_sync": lambda s, c, v, cfg: history.ingest_contacts(s, c, v),
+    "smb_message_echoes": lambda s, c, v, cfg: history.ingest_echoes(s, c, v),
+    "messages": lambda s, c, v, cfg: history.apply_message_events(s, c, v),
+}
+#: Fields that are kept and routed but change nothing yet.
+RECORDED_ONLY = frozenset({"account_update"})
+
+
+@dataclass
+class Outcome:
+    status: str
+    onboarding_id: int | None = None
+    media_message_ids: list[int] = field(default_factory=list)
+
+
+def find_onboarding(session: Session, change: Change) -> Onboarding | None:
+    """The newest onboarding of the change's number, else of its WABA."""
+    pnid = change.phone_number_id
+    if pnid is not None:
+        found = session.scalar(
+            select(Onboarding)
+            .where(Onboarding.phone_number_id == pnid)
+            .order_by(Onboarding.id.desc())
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    if change.waba_id is not None:
+        return session.scalar(
+            select(Onboarding)
+            .where(Onboarding.waba_id == change.waba_id)
+            .order_by(Onboarding.id.desc())
+            .limit(1)
+        )
+    return None
+
+
+def process_delivery(
+    session: Session, delivery_id: int, *, settings: Settings, now: datetime | None = None
+) -> Outcome:
+    """Process one inbox row (idempotent). Commits as it goes."""
+    now = now or utcnow()
+    row = session.get(InboxDelivery, delivery_id)
+    if row is None:
+        log.warning("inbox_row_missing", delivery_id=delivery_id)
+        return Outcome("missing")
+    bind(delivery_id=row.id)
+    if row.status in (InboxStatus.PROCESSED, InboxStatus.QUARANTINED, InboxStatus.ORPHANED):
+        return Outcome(row.status, row.onboarding_id)
+    row.attempts += 1
+    row.dispatched_at = now
+    session.commit()
+    try:
+        changes = parse_delivery(row.body)
+    except PayloadError as exc:
+        return _quarantine(session, row, str(exc))
+
+    resolved: list[tuple[Change, Onboarding | None]] = []
+    for change in changes:
+        onboarding = find_onboarding(session, change)
+        if onboarding is None and (change.field in HANDLERS or change.field in RECORDED_ONLY):
+            if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
+                row.status = InboxStatus.ORPHANED.value
+                row.last_error = "no onboarding matched within Meta's redelivery horizon"
+                session.commit()
+                log.warning("webhook_orphaned", fields=row.fields)
+                return Outcome(row.status)
+            row.status = InboxStatus.WAITING.value
+            row.waba_id = row.waba_id or change.waba_id
+            row.phone_number_id = row.phone_number_id or change.phone_number_id
+            row.last_error = (
+                f"no onboarding yet for number {change.phone_number_id} / WABA {change.waba_id}"
+            )
+            session.commit()
+            log.info(
+                "webhook_waiting_for_onboarding",
+                waba_id=change.waba_id,
+                phone_number_id=change.phone_number_id,
+            )
+            return Outcome(row.status)
+        resolved.append((change, onboarding))
+
+    summary: dict[str, Any] = {}
+    media_wamids: dict[int, list[str]] = {}
+    for change, onboarding in resolved:
+        entry = summary.setdefault(change.field, {})
+        if onboarding is None or (change.field not in HANDLERS):
+            key = "recorded" if change.field in RECORDED_ONLY else "ignored"
+            entry[key] = entry.get(key, 0) + 1
+            continue
+        row.onboarding_id = onboarding.id
+        ctx = Context.of(onboarding, change.business_number, settings)
+        tally = HANDLERS[change.field](session, ctx, change.value, settings)
+        for key, value in tally.as_dict().items():
+            if isinstance(value, int):
+                entry[key] = entry.get(key, 0) + value
+            else:
+                entry.setdefault(key, []).extend(value)
+        if tally.media_wamids:
+            media_wamids.setdefault(onboarding.id, []).extend(tally.media_wamids)
+
+    row = session.get_one(InboxDelivery, delivery_id)
+    row.status = InboxStatus.PROCESSED.value
+    row.processed_at = utcnow()
+    row.summary = summary
+    row.last_error = None
+    session.commit()
+    log.info("webhook_processed", fields=row.fields, summary=summary)
+    return Outcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
+
+
+def _downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
+    ids: list[int] = []
+    for onboarding_id, batch in wamids.items():
+        for start in range(0, len(batch), 500):
+            ids += session.scalars(
+                select(Message.id).where(
+                    Message.onboarding_id == onboarding_id,
+                    Message.wamid.in_(batch[start : start + 500]),
+                    Message.media_state == MediaState.AWAITING.value,
+                    Message.media_id.is_not(None),
+                )
+            ).all()
+    return ids
+
+
+def _quarantine(session: Session, row: InboxDelivery, reason: str) -> Outcome:
+    row.status = InboxStatus.QUARANTINED.value
+    row.last_error = reason
+    session.commit()
+    log.warning("webhook_quarantined", reason=reason)
+    return Outcome(row.status)
+
+
+def waiting_for(session: Session, onboarding: Onboarding) -> list[int]:
+    """Inbox rows waiting for this onboarding's number or WABA, put back to pending."""
+    conditions = [InboxDelivery.waba_id == onboarding.waba_id]
+    if onboarding.phone_number_id:
+        conditions.append(InboxDelivery.phone_number_id == onboarding.phone_number_id)
+    ids = list(
+        session.scalars(
+            select(InboxDelivery.id).where(
+                InboxDelivery.status == InboxStatus.WAITING.value, or_(*conditions)
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(ids))
+            .values(status=InboxStatus.PENDING.value)
+        )
+        session.commit()
+    return ids
+
+
+def stale_pending(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> list[int]:
+    """Pending rows nobody processed in time (broker outage, lost message): dispatch again.
+
+    Also wakes waiting rows whose onboarding has appeared since and orphans those past
+    Meta's 7-day horizon. Commits.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.inbox_redispatch_after_seconds)
+    pending = list(
+        session.scalars(
+            select(InboxDelivery.id)
+            .where(
+                InboxDelivery.status == InboxStatus.PENDING.value,
+                InboxDelivery.received_at < cutoff,
+                or_(InboxDelivery.dispatched_at.is_(None), InboxDelivery.dispatched_at < cutoff),
+            )
+            .order_by(InboxDelivery.id)
+            .limit(5000)
+        )
+    )
+    waiting = session.scalars(
+        select(InboxDelivery).where(InboxDelivery.status == InboxStatus.WAITING.value).limit(5000)
+    ).all()
+    woken: list[int] = []
+    orphan_before = now - timedelta(days=settings.inbox_orphan_after_days)
+    for row in waiting:
+        change = Change(
+            row.waba_id, "", {"metadata": {"phone_number_id": row.phone_number_id}}, None
+        )
+        if find_onboarding(session, change) is not None:
+            row.status = InboxStatus.PENDING.value
+            woken.append(row.id)
+        elif row.received_at < orphan_before:
+            row.status = InboxStatus.ORPHANED.value
+            row.last_error = "no onboarding matched within Meta's redelivery horizon"
+    if pending:
+        session.execute(
+            update(InboxDelivery).where(InboxDelivery.id.in_(pending)).values(dispatched_at=now)
+        )
+    session.commit()
+    return pending + woken

@@ -1,0 +1,110 @@
+"""Idempotent bulk writes of messages and contacts (PostgreSQL and SQLite).
+
+Every write is an upsert on a natural key, so a redelivered webhook, a replayed inbox row or
+two workers racing on the same chunk end in the same rows:
+
+* messages on (onboarding, wamid). The first writer's thread, direction, time and source stay;
+  a later writer only fills what is missing. A media follow-up that arrives before its
+  placeholder and a placeholder that arrives before its follow-up merge into one row.
+* contacts on (onboarding, phone), applied only when the change's timestamp is newer than the
+  stored one (last write wins under reordering).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import Contact, MediaState, Message
+
+MESSAGE_COLUMNS = (
+    "onboarding_id",
+    "wamid",
+    "thread",
+    "direction",
+    "source",
+    "sent_at",
+    "type",
+    "text_body",
+    "status",
+    "raw",
+    "media_state",
+    "media_id",
+    "media_mime",
+    "media_sha256",
+    "media_id_at",
+)
+PLACEHOLDER = "media_placeholder"
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upserts are written for PostgreSQL and SQLite, not {dialect}")
+
+
+def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or merge message rows (dicts keyed by :data:`MESSAGE_COLUMNS`). Not committed."""
+    if not rows:
+        return
+    table = Message.__table__
+    stmt = _insert(session, table)
+    new = stmt.excluded
+    old = table.c
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[old.onboarding_id, old.wamid],
+        set_={
+            # A follow-up may arrive first without its thread; the placeholder knows it.
+            "thread": case((old.thread == "", new.thread), else_=old.thread),
+            "type": case((old.type == PLACEHOLDER, new.type), else_=old.type),
+            "raw": case((old.type == PLACEHOLDER, new.raw), else_=func.coalesce(old.raw, new.raw)),
+            "text_body": func.coalesce(old.text_body, new.text_body),
+            "status": func.coalesce(old.status, new.status),
+            "media_state": case(
+                (old.media_state == MediaState.NONE.value, new.media_state),
+                else_=old.media_state,
+            ),
+            "media_id": func.coalesce(old.media_id, new.media_id),
+            "media_mime": func.coalesce(old.media_mime, new.media_mime),
+            "media_sha256": func.coalesce(old.media_sha256, new.media_sha256),
+            "media_id_at": func.coalesce(old.media_id_at, new.media_id_at),
+        },
+    )
+    session.execute(stmt, [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in rows])
+
+
+def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Apply contact changes, each only if newer than what is stored. Not committed.
+
+    Rows for the same phone within one batch are reduced to the newest first, since one
+    statement cannot touch a row twice.
+    """
+    if not rows:
+        return
+    newest: dict[tuple[int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["onboarding_id"], row["phone"])
+        if key not in newest or row["changed_at"] > newest[key]["changed_at"]:
+            newest[key] = row
+    table = Contact.__table__
+    stmt = _insert(session, table)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.onboarding_id, table.c.phone],
+        set_={
+            # A removal carries no names: keep the last known ones.
+            "full_name": func.coalesce(new.full_name, table.c.full_name),
+            "first_name": func.coalesce(new.first_name, table.c.first_name),
+            "removed_at": new.removed_at,
+            "changed_at": new.changed_at,
+        },
+        where=table.c.changed_at < new.changed_at,
+    )
+    session.execute(stmt, list(newest.values()))
