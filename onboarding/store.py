@@ -83,28 +83,33 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Apply contact changes, each only if newer than what is stored. Not committed.
 
-    Rows for the same phone within one batch are reduced to the newest first, since one
-    statement cannot touch a row twice.
+    One statement cannot touch a row twice, so changes to the same phone within a batch are
+    applied in rounds, oldest first (a removal after an edit keeps the edited name).
     """
     if not rows:
         return
-    newest: dict[tuple[int, str], dict[str, Any]] = {}
-    for row in rows:
+    rounds: list[list[dict[str, Any]]] = []
+    seen: dict[tuple[int, str], int] = {}
+    for row in sorted(rows, key=lambda r: r["changed_at"]):
         key = (row["onboarding_id"], row["phone"])
-        if key not in newest or row["changed_at"] > newest[key]["changed_at"]:
-            newest[key] = row
+        n = seen.get(key, -1) + 1
+        seen[key] = n
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
     table = Contact.__table__
-    stmt = _insert(session, table)
-    new = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.onboarding_id, table.c.phone],
-        set_={
-            # A removal carries no names: keep the last known ones.
-            "full_name": func.coalesce(new.full_name, table.c.full_name),
-            "first_name": func.coalesce(new.first_name, table.c.first_name),
-            "removed_at": new.removed_at,
-            "changed_at": new.changed_at,
-        },
-        where=table.c.changed_at < new.changed_at,
-    )
-    session.execute(stmt, list(newest.values()))
+    for batch in rounds:
+        stmt = _insert(session, table)
+        new = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.onboarding_id, table.c.phone],
+            set_={
+                # A removal carries no names: keep the last known ones.
+                "full_name": func.coalesce(new.full_name, table.c.full_name),
+                "first_name": func.coalesce(new.first_name, table.c.first_name),
+                "removed_at": new.removed_at,
+                "changed_at": new.changed_at,
+            },
+            where=table.c.changed_at < new.changed_at,
+        )
+        session.execute(stmt, batch)

@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from models import Alert, Onboarding, SyncType, utcnow
+from models import (
+    Alert,
+    Contact,
+    HistoryChunk,
+    MediaState,
+    Message,
+    MessageSource,
+    Onboarding,
+    SyncType,
+    utcnow,
+)
+from onboarding.history import chunk_phases
 
 
 def iso(value: datetime | None) -> str | None:
@@ -41,7 +52,7 @@ def onboarding_detail(
     alerts = session.scalars(
         select(Alert).where(Alert.onboarding_id == onboarding.id).order_by(Alert.id)
     ).all()
-    return {
+    detail = {
         "id": onboarding.id,
         "state": onboarding.state,
         "signup_event": onboarding.signup_event,
@@ -71,15 +82,79 @@ def onboarding_detail(
                 "next_attempt_at": iso(row.next_attempt_at),
                 "last_error": row.last_error,
                 "progress": row.progress,
+                "completed_at": iso(row.completed_at),
             }
             for t in SyncType
         },
+        "counts": counts(session, onboarding.id),
         "timeline": [
             {"at": iso(t.at), "from": t.from_state, "to": t.to_state, "cause": t.cause}
             for t in onboarding.transitions
         ],
         "alerts": [alert_json(a) for a in alerts],
     }
+    detail["sync"]["history"]["phases"] = history_phases(session, onboarding.id)
+    return detail
+
+
+def counts(session: Session, onboarding_id: int) -> dict[str, int]:
+    """What an onboarding's webhooks brought in, for ``show --json``."""
+
+    def n(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    m = Message
+    msg = session.execute(
+        select(
+            func.count(m.id),
+            func.count(func.distinct(m.thread)),
+            n(m.direction == "inbound"),
+            n(m.direction == "outbound"),
+            n(m.source == MessageSource.APP_ECHO.value),
+            n(m.source == MessageSource.API.value),
+            n(m.media_state == MediaState.STORED.value),
+            n(m.media_state == MediaState.AWAITING.value),
+            n(m.media_state == MediaState.SKIPPED_TOO_OLD.value),
+            n(m.media_state == MediaState.EXPIRED.value),
+            n(m.media_state == MediaState.FAILED.value),
+        ).where(m.onboarding_id == onboarding_id)
+    ).one()
+    contacts = session.execute(
+        select(
+            n(Contact.removed_at.is_(None)),
+            n(Contact.removed_at.is_not(None)),
+        ).where(Contact.onboarding_id == onboarding_id)
+    ).one()
+    ledger = session.execute(
+        select(
+            func.count(HistoryChunk.id),
+            func.coalesce(func.sum(HistoryChunk.dropped_out_of_window), 0),
+            func.coalesce(func.sum(HistoryChunk.dropped_group), 0),
+        ).where(HistoryChunk.onboarding_id == onboarding_id)
+    ).one()
+    names = (
+        "messages",
+        "threads",
+        "messages_inbound",
+        "messages_outbound",
+        "app_echoes",
+        "messages_api",
+        "media_stored",
+        "media_awaiting",
+        "media_skipped_too_old",
+        "media_expired",
+        "media_failed",
+    )
+    out = {name: int(value) for name, value in zip(names, msg, strict=True)}
+    out["contacts"], out["contacts_removed"] = (int(v) for v in contacts)
+    out["history_chunks"] = int(ledger[0])
+    out["dropped_out_of_window"] = int(ledger[1])
+    out["dropped_group"] = int(ledger[2])
+    return out
+
+
+def history_phases(session: Session, onboarding_id: int) -> dict[str, dict[str, list[int]]]:
+    return {str(p): v for p, v in chunk_phases(session, onboarding_id).items()}
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

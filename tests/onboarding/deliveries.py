@@ -1,0 +1,188 @@
+"""Builders for Meta webhook deliveries in the shapes of meta-platform.md §4."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from onboarding.webhooks import sign
+from tests.conftest import APP_SECRET
+
+
+DECLINED_TEXT = "History sync is turned off by the business from the WhatsApp Business App"
+
+
+@dataclass(frozen=True)
+class Business:
+    onboarding_id: int
+    waba_id: str
+    phone_number_id: str
+    number: str  # digits
+
+
+def envelope(
+    business: Business, field: str, value: dict[str, Any], time: int = 1_700_000_000
+) -> dict[str, Any]:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": business.number,
+            "phone_number_id": business.phone_number_id,
+        },
+        **value,
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": business.waba_id, "time": time, "changes": [{"field": field, "value": value}]}
+        ],
+    }
+
+
+def text(
+    wamid: str, sender: str, ts: int, body: str, to: str | None = None, status: str = "READ"
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(ts),
+        "type": "text",
+        "text": {"body": body},
+        "history_context": {"status": status},
+    }
+    if to:
+        msg["to"] = to
+    return msg
+
+
+def placeholder(wamid: str, sender: str, ts: int) -> dict[str, Any]:
+    return {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(ts),
+        "type": "media_placeholder",
+        "history_context": {"status": "DELIVERED"},
+    }
+
+
+def chunk(
+    business: Business,
+    phase: int,
+    order: int,
+    progress: int,
+    threads: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    return envelope(
+        business,
+        "history",
+        {
+            "history": [
+                {
+                    "metadata": {"phase": phase, "chunk_order": order, "progress": progress},
+                    "threads": [{"id": tid, "messages": msgs} for tid, msgs in threads.items()],
+                }
+            ]
+        },
+    )
+
+
+def media_followup(
+    business: Business,
+    wamid: str,
+    sender: str,
+    ts: int,
+    media_id: str,
+    sha256: str = "",
+    mime: str = "image/jpeg",
+) -> dict[str, Any]:
+    return envelope(
+        business,
+        "history",
+        {
+            "messages": [
+                {
+                    "from": sender,
+                    "id": wamid,
+                    "timestamp": str(ts),
+                    "type": "image",
+                    "image": {
+                        "caption": "Invoice",
+                        "mime_type": mime,
+                        "sha256": sha256,
+                        "id": media_id,
+                    },
+                }
+            ]
+        },
+    )
+
+
+def contacts(business: Business, *items: tuple[str, str, int, str | None]) -> dict[str, Any]:
+    """Items are (action, phone, timestamp, full_name)."""
+    state = []
+    for action, phone, ts, name in items:
+        contact: dict[str, Any] = {"phone_number": phone}
+        if name:
+            contact |= {"full_name": name, "first_name": name.split()[0]}
+        state.append(
+            {
+                "type": "contact",
+                "contact": contact,
+                "action": action,
+                "metadata": {"timestamp": str(ts)},
+            }
+        )
+    return envelope(business, "smb_app_state_sync", {"state_sync": state})
+
+
+def echoes(business: Business, *items: tuple[str, str, int, str]) -> dict[str, Any]:
+    """Items are (wamid, to, timestamp, body)."""
+    return envelope(
+        business,
+        "smb_message_echoes",
+        {
+            "message_echoes": [
+                {
+                    "from": business.number,
+                    "to": to,
+                    "id": wamid,
+                    "timestamp": str(ts),
+                    "type": "text",
+                    "text": {"body": body},
+                }
+                for wamid, to, ts, body in items
+            ]
+        },
+    )
+
+
+def declined_value(business: Business) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": business.number,
+            "phone_number_id": business.phone_number_id,
+        },
+        "history": [
+            {
+                "errors": [
+                    {
+                        "code": 2593109,
+                        "title": "History sync is turned off by the business from the WhatsApp Business App",
+                        "message": "History sync is turned off by the business from the WhatsApp Business App",
+                        "error_data": {"details": "History sharing is turned off by the business"},
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def signed(payload: dict[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
+    raw = payload if isinstance(payload, bytes) else body_of(payload)
+    return raw, {"X-Hub-Signature-256": sign(raw, APP_SECRET), "Content-Type": "application/json"}
