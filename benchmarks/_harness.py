@@ -1,4 +1,4 @@
-"""The real coexist stack, driven from Python: one implementation for integration tests and benchmarks.
+"""The real coexist stack driven from Python, shared by the integration tests and the benchmarks.
 
 It checks and resets PostgreSQL and Redis, serves the Meta sandbox (in the caller's process),
 starts a Celery worker and the web app as subprocesses with the same ``COEX_*`` environment,
@@ -25,6 +25,7 @@ to a file; :meth:`ManagedProcess.stop` sends SIGTERM, then SIGKILL to the whole 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -142,9 +143,7 @@ def check_postgres(url: str, *, timeout: float = 3.0, hint: str = "") -> None:
 def check_redis(url: str, *, timeout: float = 3.0, hint: str = "") -> None:
     """Raise :class:`ServiceUnavailableError` unless Redis at ``url`` answers PING."""
     try:
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout
-        )
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     except ValueError as exc:
         raise ServiceUnavailableError(f"Redis URL {redact(url)} is unusable: {exc}") from exc
     try:
@@ -536,7 +535,7 @@ def start_web(
         ).start()
         try:
             process.wait_until(
-                lambda: _healthy(url), what="GET /healthz to answer 200", timeout=timeout
+                functools.partial(_healthy, url), what="GET /healthz to answer 200", timeout=timeout
             )
         except StackStartError:
             process.stop()

@@ -1,4 +1,4 @@
-"""The real stack for integration tests: PostgreSQL, Redis, a Celery worker, the web app, the sandbox.
+"""The real stack for integration tests: PostgreSQL, Redis, a Celery worker, web app, sandbox.
 
 Session-wide (started once, in this order, torn down in reverse):
 
@@ -21,7 +21,7 @@ The processes and their helpers live in :mod:`benchmarks._harness`, shared with 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,9 @@ _PROCESSES = pytest.StashKey[list[ManagedProcess]]()
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the tail of every stack process's log to a failed test's report."""
     report: pytest.TestReport = yield
     if report.failed:

@@ -9,7 +9,6 @@ from typing import Any
 from onboarding.webhooks import sign
 from tests.conftest import APP_SECRET
 
-
 DECLINED_TEXT = "History sync is turned off by the business from the WhatsApp Business App"
 
 
@@ -169,8 +168,8 @@ def declined_value(business: Business) -> dict[str, Any]:
                 "errors": [
                     {
                         "code": 2593109,
-                        "title": "History sync is turned off by the business from the WhatsApp Business App",
-                        "message": "History sync is turned off by the business from the WhatsApp Business App",
+                        "title": DECLINED_TEXT,
+                        "message": DECLINED_TEXT,
                         "error_data": {"details": "History sharing is turned off by the business"},
                     }
                 ]
