@@ -129,8 +129,10 @@ class Contact(Base):
     full_name: Mapped[str | None] = mapped_column(String(512))
     first_name: Mapped[str | None] = mapped_column(String(256))
     removed_at: Mapped[datetime | None]
-    #: ``metadata.timestamp`` of the change that wrote this row.
+    #: ``metadata.timestamp`` of the newest change applied (decides ``removed_at``).
     changed_at: Mapped[datetime]
+    #: Timestamp of the newest change that carried names (removals carry none).
+    names_changed_at: Mapped[datetime | None]
 
 
 class HistoryChunk(Base):

@@ -470,6 +470,7 @@ def ingest_contacts(session: Session, ctx: Context, value: dict[str, Any]) -> Ta
                 "first_name": None if removed else clean_text(contact.get("first_name"), 256),
                 "removed_at": changed if removed else None,
                 "changed_at": changed,
+                "names_changed_at": None if removed else changed,
             }
         )
         tally.counts["contacts_removed" if removed else "contacts_added"] += 1

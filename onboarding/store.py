@@ -3,11 +3,13 @@
 Every write is an upsert on a natural key, so a redelivered webhook, a replayed inbox row or
 two workers racing on the same chunk end in the same rows:
 
-* messages on (onboarding, wamid). The first writer's thread, direction, time and source stay;
-  a later writer only fills what is missing. A media follow-up that arrives before its
-  placeholder and a placeholder that arrives before its follow-up merge into one row.
-* contacts on (onboarding, phone), applied only when the change's timestamp is newer than the
-  stored one (last write wins under reordering).
+* messages on (onboarding, wamid). The first writer's thread, direction and time stay; a later
+  writer only fills what is missing, except that an app echo marks the message as sent from
+  the app whichever came first (so the result does not depend on arrival order). A media
+  follow-up and its placeholder merge into one row in either order.
+* contacts on (onboarding, phone) as two last-write-wins registers keyed by Meta's change
+  timestamp: presence (added or removed) and names (only changes that carry names), so the
+  result does not depend on the order changes arrive in.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Contact, MediaState, Message
+from models import Contact, MediaState, Message, MessageSource
 
 MESSAGE_COLUMNS = (
     "onboarding_id",
@@ -63,6 +65,10 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         set_={
             # A follow-up may arrive first without its thread; the placeholder knows it.
             "thread": case((old.thread == "", new.thread), else_=old.thread),
+            # Seen both in history and as an echo: it was sent from the app, whatever came first.
+            "source": case(
+                (new.source == MessageSource.APP_ECHO.value, new.source), else_=old.source
+            ),
             "type": case((old.type == PLACEHOLDER, new.type), else_=old.type),
             "raw": case((old.type == PLACEHOLDER, new.raw), else_=func.coalesce(old.raw, new.raw)),
             "text_body": func.coalesce(old.text_body, new.text_body),
@@ -81,7 +87,7 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Apply contact changes, each only if newer than what is stored. Not committed.
+    """Apply contact changes, newest timestamp winning. Not committed.
 
     One statement cannot touch a row twice, so changes to the same phone within a batch are
     applied in rounds, oldest first (a removal after an edit keeps the edited name).
@@ -100,16 +106,21 @@ def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     table = Contact.__table__
     for batch in rounds:
         stmt = _insert(session, table)
-        new = stmt.excluded
+        new, old = stmt.excluded, table.c
+        newer = new.changed_at > old.changed_at
+        newer_names = (new.names_changed_at.is_not(None)) & (
+            (old.names_changed_at.is_(None)) | (new.names_changed_at > old.names_changed_at)
+        )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.onboarding_id, table.c.phone],
+            index_elements=[old.onboarding_id, old.phone],
             set_={
-                # A removal carries no names: keep the last known ones.
-                "full_name": func.coalesce(new.full_name, table.c.full_name),
-                "first_name": func.coalesce(new.first_name, table.c.first_name),
-                "removed_at": new.removed_at,
-                "changed_at": new.changed_at,
+                "removed_at": case((newer, new.removed_at), else_=old.removed_at),
+                "changed_at": case((newer, new.changed_at), else_=old.changed_at),
+                "full_name": case((newer_names, new.full_name), else_=old.full_name),
+                "first_name": case((newer_names, new.first_name), else_=old.first_name),
+                "names_changed_at": case(
+                    (newer_names, new.names_changed_at), else_=old.names_changed_at
+                ),
             },
-            where=table.c.changed_at < new.changed_at,
         )
         session.execute(stmt, batch)

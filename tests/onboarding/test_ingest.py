@@ -249,7 +249,8 @@ def test_contacts_last_write_wins_under_reordering(
         rows = {c.phone: c for c in session.scalars(select(Contact))}
     assert rows["16505551111"].full_name == "Pablo Morales New"
     assert rows["12125557890"].removed_at is not None
-    assert rows["12125557890"].full_name == "Ana"
+    # Names and presence are separate registers: the later name stays, the removal too.
+    assert rows["12125557890"].full_name == "Ana Late"
     counts = detail(rt, business)["counts"]
     assert (counts["contacts"], counts["contacts_removed"]) == (1, 1)
 

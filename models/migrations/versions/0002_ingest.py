@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 08:44:03.199710
+Create Date: 2026-11-26 08:48:05.415113
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("first_name", sa.String(length=256), nullable=True),
         sa.Column("removed_at", UTCDateTime(), nullable=True),
         sa.Column("changed_at", UTCDateTime(), nullable=False),
+        sa.Column("names_changed_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["onboarding_id"],
             ["onboardings.id"],
