@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
 from models import (
+    InboxDelivery,
+    InboxStatus,
     Onboarding,
     OnboardingState,
     SyncState,
@@ -131,3 +134,24 @@ def _reopen_syncs(onboarding: Onboarding, force: bool) -> list[str]:
             row.next_attempt_at = None
             reopened.append(sync_type.label)
     return reopened
+
+
+def replay(
+    session: Session, *, delivery_id: int | None = None, status: str | None = None
+) -> list[int]:
+    """Inbox rows to process again, put back to ``pending`` (quarantined ones too: a fixed
+    parser may now read them). Commits; the caller enqueues."""
+    query = select(InboxDelivery.id)
+    if delivery_id is not None:
+        query = query.where(InboxDelivery.id == delivery_id)
+    else:
+        query = query.where(InboxDelivery.status == status)
+    ids = list(session.scalars(query.order_by(InboxDelivery.id).limit(100_000)))
+    if ids:
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(ids))
+            .values(status=InboxStatus.PENDING.value, last_error=None)
+        )
+    session.commit()
+    return ids

@@ -14,20 +14,22 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from models import Alert, Onboarding, OnboardingState
+from models import Alert, InboxDelivery, InboxStatus, Onboarding, OnboardingState
 from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
-from onboarding.admin import RetryRefusedError, retry
+from onboarding.admin import RetryRefusedError, replay, retry
 from onboarding.outcomes import Next
-from onboarding.views import alert_json, onboarding_detail, onboarding_summary
+from onboarding.views import alert_json, inbox_json, onboarding_detail, onboarding_summary
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 onboardings_app = typer.Typer(no_args_is_help=True, help="Inspect and retry onboardings.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Operator alerts.")
+inbox_app = typer.Typer(no_args_is_help=True, help="Stored webhook deliveries.")
 app.add_typer(db_app, name="db")
 app.add_typer(onboardings_app, name="onboardings")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(inbox_app, name="inbox")
 
 console = Console()
 err = Console(stderr=True)
@@ -270,6 +272,67 @@ def sandbox(
         raise _fail("set COEX_META_APP_ID and COEX_META_APP_SECRET (the sandbox's app)", 2)
     err.print(f"Meta sandbox for app {app_id} on http://{host}:{port} (control: /_sandbox)")
     serve_forever(Sandbox(app_id=app_id, app_secret=secret, seed=seed), host, port)
+
+
+@inbox_app.command("list")
+def inbox_list(
+    status: Annotated[str | None, typer.Option(help="Only deliveries in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List stored webhook deliveries, newest first."""
+    if status is not None and status not in {s.value for s in InboxStatus}:
+        known = ", ".join(s.value for s in InboxStatus)
+        raise _fail(f"unknown status {status!r}; known: {known}", 2)
+    rt = _runtime()
+    with rt.db.sessions() as session:
+        query = select(InboxDelivery).order_by(InboxDelivery.id.desc()).limit(limit)
+        if status:
+            query = query.where(InboxDelivery.status == status)
+        rows = [inbox_json(d) for d in session.scalars(query)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "status", "received", "fields", "onboarding", "size", "attempts", "error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["status"],
+            r["received_at"],
+            r["fields"] or "-",
+            str(r["onboarding_id"] or "-"),
+            str(r["size"]),
+            str(r["attempts"]),
+            (r["last_error"] or "")[:60],
+        )
+    console.print(table)
+
+
+@inbox_app.command("replay")
+def inbox_replay(
+    delivery_id: Annotated[
+        int | None, typer.Argument(help="One delivery to process again.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Replay every delivery in this status instead.")
+    ] = None,
+) -> None:
+    """Process stored deliveries again (idempotent): one by id, or all in a status."""
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.ingest import process_delivery  # noqa: PLC0415
+
+    if (delivery_id is None) == (status is None):
+        raise _fail("give either a delivery ID or --status", 2)
+    if status is not None and status not in {s.value for s in InboxStatus}:
+        raise _fail(f"unknown status {status!r}", 2)
+    rt = _runtime()
+    with rt.db.session() as session:
+        ids = replay(session, delivery_id=delivery_id, status=status)
+    if delivery_id is not None and not ids:
+        raise _fail(f"no delivery {delivery_id}")
+    for one in ids:
+        enqueue_after_commit(None, process_delivery, one)
+    console.print(f"replaying {len(ids)} deliveries")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from models import (
     Alert,
     Contact,
     HistoryChunk,
+    InboxDelivery,
     MediaState,
     Message,
     MessageSource,
@@ -52,7 +53,7 @@ def onboarding_detail(
     alerts = session.scalars(
         select(Alert).where(Alert.onboarding_id == onboarding.id).order_by(Alert.id)
     ).all()
-    detail = {
+    detail: dict[str, Any] = {
         "id": onboarding.id,
         "state": onboarding.state,
         "signup_event": onboarding.signup_event,
@@ -166,4 +167,24 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "message": alert.message,
         "raised_at": iso(alert.raised_at),
         "acknowledged_at": iso(alert.acknowledged_at),
+    }
+
+
+def inbox_json(delivery: InboxDelivery) -> dict[str, Any]:
+    """One stored delivery for ``inbox list`` (the raw body is not printed)."""
+    return {
+        "id": delivery.id,
+        "status": delivery.status,
+        "received_at": iso(delivery.received_at),
+        "processed_at": iso(delivery.processed_at),
+        "fields": delivery.fields,
+        "waba_id": delivery.waba_id,
+        "phone_number_id": delivery.phone_number_id,
+        "onboarding_id": delivery.onboarding_id,
+        "size": delivery.size,
+        "sha256": delivery.sha256,
+        "attempts": delivery.attempts,
+        "duplicates": delivery.duplicates,
+        "last_error": delivery.last_error,
+        "summary": delivery.summary,
     }

@@ -16,6 +16,7 @@ from onboarding.cli import app
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
+from onboarding.webhooks import receive
 from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
 
 runner = CliRunner()
@@ -169,3 +170,28 @@ def test_missing_configuration_is_a_clear_error() -> None:
         runtime.install(previous)
     assert result.exit_code == 2
     assert "COEX_TOKEN_KEYS" in result.output
+
+
+def test_inbox_list_and_replay(rt: Runtime, onboarding_id: int) -> None:
+    """Quarantined deliveries are listed with their reason and can be replayed by status."""
+    with rt.db.session() as session:
+        intake = receive(session, b"{broken")
+    listed = runner.invoke(app, ["inbox", "list", "--status", "quarantined", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.stdout)
+    assert row["id"] == intake.delivery_id
+    assert "not JSON" in row["last_error"]
+    replayed = runner.invoke(app, ["inbox", "replay", "--status", "quarantined"])
+    assert replayed.exit_code == 0, replayed.output
+    assert "replaying 1" in replayed.output
+    again = json.loads(runner.invoke(app, ["inbox", "list", "--json"]).stdout)
+    assert again[0]["status"] == "quarantined"  # replayed, and still not a Meta delivery
+    assert again[0]["attempts"] == 1
+
+
+def test_inbox_replay_needs_exactly_one_selector(rt: Runtime) -> None:
+    """Replay without an id or status, or with both, is a usage error."""
+    assert runner.invoke(app, ["inbox", "replay"]).exit_code == 2
+    assert runner.invoke(app, ["inbox", "replay", "1", "--status", "pending"]).exit_code == 2
+    assert runner.invoke(app, ["inbox", "replay", "--status", "bogus"]).exit_code == 2
+    assert runner.invoke(app, ["inbox", "replay", "999"]).exit_code == 1
