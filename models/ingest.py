@@ -103,7 +103,9 @@ class Message(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     #: The message object as Meta sent it, for types other than text.
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    media_state: Mapped[str] = mapped_column(String(16), default=MediaState.NONE.value)
+    media_state: Mapped[str] = mapped_column(
+        String(16), default=MediaState.NONE.value, server_default=MediaState.NONE.value
+    )
     media_id: Mapped[str | None] = mapped_column(String(64))
     media_mime: Mapped[str | None] = mapped_column(String(128))
     media_sha256: Mapped[str | None] = mapped_column(String(128))
@@ -112,7 +114,7 @@ class Message(Base):
     media_error: Mapped[str | None] = mapped_column(Text)
     #: When the media id arrived: Meta's media ids die 7 days later.
     media_id_at: Mapped[datetime | None]
-    media_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    media_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     edited_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -39,7 +39,7 @@ from models import (
 from onboarding.graph import HISTORY_DECLINED
 from onboarding.payloads import clean_text, digits, unix_time
 from onboarding.states import raise_alert, transition
-from onboarding.store import PLACEHOLDER, upsert_contacts, upsert_messages
+from onboarding.store import PLACEHOLDER, upsert_chunk, upsert_contacts, upsert_messages
 
 log = structlog.get_logger(__name__)
 
@@ -315,33 +315,21 @@ def _record_chunk(
     dropped_group: int,
     now: datetime,
 ) -> None:
-    existing = session.scalar(
-        select(HistoryChunk).where(
-            HistoryChunk.onboarding_id == onboarding.id,
-            HistoryChunk.phase == phase,
-            HistoryChunk.chunk_order == chunk_order,
-        )
+    """Upsert the ledger row (the same chunk again keeps the largest figures)."""
+    upsert_chunk(
+        session,
+        {
+            "onboarding_id": onboarding.id,
+            "phase": phase,
+            "chunk_order": chunk_order,
+            "progress": progress,
+            "messages": stored,
+            "dropped_out_of_window": dropped_window,
+            "dropped_group": dropped_group,
+            "received_at": now,
+        },
     )
-    if existing is None:
-        session.add(
-            HistoryChunk(
-                onboarding_id=onboarding.id,
-                phase=phase,
-                chunk_order=chunk_order,
-                progress=progress,
-                messages=stored,
-                dropped_out_of_window=dropped_window,
-                dropped_group=dropped_group,
-                received_at=now,
-            )
-        )
-        session.flush()
-    else:  # the same chunk again: same content, keep the first receipt time
-        existing.progress = max(existing.progress, progress)
-        existing.messages = max(existing.messages, stored)
-        existing.dropped_out_of_window = max(existing.dropped_out_of_window, dropped_window)
-        existing.dropped_group = max(existing.dropped_group, dropped_group)
-    update_progress(session, onboarding)
+    update_progress(session, onboarding, progress)
 
 
 def chunk_phases(session: Session, onboarding_id: int) -> dict[int, dict[str, Any]]:
@@ -362,18 +350,16 @@ def chunk_phases(session: Session, onboarding_id: int) -> dict[int, dict[str, An
     return out
 
 
-def update_progress(session: Session, onboarding: Onboarding) -> None:
+def update_progress(session: Session, onboarding: Onboarding, progress: int) -> None:
     """Progress is the maximum seen; at 100 the sync is completed, with gaps if any."""
     row = onboarding.sync(SyncType.HISTORY)
-    progress = (
-        session.scalar(
-            select(func.max(HistoryChunk.progress)).where(
-                HistoryChunk.onboarding_id == onboarding.id
-            )
-        )
-        or 0
+    session.execute(
+        update(SyncRequest)
+        .where(SyncRequest.id == row.id, SyncRequest.progress < progress)
+        .values(progress=progress)
+        .execution_options(synchronize_session=False)
     )
-    row.progress = max(row.progress, progress)
+    session.refresh(row, ["progress"])
     if row.progress < 100:
         if row.state == SyncState.STALLED:
             row.state = SyncState.REQUESTED.value

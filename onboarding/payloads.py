@@ -22,7 +22,6 @@ from typing import Any
 EARLIEST = 1_230_768_000  # 2009-01-01
 FUTURE_SLACK_SECONDS = 86_400
 MAX_FIELD_LENGTH = 64
-MAX_NESTING = 64
 
 
 class PayloadError(ValueError):
@@ -68,19 +67,6 @@ def digits(value: Any) -> str | None:
     return out or None
 
 
-def _depth_ok(obj: Any, limit: int = MAX_NESTING) -> bool:
-    stack: list[tuple[Any, int]] = [(obj, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
-
-
 def load(body: bytes) -> Any:
     """JSON-decode a body, turning every failure into a :class:`PayloadError`."""
     try:
@@ -100,8 +86,6 @@ def parse_delivery(body: bytes) -> list[Change]:
     obj = load(body)
     if not isinstance(obj, dict):
         raise PayloadError(f"body is a JSON {type(obj).__name__}, not an object")
-    if not _depth_ok(obj):
-        raise PayloadError(f"body is nested deeper than {MAX_NESTING} levels")
     if "entry" not in obj:
         if isinstance(obj.get("history"), list) and "metadata" in obj:
             return [Change(waba_id=None, field="history", value=obj, entry_time=None)]

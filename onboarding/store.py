@@ -14,14 +14,16 @@ two workers racing on the same chunk end in the same rows:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func
+from psycopg.types.json import Jsonb
+from sqlalchemy import Column, MetaData, Table, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Contact, MediaState, Message, MessageSource
+from models import Contact, HistoryChunk, MediaState, Message, MessageSource
 
 MESSAGE_COLUMNS = (
     "onboarding_id",
@@ -53,14 +55,29 @@ def _insert(session: Session, table: Any) -> Any:
 
 
 def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or merge message rows (dicts keyed by :data:`MESSAGE_COLUMNS`). Not committed."""
+    """Insert or merge message rows (dicts keyed by :data:`MESSAGE_COLUMNS`). Not committed.
+
+    On PostgreSQL the rows are streamed with ``COPY`` into a session-local staging table and
+    merged with one ``INSERT … SELECT … ON CONFLICT``; elsewhere they are sent as one
+    executemany. Either way a wamid repeated within the batch is merged once (first wins).
+    """
     if not rows:
         return
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["wamid"], row)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_upsert(session, list(unique.values()))
+        return
+    stmt = _merge(_insert(session, Message.__table__))
+    session.execute(stmt, [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in unique.values()])
+
+
+def _merge(stmt: Any) -> Any:
     table = Message.__table__
-    stmt = _insert(session, table)
     new = stmt.excluded
     old = table.c
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[old.onboarding_id, old.wamid],
         set_={
             # A follow-up may arrive first without its thread; the placeholder knows it.
@@ -83,7 +100,77 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             "media_id_at": func.coalesce(old.media_id_at, new.media_id_at),
         },
     )
-    session.execute(stmt, [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in rows])
+
+
+_STAGE = Table(
+    "coexist_messages_stage",
+    MetaData(),
+    *(Column(c.name, c.type) for c in Message.__table__.c if c.name in MESSAGE_COLUMNS),
+)
+_STAGE_TYPES = [
+    "bigint",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+]
+
+
+def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    connection = session.connection()
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    info = connection.connection.info
+    if not info.get(_STAGE.name):
+        connection.exec_driver_sql(_CREATE_STAGE)
+        info[_STAGE.name] = True
+    with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
+        with cursor.copy(_COPY_STAGE) as copy:
+            copy.set_types(_STAGE_TYPES)
+            for row in rows:
+                raw = row.get("raw")
+                copy.write_row(
+                    (
+                        *(row.get(c) for c in MESSAGE_COLUMNS[:9]),
+                        None if raw is None else Jsonb(raw),
+                        *(row.get(c) for c in MESSAGE_COLUMNS[10:]),
+                    )
+                )
+        cursor.execute(_merge_sql())
+        cursor.execute(f"DELETE FROM {_STAGE.name}")  # noqa: S608 - constant name
+
+
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE.name} ON COMMIT DELETE ROWS AS "  # noqa: S608
+    f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM messages WITH NO DATA"
+)
+_COPY_STAGE = f"COPY {_STAGE.name} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
+
+
+@functools.cache
+def _merge_sql() -> str:
+    """The INSERT … SELECT … ON CONFLICT statement, compiled once for PostgreSQL."""
+    statement = _merge(
+        postgresql.insert(Message.__table__).from_select(
+            list(MESSAGE_COLUMNS),
+            select(*(_STAGE.c[c] for c in MESSAGE_COLUMNS)),
+            include_defaults=False,
+        )
+    )
+    compiled = statement.compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -124,3 +211,21 @@ def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             },
         )
         session.execute(stmt, batch)
+
+
+def upsert_chunk(session: Session, row: dict[str, Any]) -> None:
+    """Record a history chunk in the ledger; a repeat keeps the largest figures. Not committed."""
+    table = HistoryChunk.__table__
+    stmt = _insert(session, table).values(**row)
+    new, old = stmt.excluded, table.c
+
+    def larger(column: str) -> Any:
+        return case((old[column] > new[column], old[column]), else_=new[column])
+
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[old.onboarding_id, old.phase, old.chunk_order],
+        set_={
+            c: larger(c) for c in ("progress", "messages", "dropped_out_of_window", "dropped_group")
+        },
+    )
+    session.execute(stmt)

@@ -4,10 +4,20 @@ Use it in-process through ``httpx.MockTransport`` (:meth:`Sandbox.mock_transport
 HTTP server (:class:`SandboxServer`), seeded with :meth:`Sandbox.add_business`, driven with
 :meth:`Sandbox.complete_signup` and the ``/_sandbox/`` control API, and perturbed with
 :class:`Faults`. See :mod:`.model` for the modelled endpoints and :mod:`.control` for the control
-API.
+API. After an accepted sync, :meth:`Sandbox.configure_webhooks` makes it deliver Meta's
+``history``, ``smb_app_state_sync`` and ``smb_message_echoes`` webhooks (:mod:`.webhooks`),
+generated from a :class:`HistoryProfile` (:mod:`.history`), and serve the synced media.
 """
 
 from onboarding.sandbox.faults import ENDPOINTS, FaultRule, Faults
+from onboarding.sandbox.history import (
+    HistoryChunk,
+    HistoryGenerator,
+    HistoryPlan,
+    HistoryProfile,
+    MediaItem,
+    NumberContext,
+)
 from onboarding.sandbox.model import (
     DroppedResponse,
     Sandbox,
@@ -23,21 +33,47 @@ from onboarding.sandbox.records import (
     SyncListener,
 )
 from onboarding.sandbox.server import SandboxServer, serve_forever
+from onboarding.sandbox.webhooks import (
+    CollectingSink,
+    DeliveryOptions,
+    DeliveryRecord,
+    ReceivedWebhook,
+    Sink,
+    WebhookConfig,
+    WebhookDispatcher,
+    sign_body,
+    verify_signature,
+)
 
 __all__ = [
     "ENDPOINTS",
     "AcceptedSync",
     "Business",
+    "CollectingSink",
+    "DeliveryOptions",
+    "DeliveryRecord",
     "DroppedResponse",
     "FaultRule",
     "Faults",
+    "HistoryChunk",
+    "HistoryGenerator",
+    "HistoryPlan",
+    "HistoryProfile",
+    "MediaItem",
+    "NumberContext",
     "NumberSpec",
+    "ReceivedWebhook",
     "Sandbox",
     "SandboxServer",
     "SeededNumber",
     "SignupResult",
+    "Sink",
     "SyncListener",
+    "WebhookConfig",
+    "WebhookDispatcher",
     "format_display_number",
     "normalize_digits",
     "serve_forever",
+    "sign_body",
+    "verify_signature",
 ]

@@ -24,7 +24,23 @@ unauthenticated: the server binds 127.0.0.1 by default.
 ``GET|POST /_sandbox/clock``  POST ``{"advance_seconds": N}`` → ``{"now", "offset"}``
 ``POST /_sandbox/revocations``  ``{"business_id"}`` → ``{"revoked": n}`` (tokens now fail, 190)
 ``POST /_sandbox/reset``    forget everything → ``{"success": true}``
+``GET  /_sandbox/webhooks``  ``?limit=N`` → ``{"config": {...} | null, "stats": {queued,
+                            delivered, failed, skipped, attempts, in_flight, retrying,
+                            pending_sources, idle} | null, "deliveries": [last N outcomes]}``
+``PUT  /_sandbox/webhooks``  ``{"callback_url"?, "mode"?: "normal"|"declined", "echoes"?,
+                            "envelope_less_decline"?, "profile"?: {HistoryProfile fields},
+                            "delivery"?: {DeliveryOptions fields}}`` → ``{"config", "stats"}``;
+                            replaces the whole config (an in-process sink is dropped)
+``DELETE /_sandbox/webhooks``  stop delivering, drop pending deliveries → ``{"success": true}``
+``POST /_sandbox/echoes``   ``{"phone_number_id", "count"?: 1}`` → 202 ``{"message_echoes":
+                            [...]}`` (one ``smb_message_echoes`` webhook per echo)
+``POST /_sandbox/contacts``  ``{"phone_number_id", "action": "add"|"edit"|"remove",
+                            "phone_number"?, "full_name"?, "first_name"?}`` → 202
+                            ``{"state_sync": [item]}`` (``edit`` is sent as Meta's ``add``)
 ==========================  =====================================================================
+
+Webhook routes answer 409 when no webhook target is configured (``echoes``, ``contacts``) and
+404 for an unknown or never-onboarded number.
 
 Errors are ``{"error": {"message": ..., "type": "SandboxControlError"}}`` with 400 (bad input),
 404 (unknown route or object) or 405 (wrong method).
@@ -34,13 +50,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import httpx
 
 from onboarding.sandbox.errors import json_response
 from onboarding.sandbox.faults import Faults
 from onboarding.sandbox.records import NumberSpec
+from onboarding.sandbox.webhooks import (
+    CONTACT_ACTIONS,
+    ContactAction,
+    WebhookConfig,
+    WebhookDispatcher,
+)
 
 if TYPE_CHECKING:
     from onboarding.sandbox.model import Sandbox
@@ -248,6 +270,89 @@ def _reset(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, {"success": True})
 
 
+def _webhooks_payload(sandbox: Sandbox, limit: int) -> dict[str, Any]:
+    dispatcher = sandbox.webhooks
+    if dispatcher is None:
+        return {"config": None, "stats": None, "deliveries": []}
+    return {
+        "config": dispatcher.config.to_dict(),
+        "stats": dispatcher.stats(),
+        "deliveries": [record.to_dict() for record in dispatcher.records(limit)],
+    }
+
+
+def _get_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    raw_limit = request.url.params.get("limit", "20")
+    if not raw_limit.isdigit():
+        raise ControlError(400, "limit must be a non-negative integer")
+    return json_response(200, _webhooks_payload(sandbox, int(raw_limit)))
+
+
+def _put_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    try:
+        config = WebhookConfig.from_dict(_body(request))
+    except (TypeError, ValueError) as error:
+        raise ControlError(400, str(error)) from None
+    sandbox.set_webhook_config(config)
+    payload = _webhooks_payload(sandbox, 0)
+    del payload["deliveries"]
+    return json_response(200, payload)
+
+
+def _delete_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    sandbox.disable_webhooks()
+    return json_response(200, {"success": True})
+
+
+def _emitter(sandbox: Sandbox) -> WebhookDispatcher:
+    dispatcher = sandbox.webhooks
+    if dispatcher is None or not dispatcher.config.has_target:
+        raise ControlError(409, "no webhook target configured; PUT /_sandbox/webhooks first")
+    return dispatcher
+
+
+def _post_echoes(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    phone_number_id = _string(body, "phone_number_id", required=True)
+    assert phone_number_id is not None
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10_000:
+        raise ControlError(400, "count must be an integer between 1 and 10000")
+    dispatcher = _emitter(sandbox)
+    try:
+        items = dispatcher.emit_echoes(phone_number_id, count)
+    except (KeyError, ValueError) as error:
+        raise ControlError(404, str(error.args[0])) from None
+    return json_response(202, {"message_echoes": items})
+
+
+def _post_contacts(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    unknown = set(body) - {"phone_number_id", "action", "phone_number", "full_name", "first_name"}
+    if unknown:
+        raise ControlError(400, f"unknown contact keys: {sorted(unknown)}")
+    phone_number_id = _string(body, "phone_number_id", required=True)
+    assert phone_number_id is not None
+    action = _string(body, "action", required=True)
+    if action not in CONTACT_ACTIONS:
+        raise ControlError(400, f"action must be one of {list(CONTACT_ACTIONS)}")
+    phone_number = _string(body, "phone_number")
+    if phone_number is not None and not phone_number.isdigit():
+        raise ControlError(400, "phone_number must be digits only, without +")
+    dispatcher = _emitter(sandbox)
+    try:
+        item = dispatcher.emit_contact(
+            phone_number_id,
+            cast(ContactAction, action),
+            phone_number=phone_number,
+            full_name=_string(body, "full_name"),
+            first_name=_string(body, "first_name"),
+        )
+    except (KeyError, ValueError) as error:
+        raise ControlError(404, str(error.args[0])) from None
+    return json_response(202, {"state_sync": [item]})
+
+
 _ROUTES: Final[dict[str, dict[str, Handler]]] = {
     "": {"GET": _index},
     "businesses": {"POST": _create_business},
@@ -259,4 +364,7 @@ _ROUTES: Final[dict[str, dict[str, Handler]]] = {
     "clock": {"GET": _get_clock, "POST": _advance_clock},
     "revocations": {"POST": _revoke},
     "reset": {"POST": _reset},
+    "webhooks": {"GET": _get_webhooks, "PUT": _put_webhooks, "DELETE": _delete_webhooks},
+    "echoes": {"POST": _post_echoes},
+    "contacts": {"POST": _post_contacts},
 }

@@ -37,8 +37,14 @@ ENDPOINTS: Final = (
     "smb_app_data",
     "register",
     "deregister",
+    "media",
+    "media_download",
 )
-"""Endpoint keys for faults and call counters (``unknown`` counts unrouted calls)."""
+"""Endpoint keys for faults and call counters (``unknown`` counts unrouted calls).
+
+``media`` is the Graph media node (``GET /{media_id}``) and ``media_download`` the download URL
+it hands out (``GET /_media/...``, the sandbox's stand-in for Meta's media CDN).
+"""
 
 WILDCARD: Final = "*"
 FAULT_KINDS: Final = ("latency", "error_5xx", "throttle", "drop_after_apply")

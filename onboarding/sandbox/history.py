@@ -58,6 +58,8 @@ OTHER_TYPES: Final = ("reaction", "location")
 BURST: Final = 4
 """Consecutive messages of one thread before the history moves to another thread."""
 GROUP_SUFFIX: Final = "@g.us"
+MAX_PEOPLE: Final = 1_000_000
+"""Most contacts or threads a profile may have (generated phone numbers stay unique)."""
 DECLINED_CODE: Final = 2593109
 DECLINED_TITLE: Final = "History sync is turned off by the business from the WhatsApp Business App"
 
@@ -111,7 +113,7 @@ _PLACES: Final = (
     (-23.561684, -46.655981, "Avenida Paulista", "Av. Paulista, 1578, São Paulo"),
     (19.076090, 72.877426, "Crawford Market", "Lokmanya Tilak Marg, Mumbai 400001"),
 )
-_CONTACT_PREFIXES: Final = (("1650", 7), ("44770", 6), ("55119", 8), ("9198", 8))
+_CONTACT_PREFIXES: Final = (("1650", 7), ("447700", 6), ("55119", 8), ("9198", 8))
 """Country-plus-area prefixes of generated contacts, with the digits each leaves free."""
 _FALLBACK_PREFIX: Final = "1408"
 
@@ -162,6 +164,8 @@ class HistoryProfile:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
+        if max(self.contacts, self.threads) > MAX_PEOPLE:
+            raise ValueError(f"contacts and threads must be <= {MAX_PEOPLE}")
         if self.total_messages is not None and (
             isinstance(self.total_messages, bool)
             or not isinstance(self.total_messages, int)
@@ -465,10 +469,10 @@ class HistoryGenerator:
         """E.164 digits of generated contact ``index`` (also used for non-contact threads)."""
         prefix, free = _CONTACT_PREFIXES[index % len(_CONTACT_PREFIXES)]
         inner = index // len(_CONTACT_PREFIXES)
-        salt = int(self._tag, 16)
+        salt = int(self._tag, 16) + 104_729 * (index % len(_CONTACT_PREFIXES))
         digits = f"{prefix}{(inner * 7_654_321 + salt) % 10**free:0{free}d}"
         if digits == self.context.display_phone_number:
-            digits = f"{_FALLBACK_PREFIX}{digits[len(prefix) :]}"[: len(digits)]
+            digits = f"{_FALLBACK_PREFIX}{digits[-7:]}"
         return digits
 
     def contact(self, index: int) -> dict[str, str]:
@@ -818,12 +822,22 @@ class HistoryGenerator:
         timestamp = math.floor(base_time) + 60 * (change + 1)
         phone = self.contact_digits(index)
         if change < plan.edits:
-            first, _ = self._names(index, change + 1)
-            if first == self.contact(index)["first_name"]:
-                first = _FIRST_NAMES[(_FIRST_NAMES.index(first) + 1) % len(_FIRST_NAMES)]
-            last = self.contact(index)["full_name"].split(" ", 1)[1]
-            return contact_add_item(phone, f"{first} {last}", first, timestamp)
+            edited = self.edited_contact(index, revision=change + 1)
+            return contact_add_item(phone, edited["full_name"], edited["first_name"], timestamp)
         return contact_remove_item(phone, timestamp)
+
+    def edited_contact(self, index: int, revision: int) -> dict[str, str]:
+        """Contact ``index`` renamed: same phone and last name, another first name."""
+        original = self.contact(index)
+        first, _ = self._names(index, revision)
+        if first == original["first_name"]:
+            first = _FIRST_NAMES[(_FIRST_NAMES.index(first) + 1) % len(_FIRST_NAMES)]
+        last = original["full_name"].split(" ", 1)[1]
+        return {
+            "full_name": f"{first} {last}",
+            "first_name": first,
+            "phone_number": original["phone_number"],
+        }
 
     # ------------------------------------------------------------------ echoes
 

@@ -14,8 +14,18 @@ an ``httpx.Request`` the way Graph would (meta-platform.md §1-3, §6), error bo
 ``POST /{ver}/{phone_number_id}/smb_app_data``        history/contacts sync (``smb_app_data``)
 ``POST /{ver}/{phone_number_id}/register``            refused on coexistence numbers (``register``)
 ``POST /{ver}/{phone_number_id}/deregister``          same (``deregister``)
+``GET  /{ver}/{media_id}``                            media metadata and URL (``media``)
+``GET  /_media/{opaque}?mid=&ext=&hash=``             media download, bearer (``media_download``)
 ``/_sandbox/...``                                     control API (:mod:`.control`), not Meta
 ====================================================  ==========================================
+
+After an accepted ``smb_app_data`` call, the webhooks Meta sends (history, contacts, echoes,
+media follow-ups) are generated and delivered by a :class:`~.webhooks.WebhookDispatcher` set
+up with :meth:`Sandbox.configure_webhooks`. Media announced by a follow-up webhook can be
+fetched for ``media_ttl`` (7 days, sandbox clock): ``GET /{media_id}`` answers a download URL on
+the host the request came to, valid ``media_url_ttl`` (5 minutes) and only with the business's
+bearer token (else 401); an expired or tampered URL is a 404. An expired media id is Graph's
+"unsupported get request" (code 100, subcode 33), as for any object that no longer exists.
 
 The part of Embedded Signup that happens in the customer's browser is simulated by
 :meth:`Sandbox.complete_signup`, which mints the 30-second code and returns the session-info
@@ -34,9 +44,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import re
 import secrets
@@ -63,6 +75,7 @@ from onboarding.sandbox.errors import (
     unsupported_request,
 )
 from onboarding.sandbox.faults import ENDPOINTS, FAULT_KINDS, Faults
+from onboarding.sandbox.history import HistoryProfile, MediaItem, NumberContext
 from onboarding.sandbox.records import (
     AcceptedSync,
     Business,
@@ -71,11 +84,22 @@ from onboarding.sandbox.records import (
     SignupResult,
     SyncListener,
 )
+from onboarding.sandbox.webhooks import (
+    DeliveryOptions,
+    Sink,
+    WebhookConfig,
+    WebhookDispatcher,
+    WebhookMode,
+    sign_body,
+)
 
 logger = logging.getLogger(__name__)
 
 VERSION_RE: Final = re.compile(r"v\d+\.\d+")
 CONTROL_PREFIX: Final = "/_sandbox"
+MEDIA_PREFIX: Final = "_media"
+MEDIA_TTL: Final = 7 * 24 * 3600.0
+MEDIA_URL_TTL: Final = 300.0
 UNKNOWN_ENDPOINT: Final = "unknown"
 EDGE_ENDPOINTS: Final = frozenset(
     {"phone_numbers", "subscribed_apps", "smb_app_data", "register", "deregister"}
@@ -172,6 +196,14 @@ class _Token:
     revoked: bool = False
 
 
+@dataclass(slots=True)
+class _Media:
+    item: MediaItem
+    business_id: str
+    phone_number_id: str
+    registered_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class _Route:
     endpoint: str
@@ -252,6 +284,15 @@ def _route(path: str) -> tuple[str | None, list[str]]:
     return None, segments
 
 
+def _cdn_response(
+    status: int, content: bytes, headers: Mapping[str, str] | None = None
+) -> httpx.Response:
+    """A plain-text answer of the media CDN (it is not Graph: no error envelope)."""
+    return httpx.Response(
+        status, content=content, headers={"content-type": "text/plain", **(headers or {})}
+    )
+
+
 class Sandbox:
     """A fake of the Meta Graph API endpoints coexist uses, for one Meta app."""
 
@@ -268,6 +309,8 @@ class Sandbox:
         list_includes_biz_app_fields: bool = True,
         faults: Faults | None = None,
         seed: int | None = None,
+        media_ttl: float = MEDIA_TTL,
+        media_url_ttl: float = MEDIA_URL_TTL,
     ) -> None:
         """Configure the app and the rules.
 
@@ -277,23 +320,30 @@ class Sandbox:
         ``list_includes_biz_app_fields=False`` models Meta omitting ``is_on_biz_app`` and
         ``platform_type`` from ``/{waba_id}/phone_numbers`` even when requested. ``seed`` makes
         generated ids reproducible; ``faults.seed`` does the same for fault draws.
+        ``media_ttl`` is how long a media id lives after its follow-up webhook (7 days) and
+        ``media_url_ttl`` how long a download URL lives (5 minutes).
         """
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret are required")
         if code_ttl <= 0 or sync_window <= 0:
             raise ValueError("code_ttl and sync_window must be positive")
+        if media_ttl <= 0 or media_url_ttl <= 0:
+            raise ValueError("media_ttl and media_url_ttl must be positive")
         self.app_id = app_id
         self._app_secret = app_secret
         self.app_name = app_name
         self.code_ttl = code_ttl
         self.sync_window = sync_window
         self.list_includes_biz_app_fields = list_includes_biz_app_fields
+        self.media_ttl = media_ttl
+        self.media_url_ttl = media_url_ttl
         self._clock: Callable[[], float] = clock or _system_time
         self._sleep: Callable[[float], None] = sleep or _system_sleep
         self._seed = seed
         self._initial_faults = faults or Faults()
         self._lock = threading.RLock()
         self._listeners: list[SyncListener] = []
+        self._webhooks: WebhookDispatcher | None = None
         self._init_state()
 
     def __repr__(self) -> str:
@@ -312,6 +362,8 @@ class Sandbox:
             self._codes: dict[str, _Code] = {}
             self._tokens: dict[str, _Token] = {}
             self._syncs: list[AcceptedSync] = []
+            self._media: dict[str, _Media] = {}
+            self._media_url_key = secrets.token_bytes(32)
             self._calls: dict[str, int] = dict.fromkeys((*ENDPOINTS, UNKNOWN_ENDPOINT), 0)
             self._fault_counts: dict[str, dict[str, int]] = {
                 endpoint: dict.fromkeys(FAULT_KINDS, 0) for endpoint in ENDPOINTS
@@ -319,11 +371,16 @@ class Sandbox:
             self._apply_faults(self._initial_faults)
 
     def reset(self) -> None:
-        """Forget all businesses, codes, tokens, syncs and counters; restore the initial faults.
+        """Forget all businesses, codes, tokens, syncs, media and counters; restore the faults.
 
-        Sync listeners stay registered: they are wiring, not state.
+        Sync listeners and the webhook configuration stay: they are wiring, not state. Pending
+        webhook deliveries are dropped and their counters zeroed.
         """
         self._init_state()
+        with self._lock:
+            dispatcher = self._webhooks
+        if dispatcher is not None:
+            dispatcher.reset()
 
     # ----------------------------------------------------------------- clock and faults
 
@@ -605,6 +662,7 @@ class Sandbox:
                 "calls": self.call_counts(),
                 "faults": self.fault_counts(),
                 "accepted_syncs": len(self._syncs),
+                "media": len(self._media),
             }
 
     def is_subscribed(self, waba_id: str) -> bool:
@@ -642,6 +700,113 @@ class Sandbox:
                     "sandbox_sync_listener_failed",
                     extra={"phone_number_id": sync.phone_number_id, "sync_type": sync.sync_type},
                 )
+
+    # ----------------------------------------------------------------- webhooks and media
+
+    def configure_webhooks(
+        self,
+        callback_url: str | None = None,
+        sink: Sink | None = None,
+        *,
+        profile: HistoryProfile | None = None,
+        mode: WebhookMode = "normal",
+        echoes: int = 0,
+        envelope_less_decline: bool = False,
+        delivery: DeliveryOptions | None = None,
+    ) -> WebhookDispatcher:
+        """Deliver Meta's webhooks after accepted syncs to ``callback_url`` or ``sink``.
+
+        See :class:`~.webhooks.WebhookConfig` for the fields. The first call creates the
+        dispatcher and registers it as a sync listener; later calls reconfigure it.
+        """
+        config = WebhookConfig(
+            callback_url=callback_url,
+            sink=sink,
+            profile=profile or HistoryProfile(),
+            mode=mode,
+            echoes=echoes,
+            envelope_less_decline=envelope_less_decline,
+            delivery=delivery or DeliveryOptions(),
+        )
+        return self.set_webhook_config(config)
+
+    def set_webhook_config(self, config: WebhookConfig) -> WebhookDispatcher:
+        """Apply a whole :class:`~.webhooks.WebhookConfig`, as ``PUT /_sandbox/webhooks`` does."""
+        with self._lock:
+            dispatcher = self._webhooks
+            if dispatcher is None:
+                dispatcher = WebhookDispatcher(self, config)
+                self._webhooks = dispatcher
+                self._listeners.append(dispatcher.on_sync_accepted)
+                return dispatcher
+        dispatcher.configure(config)
+        return dispatcher
+
+    @property
+    def webhooks(self) -> WebhookDispatcher | None:
+        """The webhook dispatcher, once :meth:`configure_webhooks` was called."""
+        with self._lock:
+            return self._webhooks
+
+    def disable_webhooks(self, timeout: float = 5.0) -> None:
+        """Stop delivering webhooks: drop pending deliveries and stop the dispatcher's threads."""
+        with self._lock:
+            dispatcher, self._webhooks = self._webhooks, None
+            if dispatcher is not None:
+                self._listeners.remove(dispatcher.on_sync_accepted)
+        if dispatcher is not None:
+            dispatcher.close(timeout)
+
+    def webhook_signature(self, body: bytes) -> str:
+        """``X-Hub-Signature-256`` for ``body``, keyed with this app's secret."""
+        return sign_body(body, self._app_secret)
+
+    def number_context(self, phone_number_id: str) -> NumberContext:
+        """What webhook generation needs to know about an onboarded number.
+
+        Raises ``KeyError`` for an unknown number and ``ValueError`` for one never onboarded.
+        """
+        with self._lock:
+            number = self._numbers.get(phone_number_id)
+            if number is None:
+                raise KeyError(f"unknown phone number {phone_number_id}")
+            if number.onboarded_at is None:
+                raise ValueError(f"phone number {phone_number_id} has not been onboarded")
+            return NumberContext(
+                waba_id=number.waba_id,
+                phone_number_id=number.id,
+                display_phone_number=number.digits,
+                onboarded_at=number.onboarded_at,
+            )
+
+    def register_media(self, phone_number_id: str, items: Iterable[MediaItem]) -> None:
+        """Make media downloadable for ``media_ttl`` from now, as a follow-up webhook does.
+
+        A medium registered again while still alive keeps its first registration time (a
+        re-sent webhook does not extend it).
+        """
+        with self._lock:
+            number = self._numbers.get(phone_number_id)
+            if number is None:
+                raise KeyError(f"unknown phone number {phone_number_id}")
+            business_id = self._wabas[number.waba_id].business_id
+            now = self.now()
+            for item in items:
+                known = self._media.get(item.media_id)
+                if known is not None and not self._media_expired(known, now):
+                    continue
+                self._media[item.media_id] = _Media(item, business_id, number.id, now)
+
+    def media_item(self, media_id: str) -> MediaItem | None:
+        """The registered medium ``media_id`` if it has not expired."""
+        with self._lock:
+            media = self._media.get(media_id)
+            if media is None or self._media_expired(media, self.now()):
+                return None
+            return media.item
+
+    def _media_expired(self, media: _Media, now: float) -> bool:
+        return now - media.registered_at > self.media_ttl
 
     # ----------------------------------------------------------------- HTTP entry points
 
@@ -699,11 +864,18 @@ class Sandbox:
     def _resolve(self, path: str) -> _Route:
         version, rest = _route(path)
         if version is None:
+            if len(rest) == 2 and rest[0] == MEDIA_PREFIX:
+                return _Route("media_download", "", rest[1], None)
             return _Route(UNKNOWN_ENDPOINT, "", rest[0] if rest else "", None)
         if rest == ["oauth", "access_token"]:
             return _Route("oauth", version, "oauth", "access_token")
         if len(rest) == 1:
-            endpoint = "waba" if rest[0] in self._wabas else "phone_number"
+            if rest[0] in self._wabas:
+                endpoint = "waba"
+            elif rest[0] in self._media:
+                endpoint = "media"
+            else:
+                endpoint = "phone_number"
             return _Route(endpoint, version, rest[0], None)
         if len(rest) == 2:
             edge = rest[1]
@@ -785,11 +957,15 @@ class Sandbox:
     ) -> tuple[httpx.Response, AcceptedSync | None]:
         method = request.method.upper()
         params = self._params(request)
+        if route.endpoint == "media_download":
+            return self._download_media(request, route, params), None
         if route.endpoint == "oauth":
             if method not in {"GET", "POST"}:
                 raise unsupported_request(method, "oauth")
             return self._exchange_code(params, route), None
         token = self._authenticate(request, params)
+        if route.endpoint == "media":
+            return self._media_node(request, route, token, params), None
         waba = self._wabas.get(route.object_id)
         number = self._numbers.get(route.object_id)
         if waba is not None and waba.business_id != token.business_id:
@@ -812,6 +988,88 @@ class Sandbox:
             return self._waba_edge(request, route, waba, params), None
         assert number is not None
         return self._number_edge(request, route, number, params)
+
+    # ----------------------------------------------------------------- media
+
+    def _media_node(
+        self, request: httpx.Request, route: _Route, token: _Token, params: Mapping[str, Any]
+    ) -> httpx.Response:
+        """``GET /{media_id}``: metadata and a short-lived download URL on the caller's host."""
+        method = request.method.upper()
+        media = self._media.get(route.object_id)
+        now = self.now()
+        if (
+            method != "GET"
+            or media is None
+            or media.business_id != token.business_id
+            or self._media_expired(media, now)
+        ):
+            raise unsupported_request(method, route.object_id)
+        wanted_number = params.get("phone_number_id")
+        if wanted_number and str(wanted_number) != media.phone_number_id:
+            raise invalid_parameter(
+                f"Media {route.object_id} does not belong to phone number {wanted_number}."
+            )
+        item = media.item
+        payload = {
+            "messaging_product": "whatsapp",
+            "url": self._media_url(request, item.media_id, now),
+            "mime_type": item.mime_type,
+            "sha256": item.sha256,
+            "file_size": item.file_size,
+            "id": item.media_id,
+        }
+        return self._ok(payload, route)
+
+    def _media_url(self, request: httpx.Request, media_id: str, now: float) -> str:
+        opaque = secrets.token_urlsafe(16)
+        expires = str(math.floor(now + self.media_url_ttl))
+        query = urlencode(
+            {
+                "mid": media_id,
+                "ext": expires,
+                "hash": self._media_url_hash(opaque, media_id, expires),
+            }
+        )
+        origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
+        return f"{origin}/{MEDIA_PREFIX}/{opaque}?{query}"
+
+    def _media_url_hash(self, opaque: str, media_id: str, expires: str) -> str:
+        message = f"{opaque}:{media_id}:{expires}".encode()
+        return hmac.new(self._media_url_key, message, hashlib.sha256).hexdigest()[:32]
+
+    def _download_media(
+        self, request: httpx.Request, route: _Route, params: Mapping[str, Any]
+    ) -> httpx.Response:
+        """``GET /_media/{opaque}``: the bytes, for the owning business's bearer token only."""
+        if request.method.upper() != "GET":
+            return _cdn_response(405, b"Method Not Allowed")
+        header = request.headers.get("authorization", "")
+        scheme, _, raw = header.strip().partition(" ")
+        token = self._tokens.get(raw.strip()) if scheme.lower() == "bearer" else None
+        if token is None or token.revoked:
+            return _cdn_response(401, b"Unauthorized", {"www-authenticate": "Bearer"})
+        media_id = str(params.get("mid", ""))
+        expires = str(params.get("ext", ""))
+        expected = self._media_url_hash(route.object_id, media_id, expires)
+        if not hmac.compare_digest(str(params.get("hash", "")).encode(), expected.encode()):
+            return _cdn_response(404, b"Not Found")
+        now = self.now()
+        media = self._media.get(media_id)
+        if (
+            not expires.isdigit()
+            or now > int(expires)
+            or media is None
+            or media.business_id != token.business_id
+            or self._media_expired(media, now)
+        ):
+            return _cdn_response(404, b"Not Found")
+        item = media.item
+        return httpx.Response(
+            200,
+            content=item.content(),
+            headers={"content-type": item.mime_type, "cache-control": "private, max-age=300"},
+        )
 
     def _params(self, request: httpx.Request) -> dict[str, Any]:
         """Merge query parameters and a form or JSON body, as Graph does."""

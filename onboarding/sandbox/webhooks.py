@@ -56,7 +56,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 import httpx
 
 from onboarding.sandbox.history import (
-    GROUP_SUFFIX,
     HistoryGenerator,
     HistoryProfile,
     NumberContext,
@@ -323,7 +322,11 @@ class ReceivedWebhook:
     def signature_valid(self, app_secret: str) -> bool:
         """Whether the ``X-Hub-Signature-256`` header signs these exact bytes."""
         header = next(
-            (value for name, value in self.headers.items() if name.lower() == "x-hub-signature-256"),
+            (
+                value
+                for name, value in self.headers.items()
+                if name.lower() == "x-hub-signature-256"
+            ),
             None,
         )
         return verify_signature(self.body, header, app_secret)
@@ -482,6 +485,8 @@ class WebhookDispatcher:
         self._retry_order = itertools.count()
         self._epoch = 0
         self._workers = 0
+        self._in_flight = 0
+        self._advancing = 0
         self._clear_locked()
 
     def __repr__(self) -> str:
@@ -494,8 +499,6 @@ class WebhookDispatcher:
         self._retries: list[tuple[float, int, _Job]] = []
         self._records: deque[DeliveryRecord] = deque(maxlen=self._config.delivery.max_records)
         self._counters: dict[tuple[str, str], int] = {}
-        self._in_flight = 0
-        self._advancing = 0
         self._queued = 0
         self._delivered = 0
         self._failed = 0
@@ -527,7 +530,9 @@ class WebhookDispatcher:
         if not config.has_target:
             logger.info("sandbox_webhooks_no_target", extra={"sync_type": sync.sync_type})
             return
-        generator = HistoryGenerator(config.profile, self._sandbox.number_context(sync.phone_number_id))
+        generator = HistoryGenerator(
+            config.profile, self._sandbox.number_context(sync.phone_number_id)
+        )
         base_time = math.floor(sync.accepted_at)
         if sync.sync_type == "smb_app_state_sync":
             self._enqueue("contacts", self._contact_jobs(generator, base_time))
@@ -577,19 +582,21 @@ class WebhookDispatcher:
         now = math.floor(self._sandbox.now())
         sequence = self._allocate(phone_number_id, f"contact-{action}", 1)
         contacts = max(generator.profile.contacts, 1)
-        index = generator.profile.contacts + sequence if action == "add" else sequence % contacts
-        generated = generator.contact(index)
+        if action == "add":
+            index = generator.profile.contacts + sequence
+            generated = generator.contact(index)
+        elif action == "edit":
+            index = sequence % contacts
+            generated = generator.edited_contact(index, revision=sequence + 1)
+        else:
+            index = (sequence + contacts // 2) % contacts
+            generated = generator.contact(index)
         phone = phone_number or generated["phone_number"]
         if action == "remove":
             item = contact_remove_item(phone, now)
         else:
             if full_name is None and first_name is None:
-                if action == "edit":
-                    first = generator.contact(index + sequence + 1)["first_name"]
-                    last = generated["full_name"].split(" ", 1)[1]
-                    full_name, first_name = f"{first} {last}", first
-                else:
-                    full_name, first_name = generated["full_name"], generated["first_name"]
+                full_name, first_name = generated["full_name"], generated["first_name"]
             item = contact_add_item(phone, full_name, first_name, now)
         payload = envelope(
             generator.context.waba_id,
@@ -597,7 +604,9 @@ class WebhookDispatcher:
             generator.state_sync_value([item]),
             now,
         )
-        job = self._job(generator.context, "smb_app_state_sync", "contacts", payload, duplicate=False)
+        job = self._job(
+            generator.context, "smb_app_state_sync", "contacts", payload, duplicate=False
+        )
         self._enqueue("contacts", iter([job]))
         return item
 
@@ -636,7 +645,7 @@ class WebhookDispatcher:
             size=len(body),
             duplicate=duplicate,
         )
-        return _Job(record, body, headers, context.waba_id, self._epoch)
+        return _Job(record, body, headers, context.waba_id, epoch=-1)
 
     def _history_jobs(self, generator: HistoryGenerator, base_time: int) -> Iterator[_Job]:
         context = generator.context
@@ -694,7 +703,6 @@ class WebhookDispatcher:
         self, generator: HistoryGenerator, item: dict[str, Any], time_: int, *, duplicate: bool
     ) -> _Job:
         context = generator.context
-        assert not str(item["to"]).endswith(GROUP_SUFFIX)
         payload = envelope(
             context.waba_id, "smb_message_echoes", generator.echoes_value([item]), time_
         )
@@ -764,16 +772,15 @@ class WebhookDispatcher:
                 self._advancing -= 1
                 if exhausted and source in self._sources:
                     self._sources.remove(source)
-                if job is not None and job.epoch == self._epoch:
+                if job is not None and source.epoch == self._epoch:
+                    job.epoch = source.epoch
                     self._queued += 1
                     self._in_flight += 1
                     self._records.append(job.record)
                     return job
                 self._cond.notify_all()
 
-    def _next_source_locked(
-        self, deadline: float | None, *, worker: bool
-    ) -> _Source | _Job | None:
+    def _next_source_locked(self, deadline: float | None, *, worker: bool) -> _Source | _Job | None:
         while True:
             now = _monotonic()
             if self._closed.is_set():
@@ -805,7 +812,9 @@ class WebhookDispatcher:
             except StopIteration:
                 return None, True
             except Exception:
-                logger.exception("sandbox_webhook_generation_failed", extra={"source": source.label})
+                logger.exception(
+                    "sandbox_webhook_generation_failed", extra={"source": source.label}
+                )
                 return None, True
 
     def _attempt(self, job: _Job, http: _HttpTarget) -> None:
@@ -927,7 +936,9 @@ class WebhookDispatcher:
         """Outcome records of the latest deliveries (all kept ones, or the last ``limit``)."""
         with self._cond:
             records = list(self._records)
-        return records if limit is None else records[-limit:] if limit > 0 else []
+        if limit is None:
+            return records
+        return records[-limit:] if limit > 0 else []
 
     def reset(self) -> None:
         """Drop every pending delivery and retry and zero the counters (config is kept)."""

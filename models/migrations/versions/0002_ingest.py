@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 08:48:05.415113
+Create Date: 2026-11-26 08:50:49.816546
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
-        sa.Column("media_state", sa.String(length=16), nullable=False),
+        sa.Column("media_state", sa.String(length=16), server_default="none", nullable=False),
         sa.Column("media_id", sa.String(length=64), nullable=True),
         sa.Column("media_mime", sa.String(length=128), nullable=True),
         sa.Column("media_sha256", sa.String(length=128), nullable=True),
@@ -156,7 +156,7 @@ def upgrade() -> None:
         sa.Column("media_path", sa.String(length=512), nullable=True),
         sa.Column("media_error", sa.Text(), nullable=True),
         sa.Column("media_id_at", UTCDateTime(), nullable=True),
-        sa.Column("media_attempts", sa.Integer(), nullable=False),
+        sa.Column("media_attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("edited_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
