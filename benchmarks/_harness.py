@@ -5,17 +5,20 @@ starts a Celery worker and the web app as subprocesses with the same ``COEX_*`` 
 and talks to the web app over HTTP::
 
     config = StackConfig(database_url=..., broker_url=...)
-    check_services(config)                  # ServiceUnavailableError naming what is missing
-    reset_database(config.database_url)     # drop everything in schema public, real migrations
-    with SandboxServer(config.sandbox(seed=7)) as server:
-        with BrokerClient(config.settings(server.url)) as broker:
-            broker.reset()                  # flush this Redis DB only, re-declare the queues
-            with (
-                start_worker(config, server.url, log_dir, broker=broker) as worker,
-                start_web(config, server.url, log_dir) as web,
-                CoexistApi(web.url, config) as api,
-            ):
-                api.post_signup(...)
+    check_services(config.database_url, config.broker_url)  # names whatever is missing
+    with (
+        exclusive_stack(config.database_url),  # one stack per database at a time
+        SandboxServer(config.sandbox(seed=7)) as server,
+        BrokerClient(config.settings(server.url)) as broker,
+    ):
+        reset_database(config.database_url)  # drop everything in schema public, migrate
+        broker.reset()  # flush this Redis DB only, re-declare coexist's queues
+        with (
+            start_worker(config, server.url, log_dir, broker=broker),
+            start_web(config, server.url, log_dir) as web,
+            CoexistApi(web.url, config) as api,
+        ):
+            api.post_signup(signup.session, signup.code)
 
 Every wait polls a condition and is bounded. Every subprocess runs in its own session and logs
 to a file; :meth:`ManagedProcess.stop` sends SIGTERM, then SIGKILL to the whole process group
@@ -34,7 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +47,7 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 from celery import Celery
+from kombu.exceptions import KombuError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -65,6 +69,8 @@ DEFAULT_BROKER_URL: Final = "redis://127.0.0.1:6379/15"
 DISPOSABLE_DATABASE_MARKERS: Final = ("test", "bench")
 #: How long a DDL or TRUNCATE may wait for a lock held by a straggling task.
 LOCK_TIMEOUT: Final = "10s"
+#: PostgreSQL advisory lock key ("coexstak") held by whoever runs a stack on a database.
+STACK_LOCK_KEY: Final = 0x636F657873746B6B
 #: Onboarding states that end a wait early: nothing more will happen without an operator.
 STUCK_STATES: Final = frozenset(
     {
@@ -198,6 +204,33 @@ def reset_database(url: str) -> None:
         database.dispose()
 
 
+@contextlib.contextmanager
+def exclusive_stack(database_url: str, *, timeout: float = 300.0) -> Iterator[None]:
+    """Hold the stack's advisory lock, so that one test session or benchmark at a time resets
+    and uses this database (and, by convention, its Redis DB); wait at most ``timeout`` s.
+    """
+    engine = make_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            poll_until(
+                lambda: bool(
+                    connection.scalar(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": STACK_LOCK_KEY}
+                    )
+                ),
+                bool,
+                what="the stack lock (another integration run or benchmark uses this database)",
+                timeout=timeout,
+                interval=1.0,
+            )
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STACK_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
 def truncate_app_tables(database: Database) -> None:
     """Empty every table in schema ``public`` except alembic's.
 
@@ -236,7 +269,7 @@ class BrokerClient:
         """Whether worker ``node`` answers a remote-control ping within ``timeout`` s."""
         try:
             replies = self.app.control.ping(destination=[node], timeout=timeout)
-        except (OSError, redis.RedisError):
+        except (OSError, redis.RedisError, KombuError):
             return False
         return any(node in reply for reply in replies)
 
@@ -329,7 +362,7 @@ class StackConfig:
 
     def settings(self, graph_url: str) -> Settings:
         """The same settings as an object, for in-process clients (broker, database)."""
-        return Settings(_env_file=None, **self.values(graph_url))  # type: ignore[call-arg,arg-type]
+        return Settings(_env_file=None, **self.values(graph_url))  # type: ignore[arg-type]
 
     def sandbox(self, **options: Any) -> Sandbox:
         """A sandbox for this stack's Meta app (``seed=``, ``faults=``...)."""

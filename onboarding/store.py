@@ -43,6 +43,7 @@ MESSAGE_COLUMNS = (
     "media_id_at",
 )
 PLACEHOLDER = "media_placeholder"
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -161,15 +162,14 @@ _COPY_STAGE = f"COPY {_STAGE.name} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
 def _merge_sql() -> str:
     """The INSERT … SELECT … ON CONFLICT statement, compiled once for PostgreSQL."""
     statement = _merge(
-        postgresql.insert(Message.__table__).from_select(
+        postgresql.insert(MESSAGES).from_select(
             list(MESSAGE_COLUMNS),
             select(*(_STAGE.c[c] for c in MESSAGE_COLUMNS)),
             include_defaults=False,
         )
     )
-    compiled = statement.compile(
-        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
-    )
+    dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
 
 

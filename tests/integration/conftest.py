@@ -13,16 +13,20 @@ Session-wide (started once, in this order, torn down in reverse):
   logging to a file under pytest's temporary directory.
 
 Per test (autouse): app tables truncated, the Redis DB flushed, the sandbox reset. When a test
-fails, the tail of the worker's and the web app's logs is attached to its report.
+fails, the tail of the worker's and the web app's logs and the sandbox's call and fault
+counters are attached to its report. A PostgreSQL advisory lock keeps two sessions (or a
+session and a benchmark) from resetting the same database and Redis DB under each other.
 
 The processes and their helpers live in :mod:`benchmarks._harness`, shared with the benchmarks.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -37,6 +41,7 @@ from benchmarks._harness import (
     StackStartError,
     WebServer,
     check_services,
+    exclusive_stack,
     reset_database,
     start_web,
     start_worker,
@@ -48,32 +53,36 @@ from onboarding.sandbox import Sandbox, SandboxServer
 DATABASE_URL = os.environ.get("COEX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
 BROKER_URL = os.environ.get("COEX_TEST_BROKER_URL", DEFAULT_BROKER_URL)
 SANDBOX_SEED = 7
-#: The worker's probe budget for smb_app_data calls whose answer was lost. The default (3)
-#: hands ~7 % of syncs to an operator when half of all answers are lost, as in
-#: test_lossy_graph_still_requests_each_sync_once; the maximum keeps that test about behaviour
-#: under loss rather than about the escalation policy (tested in tests/onboarding/test_sync.py).
+#: The worker's budget of probes for smb_app_data calls whose answer was lost, pinned so the
+#: lossy test does not hang on the default: during its spell a sync can lose up to about five
+#: answers, and past the budget an operator must decide (unit-tested in tests/onboarding).
 SYNC_MAX_PROBES = "10"
 
+T = TypeVar("T")
+
 _PROCESSES = pytest.StashKey[list[ManagedProcess]]()
+_SANDBOX = pytest.StashKey[Sandbox]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Attach the tail of every stack process's log to a failed test's report."""
+    """Attach the stack's log tails and the sandbox's counters to a failed test's report."""
     report: pytest.TestReport = yield
     if report.failed:
         for process in item.config.stash.get(_PROCESSES, []):
             report.sections.append(
                 (f"{process.name}: last log lines ({process.log_path})", process.log_tail())
             )
+        sandbox = item.config.stash.get(_SANDBOX, None)
+        if sandbox is not None:
+            stats = json.dumps(sandbox.stats(), indent=1, sort_keys=True)
+            report.sections.append(("sandbox: Graph calls and injected faults", stats))
     return report
 
 
-@pytest.fixture(scope="session")
-def stack_config() -> StackConfig:
-    """Fail every integration test, naming the missing service, unless PG and Redis answer."""
+def _missing_services() -> str | None:
     try:
         check_services(
             DATABASE_URL,
@@ -82,7 +91,25 @@ def stack_config() -> StackConfig:
             broker_hint="(set COEX_TEST_BROKER_URL to a reachable Redis database)",
         )
     except ServiceUnavailableError as exc:
-        pytest.fail(f"integration services missing:\n{exc}", pytrace=False)
+        return str(exc)
+    return None
+
+
+def _started(start: Callable[[], T]) -> T:
+    """``start()``, or fail the test with the process's log tail (no traceback noise)."""
+    try:
+        return start()
+    except StackStartError as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def stack_config() -> StackConfig:
+    """Fail every integration test, naming the missing service, unless PG and Redis answer."""
+    problem = _missing_services()
+    if problem:
+        pytest.fail(f"integration services missing:\n{problem}", pytrace=False)
     return StackConfig(
         database_url=DATABASE_URL,
         broker_url=BROKER_URL,
@@ -91,7 +118,14 @@ def stack_config() -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def db(stack_config: StackConfig) -> Iterator[Database]:
+def stack_lock(stack_config: StackConfig) -> Iterator[None]:
+    """Wait until no other test session or benchmark is using the database and Redis DB."""
+    with exclusive_stack(stack_config.database_url):
+        yield
+
+
+@pytest.fixture(scope="session")
+def db(stack_config: StackConfig, stack_lock: None) -> Iterator[Database]:
     """The test database, schema dropped and migrated to head once per session."""
     reset_database(stack_config.database_url)
     database = Database(stack_config.database_url)
@@ -100,14 +134,19 @@ def db(stack_config: StackConfig) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def sandbox_server(stack_config: StackConfig) -> Iterator[SandboxServer]:
+def sandbox_server(
+    request: pytest.FixtureRequest, stack_config: StackConfig
+) -> Iterator[SandboxServer]:
     """The Meta sandbox over real HTTP on 127.0.0.1, a free port."""
     with SandboxServer(stack_config.sandbox(seed=SANDBOX_SEED)) as server:
+        request.config.stash[_SANDBOX] = server.sandbox
         yield server
 
 
 @pytest.fixture(scope="session")
-def broker(stack_config: StackConfig, sandbox_server: SandboxServer) -> Iterator[BrokerClient]:
+def broker(
+    stack_config: StackConfig, stack_lock: None, sandbox_server: SandboxServer
+) -> Iterator[BrokerClient]:
     """A Celery client on the test Redis DB, which starts empty."""
     with BrokerClient(stack_config.settings(sandbox_server.url)) as client:
         client.reset()
@@ -129,10 +168,9 @@ def worker(
     log_dir: Path,
 ) -> Iterator[ManagedProcess]:
     """One real prefork Celery worker consuming ``signup`` and ``sync``."""
-    try:
-        process = start_worker(stack_config, sandbox_server.url, log_dir, broker=broker)
-    except StackStartError as exc:
-        pytest.fail(f"the Celery worker did not start: {exc}", pytrace=False)
+    process = _started(
+        lambda: start_worker(stack_config, sandbox_server.url, log_dir, broker=broker)
+    )
     request.config.stash.setdefault(_PROCESSES, []).append(process)
     with process:
         yield process
@@ -147,10 +185,7 @@ def web(
     log_dir: Path,
 ) -> Iterator[WebServer]:
     """The web app (``uvicorn onboarding.web:app``) on a free port of 127.0.0.1."""
-    try:
-        server = start_web(stack_config, sandbox_server.url, log_dir)
-    except StackStartError as exc:
-        pytest.fail(f"the web app did not start: {exc}", pytrace=False)
+    server = _started(lambda: start_web(stack_config, sandbox_server.url, log_dir))
     request.config.stash.setdefault(_PROCESSES, []).append(server.process)
     with server:
         yield server

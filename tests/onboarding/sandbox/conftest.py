@@ -1,4 +1,4 @@
-"""Fixtures for the sandbox tests: a manual clock, a seeded sandbox and an in-process client."""
+"""Fixtures for the sandbox tests: a manual clock, a seeded sandbox, clients and webhook sinks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from onboarding.sandbox import Business, Sandbox
+from onboarding.sandbox import Business, CollectingSink, Sandbox, WebhookDispatcher
 
 APP_ID = "1234567890123"
 APP_SECRET = "sandbox-app-secret"
@@ -89,3 +89,33 @@ def sync(graph: httpx.Client, auth: dict[str, str]) -> Callable[[str, str], http
         )
 
     return run
+
+
+@pytest.fixture
+def sink() -> CollectingSink:
+    """An in-process webhook sink answering 200."""
+    return CollectingSink()
+
+
+@pytest.fixture
+def subscribed_number(sandbox: Sandbox, business: Business) -> str:
+    """A coexistence number whose signup just finished, its WABA subscribed to webhooks."""
+    number_id = sandbox.complete_signup(business.waba_id, business.phone_number_ids[0])
+    token = sandbox.issue_token(business.id)
+    with httpx.Client(transport=sandbox.mock_transport(), base_url=GRAPH) as client:
+        response = client.post(
+            f"/{business.waba_id}/subscribed_apps", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.json() == {"success": True}
+    return number_id.phone_number_id
+
+
+@pytest.fixture
+def configure(sandbox: Sandbox) -> Iterator[Callable[..., WebhookDispatcher]]:
+    """Configure the sandbox's webhooks; the dispatcher is closed after the test."""
+
+    def run(**kwargs: Any) -> WebhookDispatcher:
+        return sandbox.configure_webhooks(**kwargs)
+
+    yield run
+    sandbox.disable_webhooks()
