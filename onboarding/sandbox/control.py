@@ -29,7 +29,8 @@ unauthenticated: the server binds 127.0.0.1 by default.
                             pending_sources, idle} | null, "deliveries": [last N outcomes]}``
 ``PUT  /_sandbox/webhooks``  ``{"callback_url"?, "mode"?: "normal"|"declined", "echoes"?,
                             "envelope_less_decline"?, "profile"?: {HistoryProfile fields},
-                            "delivery"?: {DeliveryOptions fields}}`` → ``{"config", "stats"}``;
+                            "delivery"?: {DeliveryOptions fields}}`` (profile and delivery
+                            fields may also be given flat) → ``{"config", "stats"}``;
                             replaces the whole config (an in-process sink is dropped)
 ``DELETE /_sandbox/webhooks``  stop delivering, drop pending deliveries → ``{"success": true}``
 ``POST /_sandbox/echoes``   ``{"phone_number_id", "count"?: 1}`` → 202 ``{"message_echoes":

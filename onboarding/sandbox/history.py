@@ -41,7 +41,7 @@ import base64
 import hashlib
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final, Literal
 
@@ -132,6 +132,8 @@ class HistoryProfile:
     removed after the initial sync, and ``contact_out_of_order_share`` of those changes are
     delivered before the initial contact they supersede. ``echo_reuse_share`` of the echoes
     sent after the history repeat a business-sent history message (same wamid).
+    ``sha256_encoding`` is how media digests are written (``hex`` or ``base64``). ``seed``,
+    with the phone number id, determines everything.
     """
 
     seed: int = 0
@@ -734,9 +736,7 @@ class HistoryGenerator:
             ],
         }
 
-    def followup_value(
-        self, messages: Iterator[dict[str, Any]] | tuple[dict[str, Any], ...]
-    ) -> dict[str, Any]:
+    def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of a ``history`` media follow-up: typed messages in ``messages[]``."""
         return {
             "messaging_product": "whatsapp",

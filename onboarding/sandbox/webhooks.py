@@ -19,7 +19,10 @@ syncs (:meth:`Sandbox.configure_webhooks` wires it) and delivers what Meta would
 
 Each delivery is serialized once (compact JSON, non-ASCII escaped as ``\\uXXXX`` with
 lowercase hex, as Meta signs it) and signed: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of
-the body keyed with the app secret>``. Retries and duplicates send the very same bytes.
+the body keyed with the app secret>``. Retries and duplicates send the very same bytes: a sync's
+payloads are a pure function of the profile, the number and the sync (``entry[].time`` is the
+second the sync was accepted). The deliveries of one accepted sync form a source; sources are
+delivered one after the other, in the order the syncs were accepted (echoes after history).
 
 Delivery goes to one target: an in-process ``sink(body, headers) -> status`` (a
 :class:`CollectingSink`, or a function posting into an ASGI test client), or an HTTP POST to
@@ -242,26 +245,42 @@ class WebhookConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WebhookConfig:
-        """Build a config from the control API's JSON form (no in-process sink there)."""
-        known = {"callback_url", "mode", "echoes", "envelope_less_decline", "profile", "delivery"}
-        unknown = set(data) - known
+        """Build a config from the control API's JSON form (no in-process sink there).
+
+        Profile and delivery fields go under ``"profile"`` and ``"delivery"``, or flat at the
+        top level (``{"callback_url": ..., "seed": 3, "max_attempts": 2}``), not both.
+        """
+        profile_keys = {spec.name for spec in fields(HistoryProfile)}
+        delivery_keys = {spec.name for spec in fields(DeliveryOptions)}
+        unknown = set(data) - _CONFIG_KEYS - profile_keys - delivery_keys
         if unknown:
             raise ValueError(f"unknown webhook config keys: {sorted(unknown)}")
         callback_url = data.get("callback_url")
         if callback_url is not None and not isinstance(callback_url, str):
             raise ValueError("callback_url must be a string or null")
-        profile = data.get("profile", {})
-        delivery = data.get("delivery", {})
-        if not isinstance(profile, Mapping) or not isinstance(delivery, Mapping):
-            raise ValueError("profile and delivery must be objects")
+        sections: dict[str, dict[str, Any]] = {}
+        for section, keys in (("profile", profile_keys), ("delivery", delivery_keys)):
+            nested = data.get(section, {})
+            if not isinstance(nested, Mapping):
+                raise ValueError(f"{section} must be an object")
+            flat = {key: value for key, value in data.items() if key in keys}
+            both = set(flat) & set(nested)
+            if both:
+                raise ValueError(f"{sorted(both)} given both flat and under {section!r}")
+            sections[section] = {**nested, **flat}
         return cls(
             callback_url=callback_url,
             mode=data.get("mode", "normal"),
             echoes=data.get("echoes", 0),
             envelope_less_decline=data.get("envelope_less_decline", False),
-            profile=HistoryProfile.from_dict(profile),
-            delivery=DeliveryOptions.from_dict(delivery),
+            profile=HistoryProfile.from_dict(sections["profile"]),
+            delivery=DeliveryOptions.from_dict(sections["delivery"]),
         )
+
+
+_CONFIG_KEYS: Final = frozenset(
+    {"callback_url", "mode", "echoes", "envelope_less_decline", "profile", "delivery"}
+)
 
 
 # ---------------------------------------------------------------------- records and sinks
@@ -557,7 +576,7 @@ class WebhookDispatcher:
         now = math.floor(self._sandbox.now())
         first = self._allocate(phone_number_id, "echo", count)
         items = [generator.echo(first + offset, now) for offset in range(count)]
-        jobs = [self._echo_job(generator, item, now, duplicate=False) for item in items]
+        jobs = [self._echo_job(generator, item, now) for item in items]
         self._enqueue("echoes", iter(jobs))
         return items
 
@@ -693,20 +712,18 @@ class WebhookDispatcher:
     ) -> Iterator[_Job]:
         reused = generator.history_echoes(round(count * generator.profile.echo_reuse_share))
         for item in reused:
-            yield self._echo_job(generator, item, base_time, duplicate=False)
+            yield self._echo_job(generator, item, base_time)
         for offset in range(count - len(reused)):
             timestamp = base_time + 1 + offset
             item = generator.echo(first + offset, timestamp)
-            yield self._echo_job(generator, item, timestamp, duplicate=False)
+            yield self._echo_job(generator, item, timestamp)
 
-    def _echo_job(
-        self, generator: HistoryGenerator, item: dict[str, Any], time_: int, *, duplicate: bool
-    ) -> _Job:
+    def _echo_job(self, generator: HistoryGenerator, item: dict[str, Any], time_: int) -> _Job:
         context = generator.context
         payload = envelope(
             context.waba_id, "smb_message_echoes", generator.echoes_value([item]), time_
         )
-        return self._job(context, "smb_message_echoes", "echoes", payload, duplicate=duplicate)
+        return self._job(context, "smb_message_echoes", "echoes", payload, duplicate=False)
 
     def _enqueue(self, label: str, jobs: Iterator[_Job]) -> None:
         with self._cond:
