@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
+import tasks.ingest
 import tasks.signup
 import tasks.sync  # noqa: F401 - registers the tasks
 from models import Database
@@ -19,6 +20,11 @@ OURS = sorted(name for name in app.tasks if name.startswith("coexist."))
 def test_every_task_states_the_same_reliability_contract() -> None:
     """Each coexist task acks late, ignores results, has time limits and finite retries."""
     assert OURS == [
+        "coexist.ingest.download_media",
+        "coexist.ingest.process_delivery",
+        "coexist.ingest.redispatch",
+        "coexist.ingest.wake_waiting",
+        "coexist.ingest.watchdog",
         "coexist.signup.connect",
         "coexist.signup.exchange_code",
         "coexist.sync.request_syncs",
@@ -39,6 +45,7 @@ def test_tasks_route_to_their_queue() -> None:
     router = app.amqp.router
     assert router.route({}, "coexist.signup.exchange_code")["queue"].name == "signup"
     assert router.route({}, "coexist.sync.request_syncs")["queue"].name == "sync"
+    assert router.route({}, "coexist.ingest.process_delivery")["queue"].name == "ingest"
 
 
 class Recorder:
