@@ -280,8 +280,8 @@ class BrokerClient:
     def reset(self) -> None:
         """Flush this Redis DB (and only it), then re-declare coexist's queues.
 
-        Re-declaring matters: Redis keeps each queue's exchange binding as a key, and a message
-        published to an exchange with no binding is silently dropped.
+        Every test then starts from the same broker state a freshly started worker leaves:
+        no messages, no unacked deliveries, the queues and their bindings declared.
         """
         number = _redis_db(self.url)
         if number == 0:

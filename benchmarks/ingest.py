@@ -1,0 +1,356 @@
+"""History ingestion throughput: N history messages through the real processing path.
+
+The sandbox's generator builds a business's history (default 1,000,000 messages in chunks of
+500 over 5,000 threads, as Meta would send it), each chunk is stored in the inbox exactly as the
+receiver stores it, then ``onboarding.ingest.process_delivery`` — the function the ``ingest``
+queue's task runs — processes every row into PostgreSQL, in ``--workers`` processes. Reported in
+the same run, on the same rows:
+
+* ``naive``: one ORM ``add`` + ``flush`` per message, on a sample (the obvious way);
+* ``copy``: raw ``COPY`` of the same rows into the same table (the practical limit);
+* peak RSS of the processing workers, and the same for a run ten times smaller: flat memory
+  means peak RSS does not grow with the number of messages.
+
+Prints one JSON object. Needs PostgreSQL; resets the schema of a disposable database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import secrets
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from benchmarks._harness import check_postgres, exclusive_stack, reset_database
+from config.logging import configure_logging
+from models import Database, Message, Onboarding, SyncState, SyncType
+from models.crypto import TokenCipher
+from onboarding import ingest, webhooks
+from onboarding.history import Context, MessageSource, Tally, message_row
+from onboarding.payloads import parse_delivery
+from onboarding.sandbox import HistoryGenerator, HistoryProfile
+from onboarding.sandbox.history import NumberContext, envelope
+from onboarding.signup import SignupBody, accept_signup
+from onboarding.store import MESSAGE_COLUMNS
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/coexist_bench"
+WABA, PNID, NUMBER = "102290129340398", "106540352242922", "15550783881"
+
+
+def settings_for(url: str, page_size: int) -> Any:
+    from config import Settings  # noqa: PLC0415
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=url,
+        meta_app_id="1",
+        meta_app_secret=secrets.token_urlsafe(16),
+        token_keys=TokenCipher.generate_key(),
+        ingest_page_size=page_size,
+    )
+
+
+def make_onboarding(db: Database, cfg: Any) -> int:
+    with db.session() as session:
+        body = SignupBody.model_validate(
+            {
+                "code": f"AQbench{time.time_ns()}",
+                "session": {
+                    "type": "WA_EMBEDDED_SIGNUP",
+                    "event": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                    "data": {"waba_id": WABA},
+                },
+            }
+        )
+        outcome = accept_signup(
+            session, body, settings=cfg, cipher=TokenCipher(cfg.token_keys.get_secret_value())
+        )
+        onboarding = session.get_one(Onboarding, outcome.onboarding_id)
+        onboarding.phone_number_id = PNID
+        onboarding.display_phone_number = NUMBER
+        onboarding.state = "syncing"
+        for t in SyncType:
+            onboarding.sync(t).state = SyncState.REQUESTED.value
+        assert outcome.onboarding_id is not None
+        return outcome.onboarding_id
+
+
+def profile(messages: int, threads: int, chunk_size: int) -> HistoryProfile:
+    return HistoryProfile(
+        seed=11,
+        total_messages=messages,
+        threads=threads,
+        chunk_size=chunk_size,
+        duplicate_share=0.0,
+        shuffle=True,
+        days=170,
+        beyond_window_share=0.0,
+        group_thread_share=0.0,
+        media_share=0.05,
+    )
+
+
+def load_inbox(db: Database, messages: int, threads: int, chunk_size: int) -> tuple[int, int]:
+    """Store every chunk as a signed delivery would be stored. Returns (rows, bytes)."""
+    generator = HistoryGenerator(
+        profile(messages, threads, chunk_size),
+        NumberContext(WABA, PNID, NUMBER, onboarded_at=time.time()),
+    )
+    rows = size = 0
+    with db.sessions() as session:
+        for chunk in generator.chunks():
+            body = json.dumps(
+                envelope(WABA, "history", generator.history_value(chunk), int(time.time())),
+                separators=(",", ":"),
+            ).encode()
+            webhooks.receive(session, body)
+            rows += 1
+            size += len(body)
+    return rows, size
+
+
+def _worker(args: tuple[str, int, int, int]) -> dict[str, float]:
+    url, worker, workers, page_size = args
+    configure_logging("production", "WARNING")
+    db = Database(url, synchronous_commit=False, pool_size=1)  # as the ingest task does
+    cfg = settings_for(url, page_size)
+    with db.engine.connect() as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                text("SELECT id FROM inbox WHERE status = 'pending' AND id % :n = :k ORDER BY id"),
+                {"n": workers, "k": worker},
+            )
+        ]
+    with db.sessions() as session:  # connect before the clock starts
+        session.execute(text("SELECT 1"))
+    started = time.time()
+    for delivery_id in ids:
+        with db.sessions() as session:
+            ingest.process_delivery(session, delivery_id, settings=cfg)
+    ended = time.time()
+    db.dispose()
+    return {
+        "seconds": ended - started,
+        "started": started,
+        "ended": ended,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_processing(url: str, workers: int, page_size: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        results = pool.map(_worker, [(url, k, workers, page_size) for k in range(workers)])
+    # From the first worker starting to process to the last one finishing (not process start).
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    return {"wall_seconds": wall, "workers": results}
+
+
+def count_messages(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM messages")).scalar_one())
+
+
+def rows_for_baselines(
+    db: Database, onboarding_id: int, limit: int | None
+) -> list[tuple[Any, ...]]:
+    """The same message rows the processing path builds, from the stored deliveries."""
+    cfg = settings_for(db.url, 1000)
+    out: list[tuple[Any, ...]] = []
+    with db.sessions() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        ctx = Context.of(onboarding, NUMBER, cfg)
+        now = datetime.now(UTC)
+        for (body,) in session.execute(text("SELECT body FROM inbox ORDER BY id")):
+            for change in parse_delivery(body):
+                for item in change.value.get("history", []):
+                    for thread in item.get("threads", []):
+                        for msg in thread["messages"]:
+                            row = message_row(
+                                ctx,
+                                msg,
+                                source=MessageSource.HISTORY,
+                                thread=thread["id"],
+                                tally=Tally(),
+                                now=now,
+                            )
+                            if row is not None:
+                                out.append(tuple(row[c] for c in MESSAGE_COLUMNS))
+                            if limit is not None and len(out) >= limit:
+                                return out
+    return out
+
+
+def naive_baseline(db: Database, rows: list[tuple[Any, ...]]) -> float:
+    """One ORM add and flush per message (the obvious implementation)."""
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM messages"))
+    started = time.perf_counter()
+    with db.session() as session:
+        for values in rows:
+            session.add(
+                Message(**dict(zip(MESSAGE_COLUMNS, values, strict=True)), media_attempts=0)
+            )
+            session.flush()
+    return len(rows) / (time.perf_counter() - started)
+
+
+def copy_baseline(db: Database, rows: list[tuple[Any, ...]]) -> float:
+    """Raw COPY of the same rows into the same table: the practical limit."""
+    from psycopg.types.json import Jsonb  # noqa: PLC0415
+
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM messages"))
+    raw_index = MESSAGE_COLUMNS.index("raw")
+    conn = db.engine.raw_connection()
+    try:
+        started = time.perf_counter()
+        copy_sql = f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
+        with conn.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[attr-defined]
+            for values in rows:
+                raw = values[raw_index]
+                copy.write_row(
+                    values
+                    if raw is None
+                    else (*values[:raw_index], Jsonb(raw), *values[raw_index + 1 :])
+                )
+        conn.commit()
+        return len(rows) / (time.perf_counter() - started)
+    finally:
+        conn.close()
+
+
+def measure(
+    url: str, messages: int, threads: int, chunk_size: int, workers: int, page_size: int
+) -> dict[str, Any]:
+    reset_database(url)
+    db = Database(url)
+    cfg = settings_for(url, page_size)
+    onboarding_id = make_onboarding(db, cfg)
+    started = time.perf_counter()
+    chunks, size = load_inbox(db, messages, threads, chunk_size)
+    load_seconds = time.perf_counter() - started
+    result = run_processing(url, workers, page_size)
+    stored = count_messages(db)
+    return {
+        "db": db,
+        "onboarding_id": onboarding_id,
+        "chunks": chunks,
+        "bytes": size,
+        "inbox_load_seconds": round(load_seconds, 2),
+        "stored": stored,
+        **result,
+    }
+
+
+def ensure_database(url: str) -> None:
+    """Create the benchmark's own database on first use (it is reset on every run)."""
+    target = make_url(url)
+    name = target.database or ""
+    if "bench" not in name:
+        return
+    admin = Database(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if exists is None:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=5_000)
+    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--naive-sample", type=int, default=20_000)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    args = parser.parse_args(argv)
+    configure_logging("production", "WARNING")
+    ensure_database(args.database_url)
+    check_postgres(args.database_url)
+    with exclusive_stack(args.database_url):
+        small = measure(
+            args.database_url,
+            max(args.messages // 10, 1000),
+            args.threads,
+            args.chunk_size,
+            args.workers,
+            args.page_size,
+        )
+        small["db"].dispose()
+        big = measure(
+            args.database_url,
+            args.messages,
+            args.threads,
+            args.chunk_size,
+            args.workers,
+            args.page_size,
+        )
+        db: Database = big.pop("db")
+        rows = rows_for_baselines(db, big["onboarding_id"], None)
+        copy_rate = copy_baseline(db, rows)
+        naive_rate = naive_baseline(db, rows[: args.naive_sample])
+        db.dispose()
+    rate = big["stored"] / big["wall_seconds"]
+    peak = max(w["peak_rss_mb"] for w in big["workers"])
+    peak_small = max(w["peak_rss_mb"] for w in small["workers"])
+    report = {
+        "benchmark": "ingest",
+        "messages_generated": args.messages,
+        "messages_stored": big["stored"],
+        "chunks": big["chunks"],
+        "inbox_mb": round(big["bytes"] / 2**20, 1),
+        "workers": args.workers,
+        "page_size": args.page_size,
+        "seconds": round(big["wall_seconds"], 2),
+        "messages_per_s": round(rate),
+        "peak_rss_mb": round(peak, 1),
+        "small_run": {
+            "messages": small["stored"],
+            "peak_rss_mb": round(peak_small, 1),
+            "messages_per_s": round(small["stored"] / small["wall_seconds"]),
+        },
+        "baseline": {
+            "naive_orm_messages_per_s": round(naive_rate),
+            "naive_sample": min(args.naive_sample, len(rows)),
+            "copy_rows_per_s": round(copy_rate),
+        },
+        "ratios": {
+            "vs_copy": round(rate / copy_rate, 3),
+            "vs_naive": round(rate / naive_rate, 1),
+            "rss_big_over_small": round(peak / peak_small, 2),
+        },
+        "goals": {
+            "messages_per_s>=50000": rate >= 50_000,
+            "vs_copy>=0.4": rate / copy_rate >= 0.4,
+            "vs_naive>=20": rate / naive_rate >= 20,
+            "rss_flat(<=1.25x)": peak / peak_small <= 1.25,
+        },
+        "worker_seconds_median": round(statistics.median(w["seconds"] for w in big["workers"]), 2),
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

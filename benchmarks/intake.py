@@ -1,0 +1,227 @@
+"""Webhook intake throughput: signed 4 KB deliveries per second through ``POST /webhooks/meta``.
+
+The real receiver (``uvicorn onboarding.web:app``: verify the HMAC, commit the raw delivery to
+the PostgreSQL inbox, enqueue its processing on Redis, answer 200) against a bare endpoint on
+the same framework and server that only reads the body (the baseline, measured in the same
+run). Every delivery is distinct (the inbox deduplicates identical bytes), about 4 KB, signed
+with the app secret. Prints one JSON object with the median of ``--rounds`` rounds each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from benchmarks._harness import (
+    BrokerClient,
+    ManagedProcess,
+    StackConfig,
+    _healthy,
+    check_services,
+    exclusive_stack,
+    free_port,
+    reset_database,
+    start_web,
+)
+from models import Database
+from onboarding.webhooks import sign
+
+BODY_BYTES = 4096
+
+
+def deliveries(count: int, secret: str, salt: str) -> list[tuple[bytes, str]]:
+    """``count`` distinct signed ~4 KB history deliveries."""
+    out = []
+    for n in range(count):
+        messages = []
+        k = 0
+        while True:
+            messages.append(
+                {
+                    "from": "16505551234",
+                    "id": f"wamid.{salt}.{n}.{k}",
+                    "timestamp": str(1_790_000_000 + k),
+                    "type": "text",
+                    "text": {"body": f"delivery {n} message {k}: see you at five"},
+                    "history_context": {"status": "READ"},
+                }
+            )
+            payload = {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "id": "102290129340398",
+                        "time": 1_790_000_000,
+                        "changes": [
+                            {
+                                "field": "history",
+                                "value": {
+                                    "messaging_product": "whatsapp",
+                                    "metadata": {
+                                        "display_phone_number": "15550783881",
+                                        "phone_number_id": "106540352242922",
+                                    },
+                                    "history": [
+                                        {
+                                            "metadata": {
+                                                "phase": 1,
+                                                "chunk_order": n + 1,
+                                                "progress": 50,
+                                            },
+                                            "threads": [
+                                                {"id": "16505551234", "messages": messages}
+                                            ],
+                                        }
+                                    ],
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            if len(body) >= BODY_BYTES - 150:
+                break
+            k += 1
+        out.append((body, sign(body, secret)))
+    return out
+
+
+async def blast(url: str, items: list[tuple[bytes, str]], concurrency: int) -> tuple[float, int]:
+    """Send every delivery with ``concurrency`` connections; return (seconds, non-200 count)."""
+    queue: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+    failures = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while True:
+            try:
+                body, signature = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            response = await client.post(
+                "/webhooks/meta",
+                content=body,
+                headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
+            )
+            if response.status_code != 200:
+                failures += 1
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(client) for _ in range(concurrency)))
+        return time.perf_counter() - started, failures
+
+
+def start_bare(log_dir: Path, config: StackConfig) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.bare_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    process = ManagedProcess(
+        "bare web",
+        argv,
+        env=config.environment("http://127.0.0.1:9"),
+        log_path=log_dir / "bare.log",
+    ).start()
+    process.wait_until(lambda: _healthy(url), what="GET /healthz", timeout=30)
+    return process, url
+
+
+def rounds_of(
+    url: str, config: StackConfig, count: int, rounds: int, concurrency: int, tag: str
+) -> list[float]:
+    rates = []
+    for r in range(rounds + 1):  # the first round warms up and is not counted
+        items = deliveries(count if r else max(count // 10, 50), config.app_secret, f"{tag}{r}")
+        seconds, failures = asyncio.run(blast(url, items, concurrency))
+        if failures:
+            raise RuntimeError(f"{failures} deliveries were not answered 200 by {url}")
+        if r:
+            rates.append(len(items) / seconds)
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--database-url", default=StackConfig.database_url)
+    parser.add_argument("--broker-url", default=StackConfig.broker_url)
+    args = parser.parse_args(argv)
+    config = StackConfig(database_url=args.database_url, broker_url=args.broker_url)
+    check_services(config.database_url, config.broker_url)
+    with (
+        exclusive_stack(config.database_url),
+        tempfile.TemporaryDirectory(prefix="coexist-intake-") as tmp,
+        BrokerClient(config.settings("http://127.0.0.1:9")) as broker,
+    ):
+        reset_database(config.database_url)
+        broker.reset()
+        log_dir = Path(tmp)
+        bare, bare_url = start_bare(log_dir, config)
+        try:
+            bare_rates = rounds_of(
+                bare_url, config, args.deliveries, args.rounds, args.concurrency, "bare"
+            )
+        finally:
+            bare.stop()
+        with start_web(config, "http://127.0.0.1:9", log_dir) as web:
+            real_rates = rounds_of(
+                web.url, config, args.deliveries, args.rounds, args.concurrency, "real"
+            )
+        db = Database(config.database_url)
+        with db.engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
+        db.dispose()
+        broker.reset()
+    real, bare_median = statistics.median(real_rates), statistics.median(bare_rates)
+    report: dict[str, Any] = {
+        "benchmark": "intake",
+        "delivery_bytes": BODY_BYTES,
+        "deliveries_per_round": args.deliveries,
+        "rounds": args.rounds,
+        "concurrency": args.concurrency,
+        "deliveries_per_s": round(real),
+        "rounds_per_s": [round(r) for r in real_rates],
+        "stored_in_inbox": stored,
+        "baseline": {
+            "bare_endpoint_per_s": round(bare_median),
+            "rounds_per_s": [round(r) for r in bare_rates],
+        },
+        "ratio_vs_bare": round(real / bare_median, 3),
+        "goals": {
+            "deliveries_per_s>=1000": real >= 1000,
+            "ratio_vs_bare>=0.5": real / bare_median >= 0.5,
+        },
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
