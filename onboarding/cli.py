@@ -221,12 +221,35 @@ def demo(
     flaky: Annotated[
         bool, typer.Option("--flaky", help="Inject 5xx, throttling and dropped answers.")
     ] = False,
+    declined: Annotated[
+        bool,
+        typer.Option("--declined", help="The business has turned history sharing off."),
+    ] = False,
+    messages: Annotated[
+        int,
+        typer.Option("--messages", min=1, max=1_000_000, help="Messages in the chat history."),
+    ] = 2_000,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=1.0, help="Seconds to wait for the syncs and webhooks."),
+    ] = 60.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run a whole onboarding against the built-in Meta sandbox, in-process, on SQLite."""
-    from onboarding.demo import run_demo  # noqa: PLC0415 - starts servers; only for the demo
+    """Run a whole onboarding against the built-in Meta sandbox, in-process, on SQLite.
 
-    result = run_demo(console=err if as_json else console, flaky=flaky)
+    Signup, the sync trigger, then the contacts and chat history Meta's webhooks bring in,
+    with progress per history phase and a summary. Exits 1 if the flow did not end as
+    expected (``synced``, or ``history_declined`` with ``--declined``).
+    """
+    from onboarding.demo import run_demo, summary_table  # noqa: PLC0415 - starts servers
+
+    result = run_demo(
+        console=err if as_json else console,
+        flaky=flaky,
+        declined=declined,
+        messages=messages,
+        timeout=timeout,
+    )
     if as_json:
         _print_json(
             {
@@ -234,19 +257,26 @@ def demo(
                 "accepted_syncs": result.accepted_syncs,
                 "register_calls": result.register_calls,
                 "seconds": result.seconds,
+                "summary": result.summary.to_dict(),
             }
         )
-        return
-    print_detail(result.onboarding)
-    per_type: dict[str, int] = {}
-    for accepted in result.accepted_syncs:
-        per_type[accepted["sync_type"]] = per_type.get(accepted["sync_type"], 0) + 1
-    console.print(
-        f"sandbox accepted smb_app_data: {per_type or 'none'}; /register calls: "
-        f"{result.register_calls}; {result.seconds} s"
-    )
-    if result.onboarding["state"] != OnboardingState.SYNCING:
-        raise _fail(f"onboarding ended in {result.onboarding['state']}")
+    else:
+        print_detail(result.onboarding)
+        console.print(summary_table(result.summary))
+        per_type: dict[str, int] = {}
+        for accepted in result.accepted_syncs:
+            per_type[accepted["sync_type"]] = per_type.get(accepted["sync_type"], 0) + 1
+        console.print(
+            f"sandbox accepted smb_app_data: {per_type or 'none'}; /register calls: "
+            f"{result.register_calls}; {result.seconds} s"
+        )
+        if result.summary.declined and result.ok:
+            console.print(
+                "the business declined to share its chat history (error 2593109): "
+                "contacts are in, no messages will come"
+            )
+    if not result.ok:
+        raise _fail("; ".join(result.summary.problems))
 
 
 @app.command("sandbox")

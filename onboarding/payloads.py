@@ -59,6 +59,8 @@ class Change:
 
 def digits(value: Any) -> str | None:
     """Only the digits of a phone number (``+1 555-078-3881`` → ``15550783881``)."""
+    if isinstance(value, str) and value.isdigit():
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):

@@ -27,6 +27,22 @@ class Runtime:
     cipher: TokenCipher
     graph: GraphClient
     extras: dict[str, object] = field(default_factory=dict)
+    _ingest_db: Database | None = None
+
+    @property
+    def ingest_db(self) -> Database:
+        """The database for webhook ingestion: asynchronous commits on PostgreSQL.
+
+        Everything ingestion writes is rebuilt from the inbox, which the receiver commits
+        synchronously; a crash can only lose derived rows whose inbox row then goes back to
+        pending (its ``processed`` mark is lost with them) and is dispatched again by beat.
+        """
+        if self._ingest_db is None:
+            if self.db.dialect == "postgresql":
+                self._ingest_db = Database(self.db.url, synchronous_commit=False)
+            else:
+                self._ingest_db = self.db
+        return self._ingest_db
 
     @classmethod
     def build(cls, settings: Settings, *, graph: GraphClient | None = None) -> Runtime:
@@ -39,6 +55,8 @@ class Runtime:
 
     def close(self) -> None:
         self.graph.close()
+        if self._ingest_db is not None and self._ingest_db is not self.db:
+            self._ingest_db.dispose()
         self.db.dispose()
 
 

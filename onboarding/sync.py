@@ -393,16 +393,18 @@ def sweep(
         if onboarding.state == S.TOKEN_EXCHANGED:
             if now - onboarding.state_changed_at > timedelta(seconds=30):
                 due[Next.CONNECT].append(onboarding.id)
-        elif any(_sync_due(r, now) for r in pending):
+        elif any(_sync_due(r, now, settings.sync_max_probes) for r in pending):
             due[Next.SYNC].append(onboarding.id)
     session.commit()
     log.info("sweep_done", **{f"due_{k}": len(v) for k, v in due.items()})
     return due
 
 
-def _sync_due(row: SyncRequest, now: datetime) -> bool:
+def _sync_due(row: SyncRequest, now: datetime, max_probes: int) -> bool:
     if row.state == SyncState.INTENT and row.lease_until and row.lease_until > now:
         return False
+    if row.state == SyncState.UNKNOWN and row.ambiguous_attempts > max_probes:
+        return False  # probes exhausted: an operator decides (retry --force resets the count)
     return row.next_attempt_at is None or row.next_attempt_at <= now
 
 

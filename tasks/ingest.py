@@ -13,7 +13,7 @@ from tasks.base import coexist_task, enqueue_after_commit
 def process_delivery(delivery_id: int) -> None:
     """Route one stored webhook delivery to its handlers; then fetch any new media."""
     rt = current()
-    with rt.db.session() as session:
+    with rt.ingest_db.session() as session:
         outcome = ingest.process_delivery(session, delivery_id, settings=rt.settings)
     for message_id in outcome.media_message_ids:
         enqueue_after_commit(None, download_media, message_id)

@@ -1,4 +1,5 @@
-"""Queue ``signup``: the code exchange (the code dies 30 s after signup) and connect."""
+"""The hand-off: the code exchange on queue ``signup`` (the code dies 30 s after signup), and
+connect on queue ``sync``, so a burst of connects never delays an exchange."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def exchange_code(onboarding_id: int) -> None:
         enqueue_after_commit(None, connect, onboarding_id)
 
 
-@coexist_task("coexist.signup.connect", soft_time_limit=60, time_limit=75, max_retries=30)
+@coexist_task("coexist.sync.connect", soft_time_limit=60, time_limit=75, max_retries=30)
 def connect(onboarding_id: int) -> None:
     """Resolve the number, check eligibility, subscribe the app; then request the syncs."""
     from tasks.sync import request_syncs  # noqa: PLC0415 - sibling task module

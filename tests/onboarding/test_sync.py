@@ -403,3 +403,22 @@ def test_sweeper_leaves_history_unknown_at_the_deadline_waiting_for_webhooks(
     assert onboarding.state == S.SYNCING
     assert onboarding.sync(HISTORY).state == SyncState.UNKNOWN
     assert "sync_history_unknown" in alerts(db, subscribed)
+
+
+def test_sweeper_leaves_syncs_whose_probes_ran_out_to_an_operator(
+    db: Database,
+    sandbox: Sandbox,
+    graph: GraphClient,
+    settings: Settings,
+    cipher: TokenCipher,
+    subscribed: int,
+) -> None:
+    """Once probes are exhausted the sweeper stops re-firing the sync every minute."""
+    sandbox.set_faults(Faults.only("smb_app_data", error_5xx=1.0, seed=3))
+    start = utcnow()
+    for i in range(settings.sync_max_probes + 3):
+        with freeze_time(start + timedelta(minutes=5 * i)):
+            run_syncs(db, graph, settings, cipher, subscribed)
+    with db.session() as session:
+        due = sync.sweep(session, settings=settings, now=start + timedelta(hours=1))
+    assert subscribed not in due[Next.SYNC]
