@@ -62,6 +62,9 @@ class FaultRule:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     drop_after_apply: float = 0.0
+    #: ``estimated_time_to_regain_access`` (minutes) sent with code 80007 throttles; 0 omits
+    #: the business use-case header, as Meta does when it gives no estimate.
+    throttle_regain_minutes: float = 1.0
 
     def __post_init__(self) -> None:
         """Reject rates outside [0, 1] and negative or non-finite latencies."""
@@ -69,7 +72,7 @@ class FaultRule:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault rate {name} must be a number in [0, 1], got {value!r}")
-        for name in ("latency_ms", "latency_jitter_ms"):
+        for name in ("latency_ms", "latency_jitter_ms", "throttle_regain_minutes"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -901,7 +901,7 @@ class Sandbox:
             return _FaultPlan(delay, self._server_error(rng))
         if rule.throttle > 0 and rng.random() < rule.throttle:
             counts["throttle"] += 1
-            return _FaultPlan(delay, self._throttle_error(rng, route))
+            return _FaultPlan(delay, self._throttle_error(rng, route, rule.throttle_regain_minutes))
         drop = rule.drop_after_apply > 0 and rng.random() < rule.drop_after_apply
         if drop:
             counts["drop_after_apply"] += 1
@@ -913,33 +913,40 @@ class Sandbox:
             return GraphError("Service temporarily unavailable", 2, status=503, is_transient=True)
         return GraphError("An unknown error has occurred.", 1, status=500, is_transient=False)
 
-    def _throttle_error(self, rng: random.Random, route: _Route) -> GraphError:
+    def _throttle_error(
+        self, rng: random.Random, route: _Route, regain_minutes: float = 1.0
+    ) -> GraphError:
+        """Code 4 (app-level, ``X-App-Usage``) or 80007 (WABA-level, with
+        ``X-Business-Use-Case-Usage`` carrying ``estimated_time_to_regain_access``)."""
+        app_usage = json.dumps(
+            {"call_count": 100, "total_cputime": 10, "total_time": 20}, separators=(",", ":")
+        )
+        if rng.random() < 0.5:
+            return GraphError(
+                "(#4) Application request limit reached",
+                4,
+                is_transient=True,
+                headers={"x-app-usage": app_usage},
+            )
         owner = self.app_id
         if route.object_id in self._wabas:
             owner = route.object_id
         elif route.object_id in self._numbers:
             owner = self._numbers[route.object_id].waba_id
-        usage = {
-            owner: [
-                {
-                    "type": "whatsapp_business_management",
-                    "call_count": 100,
-                    "total_cputime": 10,
-                    "total_time": 20,
-                    "estimated_time_to_regain_access": 1,
-                }
-            ]
-        }
-        headers = {
-            "x-business-use-case-usage": json.dumps(usage, separators=(",", ":")),
-            "x-app-usage": json.dumps(
-                {"call_count": 100, "total_cputime": 10, "total_time": 20}, separators=(",", ":")
-            ),
-        }
-        if rng.random() < 0.5:
-            return GraphError(
-                "(#4) Application request limit reached", 4, is_transient=True, headers=headers
-            )
+        headers: dict[str, str] = {}
+        if regain_minutes > 0:
+            usage = {
+                owner: [
+                    {
+                        "type": "whatsapp_business_management",
+                        "call_count": 100,
+                        "total_cputime": 10,
+                        "total_time": 20,
+                        "estimated_time_to_regain_access": regain_minutes,
+                    }
+                ]
+            }
+            headers["x-business-use-case-usage"] = json.dumps(usage, separators=(",", ":"))
         return GraphError(
             "(#80007) There have been too many calls to this WhatsApp Business account. "
             "Wait a bit and try again.",

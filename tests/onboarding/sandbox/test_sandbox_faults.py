@@ -65,17 +65,31 @@ def test_rate_zero_injects_nothing(sandbox: Sandbox, onboarded: str, sync: Sync)
 def test_throttle_is_code_4_or_80007_with_usage_headers(
     sandbox: Sandbox, business: Business, graph: httpx.Client, auth: dict[str, str]
 ) -> None:
-    """A throttled call gets HTTP 400 code 4 or 80007 and usage headers keyed by the WABA."""
+    """Code 4 carries X-App-Usage; 80007 carries the WABA's business use-case usage."""
     sandbox.set_faults(Faults.only("phone_numbers", throttle=1.0, seed=2))
 
     responses = [graph.get(f"/{business.waba_id}/phone_numbers", headers=auth) for _ in range(20)]
 
     assert {response.status_code for response in responses} == {400}
     assert {response.json()["error"]["code"] for response in responses} == {4, 80007}
-    usage = json.loads(responses[0].headers["x-business-use-case-usage"])
+    app_level = next(r for r in responses if r.json()["error"]["code"] == 4)
+    assert json.loads(app_level.headers["x-app-usage"])["call_count"] == 100
+    assert "x-business-use-case-usage" not in app_level.headers
+    waba_level = next(r for r in responses if r.json()["error"]["code"] == 80007)
+    usage = json.loads(waba_level.headers["x-business-use-case-usage"])
     assert usage[business.waba_id][0]["type"] == "whatsapp_business_management"
     assert usage[business.waba_id][0]["estimated_time_to_regain_access"] == 1
-    assert json.loads(responses[0].headers["x-app-usage"])["call_count"] == 100
+
+
+def test_throttle_regain_time_is_configurable(
+    sandbox: Sandbox, business: Business, graph: httpx.Client, auth: dict[str, str]
+) -> None:
+    """throttle_regain_minutes sets the estimate; 0 leaves the estimate out."""
+    sandbox.set_faults(
+        Faults.only("phone_numbers", throttle=1.0, throttle_regain_minutes=0, seed=2)
+    )
+    responses = [graph.get(f"/{business.waba_id}/phone_numbers", headers=auth) for _ in range(10)]
+    assert all("x-business-use-case-usage" not in r.headers for r in responses)
 
 
 def test_throttled_call_is_not_applied(
