@@ -551,14 +551,20 @@ def _healthy(url: str) -> bool:
 
 
 def start_web(
-    config: StackConfig, graph_url: str, log_dir: Path, *, timeout: float = 30.0, tries: int = 3
+    config: StackConfig,
+    graph_url: str,
+    log_dir: Path,
+    *,
+    timeout: float = 30.0,
+    tries: int = 3,
+    extra_args: Sequence[str] = (),
 ) -> WebServer:
     """``uvicorn onboarding.web:app`` on a free port, once ``GET /healthz`` answers 200."""
     for attempt in range(1, tries + 1):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         argv = [sys.executable, "-m", "uvicorn", "onboarding.web:app"]
-        argv += ["--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--host", "127.0.0.1", "--port", str(port), *extra_args]
         suffix = "" if attempt == 1 else f"-{attempt}"
         process = ManagedProcess(
             f"web {url}",

@@ -219,7 +219,7 @@ def alerts_list(
 @app.command("demo")
 def demo(
     flaky: Annotated[
-        bool, typer.Option("--flaky", help="Inject 5xx, throttling and dropped answers.")
+        bool, typer.Option("--flaky", help="Inject 5xx and dropped answers on smb_app_data.")
     ] = False,
     declined: Annotated[
         bool,
@@ -239,7 +239,7 @@ def demo(
 
     Signup, the sync trigger, then the contacts and chat history Meta's webhooks bring in,
     with progress per history phase and a summary. Exits 1 if the flow did not end as
-    expected (``synced``, or ``history_declined`` with ``--declined``).
+    expected: synced, or history_declined with --declined.
     """
     from onboarding.demo import run_demo, summary_table  # noqa: PLC0415 - starts servers
 

@@ -29,7 +29,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +47,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 
 from config import Settings, get_settings
@@ -216,7 +216,6 @@ class _Scenario:
 
     profile: HistoryProfile
     declined: bool
-    flaky: bool
     timeout: float
     display_number: str
 
@@ -324,7 +323,6 @@ def run_demo(
     scenario = _Scenario(
         profile=demo_profile(messages),
         declined=declined,
-        flaky=flaky,
         timeout=timeout,
         display_number=display_number,
     )
@@ -438,6 +436,7 @@ def _drive(
         watch.detail,
         per_phase=per_phase,
         plan=plan,
+        planned_contacts=contacts_expected,
         dispatcher_stats=dispatcher.stats(),
         expected_state=scenario.expected_state,
         expected_history=scenario.expected_history,
@@ -469,7 +468,7 @@ def _finished(detail: Mapping[str, Any], idle: bool) -> bool:
 
 def _follow(
     console: Console,
-    fetch: Any,
+    fetch: Callable[[], dict[str, Any]],
     dispatcher: WebhookDispatcher,
     plan: HistoryPlan,
     contacts_expected: int,
@@ -505,13 +504,15 @@ class _Bars:
     def __init__(
         self, console: Console, plan: HistoryPlan, contacts: int, *, declined: bool
     ) -> None:
-        self._plan = plan
         self._declined = declined
         self._progress = Progress(
-            TextColumn("{task.description:<16}"),
-            BarColumn(bar_width=32),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
+            TextColumn("{task.description}", table_column=Column(width=15, no_wrap=True)),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(table_column=Column(width=9, no_wrap=True)),
+            TextColumn(
+                "{task.fields[note]}",
+                table_column=Column(max_width=34, no_wrap=True, overflow="ellipsis"),
+            ),
             TimeElapsedColumn(),
             console=console,
         )
@@ -535,6 +536,7 @@ class _Bars:
         self._progress.stop()
 
     def update(self, detail: Mapping[str, Any], stats: Mapping[str, Any]) -> None:
+        """Redraw from the status API's ``detail`` and the dispatcher's ``stats``."""
         counts = detail["counts"]
         history = detail["sync"]["history"]
         progress = self._progress
@@ -552,15 +554,12 @@ class _Bars:
             self._media,
             total=settled + counts["media_awaiting"],
             completed=settled,
-            note=f"stored, {counts['media_skipped_too_old']} too old to fetch",
+            note=f"stored, {counts['media_skipped_too_old']} too old",
         )
         progress.update(
             self._status,
             completed=int(stats["delivered"]),
-            note=(
-                f"delivered, {stats['failed']} failed · onboarding {detail['state']}, "
-                f"history {history['state']}"
-            ),
+            note=f"{stats['failed']} given up · {detail['state']}",
         )
 
 
@@ -584,13 +583,19 @@ def summarize(
     *,
     per_phase: Mapping[int, tuple[int, list[int]]],
     plan: HistoryPlan,
+    planned_contacts: int,
     dispatcher_stats: Mapping[str, Any],
     expected_state: str,
     expected_history: str,
     timed_out: bool,
     seconds: float,
 ) -> DemoSummary:
-    """Fold the final status, the ledger and the sandbox's plan into a :class:`DemoSummary`."""
+    """Fold the final status, the ledger and the sandbox's plan into a :class:`DemoSummary`.
+
+    The expected end: the onboarding in ``expected_state``, the history sync in
+    ``expected_history``, the contacts sync accepted, every planned chunk and contact stored,
+    no media awaiting download and no delivery given up, before the timeout.
+    """
     counts = detail["counts"]
     history_state = detail["sync"]["history"]["state"]
     declined = history_state == SyncState.DECLINED
@@ -607,6 +612,12 @@ def summarize(
         problems.append(f"onboarding ended {detail['state']}, expected {expected_state}")
     if history_state != expected_history:
         problems.append(f"history sync ended {history_state}, expected {expected_history}")
+    contacts_state = detail["sync"]["contacts"]["state"]
+    if contacts_state != SyncState.REQUESTED:
+        problems.append(f"contacts sync ended {contacts_state}, expected requested")
+    stored_contacts = counts["contacts"] + counts["contacts_removed"]
+    if stored_contacts < planned_contacts:
+        problems.append(f"{stored_contacts} of the {planned_contacts} contacts stored")
     if any(p.missing for p in phases):
         gaps = {p.phase: list(p.missing) for p in phases if p.missing}
         problems.append(f"history chunks never received: {gaps}")

@@ -46,7 +46,8 @@ PLACEHOLDER = "media_placeholder"
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 
-def _insert(session: Session, table: Any) -> Any:
+def insert_for(session: Session, table: Any) -> Any:
+    """The dialect's INSERT (with ON CONFLICT support) for ``session``'s database."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -70,7 +71,7 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         _copy_upsert(session, list(unique.values()))
         return
-    stmt = _merge(_insert(session, Message.__table__))
+    stmt = _merge(insert_for(session, Message.__table__))
     session.execute(stmt, [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in unique.values()])
 
 
@@ -192,7 +193,7 @@ def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         rounds[n].append(row)
     table = Contact.__table__
     for batch in rounds:
-        stmt = _insert(session, table)
+        stmt = insert_for(session, table)
         new, old = stmt.excluded, table.c
         newer = new.changed_at > old.changed_at
         newer_names = (new.names_changed_at.is_not(None)) & (
@@ -216,7 +217,7 @@ def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def upsert_chunk(session: Session, row: dict[str, Any]) -> None:
     """Record a history chunk in the ledger; a repeat keeps the largest figures. Not committed."""
     table = HistoryChunk.__table__
-    stmt = _insert(session, table).values(**row)
+    stmt = insert_for(session, table).values(**row)
     new, old = stmt.excluded, table.c
 
     def larger(column: str) -> Any:

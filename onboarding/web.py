@@ -8,9 +8,11 @@ records it and answers ``202`` with the onboarding id; the code exchange is enqu
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,15 +22,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
-from models import InboxStatus, Onboarding
+from models import Onboarding
 from onboarding import runtime as runtime_module
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup import SignupBody, accept_signup
 from onboarding.views import onboarding_detail
-from onboarding.webhooks import receive, signature_valid
+from onboarding.webhooks import Intake, receive_many, signature_valid
 
 log = structlog.get_logger(__name__)
+
+#: Stored deliveries are processed in tasks of at most this many (fewer broker messages).
+DELIVERIES_PER_TASK = 16
 
 
 def _bearer_ok(request: Request, expected: str) -> bool:
@@ -87,8 +93,13 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         missing = get_rt().settings.missing_for("web")
         if missing:
             raise ConfigurationError(f"refusing to start: set {', '.join(missing)}")
-        yield
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
 
+    batcher = IntakeBatcher(get_rt)
     app = FastAPI(
         title="coexist", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
@@ -161,7 +172,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
             log.warning("webhook_signature_invalid", size=len(raw))
             return JSONResponse({"error": "invalid_signature"}, status_code=401)
-        return await _run_in_thread(_intake, r, raw)
+        await batcher.submit(raw)
+        return PlainTextResponse("OK")
 
     @app.get("/onboardings/{onboarding_id}")
     async def show(onboarding_id: int, request: Request) -> Response:
@@ -212,15 +224,109 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
     )
 
 
-def _intake(r: Runtime, raw: bytes) -> Response:
-    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
-    from tasks.ingest import process_delivery  # noqa: PLC0415
+class IntakeBatcher:
+    """Group commits for webhook intake: many deliveries, one transaction, one answer each.
 
+    Each verified delivery waits here until the transaction that stores it has committed, so
+    ``200`` still means "durably in the inbox"; deliveries arriving together share one
+    ``INSERT`` and one commit. Their processing is enqueued after that commit, a few ids per
+    task and at most every ``enqueue_every`` seconds, so the broker is not the bottleneck; a
+    row whose enqueue is lost (crash, broker down) is dispatched by beat's redispatch job.
+    If the database is unreachable, every delivery of the batch gets the error (Meta a 503).
+    """
+
+    def __init__(
+        self,
+        runtime: Callable[[], Runtime],
+        max_batch: int = 128,
+        max_wait: float = 0.002,
+        enqueue_every: float = 0.02,
+    ) -> None:
+        self._runtime = runtime
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._enqueue_every = enqueue_every
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Intake]]] | None = None
+        self._pending: list[int] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._store_loop(), name="coexist-intake"),
+            asyncio.create_task(self._enqueue_loop(), name="coexist-intake-enqueue"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while self._queue is not None and not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(OperationalError("shutdown", None, RuntimeError("stopping")))
+        await self._flush()
+
+    async def submit(self, body: bytes) -> Intake:
+        if self._queue is None:
+            raise RuntimeError("the intake batcher is not running")
+        future: asyncio.Future[Intake] = asyncio.get_running_loop().create_future()
+        await self._queue.put((body, future))
+        return await future
+
+    async def _store_loop(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self._max_wait
+            while len(batch) < self._max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0 and self._queue.empty():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(timeout, 0)))
+                except TimeoutError:
+                    break
+            bodies = [body for body, _ in batch]
+            try:
+                intakes = await run_in_threadpool(_store_batch, self._runtime(), bodies)
+            except Exception as exc:  # every waiting request gets the failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self._pending.extend(i.delivery_id for i in intakes if i.status == "pending")
+            if self._runtime().settings.tasks_eager:
+                await self._flush()  # in-process: processed before the answer goes out
+            for (_, future), intake in zip(batch, intakes, strict=True):
+                if not future.done():
+                    future.set_result(intake)
+
+    async def _enqueue_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._enqueue_every)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        ids, self._pending = sorted(set(self._pending)), []
+        await run_in_threadpool(_enqueue_processing, ids)
+
+
+def _store_batch(r: Runtime, bodies: list[bytes]) -> list[Intake]:
     with r.db.sessions() as session:
-        intake = receive(session, raw)
-    if intake.status == InboxStatus.PENDING:
-        enqueue_after_commit(None, process_delivery, intake.delivery_id)
-    return PlainTextResponse("OK")
+        return receive_many(session, bodies)
+
+
+def _enqueue_processing(ids: list[int]) -> None:
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.ingest import process_deliveries  # noqa: PLC0415
+
+    for start in range(0, len(ids), DELIVERIES_PER_TASK):
+        enqueue_after_commit(None, process_deliveries, ids[start : start + DELIVERIES_PER_TASK])
 
 
 def _show(r: Runtime, onboarding_id: int) -> Response:

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import InboxDelivery, InboxStatus, utcnow
 from onboarding.payloads import PayloadError, parse_delivery
+from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
 
@@ -54,44 +56,128 @@ class Intake:
 
 
 def receive(session: Session, body: bytes, *, now: datetime | None = None) -> Intake:
-    """Store a signed delivery (once per distinct body) and commit. Returns its inbox row."""
+    """Store one signed delivery (once per distinct body) and commit."""
+    return receive_many(session, [body], now=now)[0]
+
+
+def receive_many(
+    session: Session, bodies: Sequence[bytes], *, now: datetime | None = None
+) -> list[Intake]:
+    """Store signed deliveries, each once per distinct body, in one transaction; commit.
+
+    One ``INSERT … ON CONFLICT (sha256) DO NOTHING RETURNING`` for the batch; a conflict is Meta
+    redelivering the same bytes, counted on the existing row. Returns one :class:`Intake` per
+    body, in order.
+    """
     now = now or utcnow()
-    digest = hashlib.sha256(body).hexdigest()
-    existing = session.scalar(select(InboxDelivery.id).where(InboxDelivery.sha256 == digest))
-    if existing is not None:
-        return _duplicate(session, existing)
-    row = InboxDelivery(sha256=digest, body=body, size=len(body), received_at=now)
+    digests = [hashlib.sha256(body).hexdigest() for body in bodies]
+    rows: dict[str, dict[str, object]] = {}
+    for digest, body in zip(digests, bodies, strict=True):
+        if digest not in rows:
+            rows[digest] = _row(digest, body, now)
+    inserted = _insert_rows(session, list(rows.values()))
+    existing: dict[str, tuple[int, str]] = {}
+    missing = [d for d in rows if d not in inserted]
+    if missing:
+        query = select(InboxDelivery.id, InboxDelivery.sha256, InboxDelivery.status).where(
+            InboxDelivery.sha256.in_(missing)
+        )
+        for id_, sha, status in session.execute(query):
+            existing[sha] = (id_, status)
+    seen: Counter[str] = Counter()
+    out: list[Intake] = []
+    for digest in digests:
+        seen[digest] += 1
+        if digest in inserted:
+            status = str(rows[digest]["status"])
+            out.append(Intake(inserted[digest], status, duplicate=seen[digest] > 1))
+            if seen[digest] == 1 and status == InboxStatus.QUARANTINED:
+                log.warning(
+                    "webhook_quarantined",
+                    delivery_id=inserted[digest],
+                    reason=rows[digest]["last_error"],
+                )
+        else:
+            out.append(Intake(existing[digest][0], existing[digest][1], duplicate=True))
+    for digest, count in seen.items():
+        repeats = count if digest in existing else count - 1
+        if repeats:
+            target = inserted[digest] if digest in inserted else existing[digest][0]
+            session.execute(
+                update(InboxDelivery)
+                .where(InboxDelivery.id == target)
+                .values(duplicates=InboxDelivery.duplicates + repeats)
+            )
+    session.commit()
+    return out
+
+
+_COLUMNS = (
+    "sha256",
+    "body",
+    "size",
+    "received_at",
+    "attempts",
+    "duplicates",
+    "status",
+    "last_error",
+    "fields",
+    "waba_id",
+    "phone_number_id",
+)
+_PLACEHOLDERS = ", ".join(["%s"] * len(_COLUMNS))
+_PG_INSERT = (
+    f"INSERT INTO inbox ({', '.join(_COLUMNS)}) VALUES ({_PLACEHOLDERS}) "  # noqa: S608 - constants
+    "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
+)
+
+
+def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, int]:
+    """Insert new inbox rows; ``{sha256: id}`` of those that were not there yet."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One prepared single-row INSERT, pipelined: no per-batch SQL to build or parse.
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi is not None
+        inserted: dict[str, int] = {}
+        with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
+            cursor.executemany(
+                _PG_INSERT, [tuple(row[c] for c in _COLUMNS) for row in rows], returning=True
+            )
+            while True:
+                for id_, sha in cursor.fetchall():
+                    inserted[sha] = id_
+                if not cursor.nextset():
+                    break
+        return inserted
+    stmt = (
+        insert_for(session, InboxDelivery.__table__)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+        .returning(InboxDelivery.id, InboxDelivery.sha256)
+    )
+    return {sha: id_ for id_, sha in session.execute(stmt, rows)}
+
+
+def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
+    values: dict[str, object] = {
+        "sha256": digest,
+        "body": body,
+        "size": len(body),
+        "received_at": now,
+        "attempts": 0,
+        "duplicates": 0,
+        "status": InboxStatus.PENDING.value,
+        "last_error": None,
+        "fields": None,
+        "waba_id": None,
+        "phone_number_id": None,
+    }
     try:
         changes = parse_delivery(body)
     except PayloadError as exc:
-        row.status = InboxStatus.QUARANTINED.value
-        row.last_error = str(exc)
+        values["status"] = InboxStatus.QUARANTINED.value
+        values["last_error"] = str(exc)
     else:
-        row.status = InboxStatus.PENDING.value
-        row.fields = ",".join(sorted({c.field for c in changes}))[:256]
-        first = changes[0]
-        row.waba_id = first.waba_id
-        row.phone_number_id = first.phone_number_id
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()  # the same bytes, delivered twice at once
-        again = session.scalar(select(InboxDelivery.id).where(InboxDelivery.sha256 == digest))
-        if again is None:
-            raise
-        return _duplicate(session, again)
-    if row.status == InboxStatus.QUARANTINED:
-        log.warning("webhook_quarantined", delivery_id=row.id, reason=row.last_error)
-    return Intake(row.id, row.status, duplicate=False)
-
-
-def _duplicate(session: Session, delivery_id: int) -> Intake:
-    session.execute(
-        update(InboxDelivery)
-        .where(InboxDelivery.id == delivery_id)
-        .values(duplicates=InboxDelivery.duplicates + 1)
-    )
-    session.commit()
-    status = session.scalar(select(InboxDelivery.status).where(InboxDelivery.id == delivery_id))
-    return Intake(delivery_id, status or InboxStatus.PENDING.value, duplicate=True)
+        values["fields"] = ",".join(sorted({c.field for c in changes}))[:256]
+        values["waba_id"] = changes[0].waba_id
+        values["phone_number_id"] = changes[0].phone_number_id
+    return values

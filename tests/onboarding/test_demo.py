@@ -6,7 +6,6 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from config import Settings
 from onboarding.cli import app
-from onboarding.demo import DemoResult, demo_profile, run_demo, summarize
+from onboarding.demo import DemoResult, DemoSummary, demo_profile, run_demo, summarize
 from onboarding.sandbox import HistoryPlan
 from tests.conftest import make_settings
 
@@ -102,14 +101,19 @@ def test_declined_history_ends_history_declined(base_settings: Settings, tmp_pat
     assert result.onboarding["alerts"][0]["kind"] == "history_declined"
 
 
-def test_a_chunk_never_received_is_a_gap_and_a_failure() -> None:
-    """A chunk_order the sandbox planned but coexist never recorded fails the demo."""
-    plan = HistoryPlan(
-        total_messages=30, beyond_window=0, phase_messages=(10, 10, 10), chunk_size=5
-    )
-    counts: dict[str, Any] = dict.fromkeys(
+PLAN = HistoryPlan(total_messages=30, beyond_window=0, phase_messages=(10, 10, 10), chunk_size=5)
+"""Two chunks of five messages per phase."""
+
+
+def _summary(
+    *,
+    contacts_state: str = "requested",
+    contacts: int = 4,
+    per_phase: dict[int, tuple[int, list[int]]] | None = None,
+) -> DemoSummary:
+    """The summary of a finished run: synced, history completed, four contacts planned."""
+    counts = dict.fromkeys(
         (
-            "contacts",
             "contacts_removed",
             "threads",
             "messages",
@@ -126,25 +130,48 @@ def test_a_chunk_never_received_is_a_gap_and_a_failure() -> None:
         ),
         0,
     )
+    counts["contacts"] = contacts
     detail = {
         "state": "synced",
-        "sync": {"contacts": {"state": "requested"}, "history": {"state": "completed"}},
+        "sync": {"contacts": {"state": contacts_state}, "history": {"state": "completed"}},
         "counts": counts,
         "sync_window_seconds_left": 86_000,
     }
-    summary = summarize(
+    return summarize(
         detail,
-        per_phase={0: (10, [1, 2]), 1: (5, [1]), 2: (10, [1, 2])},
-        plan=plan,
-        dispatcher_stats={"delivered": 5, "failed": 1},
+        per_phase=per_phase or {0: (10, [1, 2]), 1: (10, [1, 2]), 2: (10, [1, 2])},
+        plan=PLAN,
+        planned_contacts=4,
+        dispatcher_stats={"delivered": 12, "failed": 0},
         expected_state="synced",
         expected_history="completed",
         timed_out=False,
         seconds=1.0,
     )
+
+
+def test_a_complete_run_has_no_problem() -> None:
+    """Every planned chunk and contact stored, both syncs ended as expected: the demo passes."""
+    summary = _summary()
+    assert summary.ok
+    assert summary.messages_history == 30
+    assert summary.gaps == {}
+
+
+def test_a_chunk_never_received_is_a_gap_and_a_failure() -> None:
+    """A chunk_order the sandbox planned but coexist never recorded fails the demo."""
+    summary = _summary(per_phase={0: (10, [1, 2]), 1: (5, [1]), 2: (10, [1, 2])})
     assert summary.gaps == {"1": [2]}
-    assert not summary.ok
-    assert any("never received" in p for p in summary.problems)
+    assert summary.problems == ("history chunks never received: {1: [2]}",)
+
+
+def test_a_contacts_sync_never_accepted_is_a_failure() -> None:
+    """A synced onboarding whose contacts sync is still unknown, contacts missing, fails."""
+    summary = _summary(contacts_state="unknown", contacts=0)
+    assert summary.problems == (
+        "contacts sync ended unknown, expected requested",
+        "0 of the 4 contacts stored",
+    )
 
 
 def test_cli_demo_json_exits_zero() -> None:

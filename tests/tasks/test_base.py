@@ -21,6 +21,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
     """Each coexist task acks late, ignores results, has time limits and finite retries."""
     assert OURS == [
         "coexist.ingest.download_media",
+        "coexist.ingest.process_deliveries",
         "coexist.ingest.process_delivery",
         "coexist.ingest.redispatch",
         "coexist.ingest.wake_waiting",
