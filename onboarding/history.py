@@ -38,7 +38,7 @@ from models import (
 )
 from onboarding.graph import HISTORY_DECLINED
 from onboarding.payloads import clean_text, digits, unix_time
-from onboarding.states import raise_alert, transition
+from onboarding.states import note, raise_alert, transition
 from onboarding.store import PLACEHOLDER, upsert_chunk, upsert_contacts, upsert_messages
 
 log = structlog.get_logger(__name__)
@@ -373,15 +373,13 @@ def update_progress(session: Session, onboarding: Onboarding, progress: int) -> 
         row.completed_at = row.completed_at or utcnow()
         row.last_error = f"missing chunk_orders per phase: {gaps}" if gaps else None
         log.info("history_sync_completed", gaps=gaps or None)
+        cause = "history sync complete" + (f" with gaps {gaps}" if gaps else "")
         if onboarding.state in (S.SUBSCRIBED, S.SYNCING):
             if onboarding.state == S.SUBSCRIBED:
                 transition(session, onboarding, S.SYNCING, "history webhooks arriving")
-            transition(
-                session,
-                onboarding,
-                S.SYNCED,
-                "history sync complete" + (f" with gaps {gaps}" if gaps else ""),
-            )
+            transition(session, onboarding, S.SYNCED, cause)
+        elif onboarding.state == S.SYNCED and not gaps:
+            note(onboarding, "late history chunks filled every gap: " + cause)
 
 
 def _mark_webhook_seen(session: Session, onboarding: Onboarding, now: datetime) -> None:

@@ -47,6 +47,14 @@ def transition(
     )
 
 
+def note(onboarding: Onboarding, cause: str, *, at: datetime | None = None) -> None:
+    """Put an event on the timeline without a state change (not committed)."""
+    state = onboarding.state
+    onboarding.transitions.append(
+        Transition(at=at or utcnow(), from_state=state, to_state=state, cause=cause)
+    )
+
+
 def fail(session: Session, onboarding: Onboarding, step: str, error: str) -> None:
     """Park the onboarding in ``failed`` for an operator, remembering the step to resume."""
     onboarding.last_error = error

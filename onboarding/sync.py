@@ -57,6 +57,9 @@ log = structlog.get_logger(__name__)
 S = OnboardingState
 SYNC_ORDER = (SyncType.CONTACTS, SyncType.HISTORY)
 ACTIVE_STATES = (S.SUBSCRIBED, S.SYNCING)
+#: States in which a sync row may still need its call: contacts can be left behind when the
+#: history sync finished (or was declined) first.
+SYNC_STATES = (S.SUBSCRIBED, S.SYNCING, S.SYNCED, S.HISTORY_DECLINED)
 
 
 class Attempt(enum.StrEnum):
@@ -87,13 +90,13 @@ def request_syncs(
         waba_id=onboarding.waba_id,
         phone_number_id=onboarding.phone_number_id,
     )
-    if onboarding.state not in ACTIVE_STATES:
+    if onboarding.state not in SYNC_STATES:
         return None
     token = cipher.decrypt(onboarding.token_ciphertext or b"")
     register_secret(token)
     retry: RetryLater | None = None
     for sync_type in SYNC_ORDER:
-        if onboarding.state not in ACTIVE_STATES:
+        if onboarding.state not in SYNC_STATES:
             break
         if sync_type is SyncType.HISTORY and not _history_may_go(onboarding, settings):
             break
@@ -341,7 +344,7 @@ def sweep(
     """
     now = now or utcnow()
     due: dict[str, list[int]] = {Next.EXCHANGE: [], Next.CONNECT: [], Next.SYNC: []}
-    open_states = [S.RECEIVED.value, S.TOKEN_EXCHANGED.value, S.SUBSCRIBED.value, S.SYNCING.value]
+    open_states = [S.RECEIVED.value, S.TOKEN_EXCHANGED.value, *(s.value for s in SYNC_STATES)]
     onboardings = session.scalars(
         select(Onboarding)
         .where(
@@ -415,6 +418,15 @@ def _close_window(
         if row.state == SyncState.PENDING:
             row.state = SyncState.WINDOW_MISSED.value
             row.last_error = "the 24 h window closed before the call was accepted"
+    contacts = onboarding.sync(SyncType.CONTACTS)
+    if contacts.state == SyncState.WINDOW_MISSED:
+        raise_alert(
+            session,
+            onboarding.id,
+            "sync_contacts_window_missed",
+            f"onboarding {onboarding.id}: the contacts sync was not accepted within the window",
+            severity="error",
+        )
     history = onboarding.sync(SyncType.HISTORY)
     if history.state == SyncState.WINDOW_MISSED:
         if onboarding.state in (S.TOKEN_EXCHANGED, S.SUBSCRIBED, S.SYNCING):

@@ -160,6 +160,7 @@ def test_gaps_are_listed_and_filled_when_late_chunks_arrive(
     shown = detail(rt, business)
     assert shown["sync"]["history"]["state"] == SyncState.COMPLETED
     assert shown["sync"]["history"]["phases"]["1"]["missing"] == []
+    assert shown["timeline"][-1]["cause"].startswith("late history chunks filled every gap")
 
 
 def test_large_chunks_are_written_in_pages(

@@ -422,3 +422,29 @@ def test_sweeper_leaves_syncs_whose_probes_ran_out_to_an_operator(
     with db.session() as session:
         due = sync.sweep(session, settings=settings, now=start + timedelta(hours=1))
     assert subscribed not in due[Next.SYNC]
+
+
+def test_contacts_left_behind_are_still_requested_after_history_completes(
+    db: Database,
+    sandbox: Sandbox,
+    graph: GraphClient,
+    settings: Settings,
+    cipher: TokenCipher,
+    subscribed: int,
+) -> None:
+    """A contacts sync whose answer was lost keeps being probed after the onboarding synced."""
+    sandbox.set_faults(Faults.only("smb_app_data", error_5xx=1.0, seed=3))
+    run_syncs(db, graph, settings, cipher, subscribed)  # contacts: lost answer
+    sandbox.set_faults(None)
+    with db.session() as session:  # history accepted and its webhooks completed it
+        onboarding = session.get_one(Onboarding, subscribed)
+        onboarding.sync(HISTORY).state = SyncState.COMPLETED.value
+        onboarding.state = S.SYNCED.value
+    later = utcnow() + timedelta(minutes=30)
+    with db.session() as session:
+        due = sync.sweep(session, settings=settings, now=later)
+    assert subscribed in due[Next.SYNC]
+    with freeze_time(later):
+        run_syncs(db, graph, settings, cipher, subscribed)
+    assert load(db, subscribed).sync(CONTACTS).state == SyncState.REQUESTED
+    assert accepted(sandbox) == ["smb_app_state_sync"]
