@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from config import Settings
 from models import (
@@ -47,6 +48,7 @@ S = OnboardingState
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 MAX_PHASE = 2
 MAX_CHUNK_ORDER = 1_000_000
+WEBHOOK_SEEN_RESOLUTION = timedelta(seconds=10)
 
 
 @dataclass
@@ -353,13 +355,21 @@ def chunk_phases(session: Session, onboarding_id: int) -> dict[int, dict[str, An
 def update_progress(session: Session, onboarding: Onboarding, progress: int) -> None:
     """Progress is the maximum seen; at 100 the sync is completed, with gaps if any."""
     row = onboarding.sync(SyncType.HISTORY)
-    session.execute(
+    raised = session.execute(
         update(SyncRequest)
         .where(SyncRequest.id == row.id, SyncRequest.progress < progress)
         .values(progress=progress)
+        .returning(SyncRequest.progress)
         .execution_options(synchronize_session=False)
-    )
-    session.refresh(row, ["progress"])
+    ).scalar()
+    if raised is not None:
+        set_committed_value(row, "progress", raised)
+    else:
+        session.refresh(row, ["progress"])  # another worker may have moved it further
+    if row.progress >= 100:
+        # Workers finishing chunks at the same time must not each judge the gaps without the
+        # other's chunk: take the sync row's lock (released at commit), then look again.
+        session.refresh(row, with_for_update=True)
     if row.progress < 100:
         if row.state == SyncState.STALLED:
             row.state = SyncState.REQUESTED.value
@@ -385,7 +395,9 @@ def update_progress(session: Session, onboarding: Onboarding, progress: int) -> 
 def _mark_webhook_seen(session: Session, onboarding: Onboarding, now: datetime) -> None:
     row = onboarding.sync(SyncType.HISTORY)
     row.first_webhook_at = row.first_webhook_at or now
-    row.last_webhook_at = now
+    # The sync row is shared by every worker on this onboarding: touch it only now and then.
+    if row.last_webhook_at is None or now - row.last_webhook_at > WEBHOOK_SEEN_RESOLUTION:
+        row.last_webhook_at = now
     if row.state in (SyncState.UNKNOWN, SyncState.INTENT, SyncState.PENDING):
         # Meta only sends history for an accepted request: the lost answer was a yes.
         row.state = SyncState.REQUESTED.value

@@ -18,6 +18,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 from sqlalchemy import Column, MetaData, Table, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -129,27 +130,66 @@ _STAGE_TYPES = [
 
 
 def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: new wamids are COPYed straight into ``messages``; known ones are merged.
+
+    Most history messages are new, and COPY is the fastest way in. The probe for existing
+    wamids and the COPY run inside a savepoint: if another worker inserted one of them in
+    between (unique violation), the savepoint is rolled back and the page takes the merge path.
+    """
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
+    values = [_copy_values(row) for row in rows]
+    by_onboarding: dict[int, list[str]] = {}
+    for row in rows:
+        by_onboarding.setdefault(row["onboarding_id"], []).append(row["wamid"])
+    with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
+        existing: set[tuple[int, str]] = set()
+        for onboarding_id, wamids in by_onboarding.items():
+            cursor.execute(_PROBE, (onboarding_id, wamids), prepare=False)
+            existing.update((onboarding_id, w) for (w,) in cursor.fetchall())
+        fresh = [v for v in values if (v[0], v[1]) not in existing]
+        known = [v for v in values if (v[0], v[1]) in existing]
+        if fresh:
+            cursor.execute("SAVEPOINT coexist_copy")
+            try:
+                with cursor.copy(_COPY_MESSAGES) as copy:
+                    copy.set_types(_STAGE_TYPES)
+                    for value in fresh:
+                        copy.write_row(value)
+            except UniqueViolation:
+                cursor.execute("ROLLBACK TO SAVEPOINT coexist_copy")
+                known = values  # raced with another writer: merge the whole page
+            else:
+                cursor.execute("RELEASE SAVEPOINT coexist_copy")
+        if known:
+            _stage_merge(connection, cursor, known)
+
+
+def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
+    raw = row.get("raw")
+    return (
+        *(row.get(c) for c in MESSAGE_COLUMNS[:9]),
+        None if raw is None else Jsonb(raw),
+        *(row.get(c) for c in MESSAGE_COLUMNS[10:]),
+    )
+
+
+def _stage_merge(connection: Any, cursor: Any, values: list[tuple[Any, ...]]) -> None:
     info = connection.connection.info
     if not info.get(_STAGE.name):
-        connection.exec_driver_sql(_CREATE_STAGE)
+        cursor.execute(_CREATE_STAGE)
         info[_STAGE.name] = True
-    with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
-        with cursor.copy(_COPY_STAGE) as copy:
-            copy.set_types(_STAGE_TYPES)
-            for row in rows:
-                raw = row.get("raw")
-                copy.write_row(
-                    (
-                        *(row.get(c) for c in MESSAGE_COLUMNS[:9]),
-                        None if raw is None else Jsonb(raw),
-                        *(row.get(c) for c in MESSAGE_COLUMNS[10:]),
-                    )
-                )
-        cursor.execute(_merge_sql())
-        cursor.execute(f"DELETE FROM {_STAGE.name}")  # noqa: S608 - constant name
+    with cursor.copy(_COPY_STAGE) as copy:
+        copy.set_types(_STAGE_TYPES)
+        for value in values:
+            copy.write_row(value)
+    cursor.execute(_merge_sql())
+    cursor.execute(f"TRUNCATE {_STAGE.name}")
+
+
+_PROBE = "SELECT wamid FROM messages WHERE onboarding_id = %s AND wamid = ANY(%s)"
+_COPY_MESSAGES = f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
 
 
 _CREATE_STAGE = (
