@@ -41,6 +41,7 @@ from benchmarks._harness import (
     DEFAULT_DATABASE_URL,
     BrokerClient,
     CoexistApi,
+    ManagedProcess,
     ServiceUnavailableError,
     StackConfig,
     StackStartError,
@@ -272,6 +273,7 @@ def report(
             "latency_ms": args.latency_ms,
             "concurrency": args.concurrency,
             "workers": args.workers,
+            "during_ingest_messages": args.during_ingest,
             "worker_queues": "signup,sync",
             "timeout_s": args.timeout,
             "baseline_samples": args.baseline_samples,
@@ -351,6 +353,29 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     sandbox.reset()  # forget the baseline's businesses and calls; the latency stays
 
     businesses = [sandbox.add_business(f"Bench {i}") for i in range(args.signups)]
+    if args.during_ingest:
+        # History ingestion on its own database and workers, as a provider's busy `worker`
+        # processes would be: signups must not slow down while it runs.
+        ingest = ManagedProcess(
+            "ingest load",
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.ingest",
+                "--load-only",
+                "--messages",
+                str(args.during_ingest),
+            ],
+            env=config.environment(server.url),
+            log_path=log_dir / "ingest.log",
+        ).start()
+        stack.callback(ingest.stop)
+        log(f"waiting for {args.during_ingest} history messages to start ingesting")
+        ingest.wait_until(
+            lambda: "ingest: processing" in ingest.log_tail(),
+            what="the ingest load to start processing",
+            timeout=900,
+        )
     log(f"posting {args.signups} signups from {args.concurrency} threads")
     started = time.monotonic()
     posted = post_signups(api, sandbox, businesses, args.concurrency)
@@ -391,6 +416,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL)
     parser.add_argument("--log-dir", help="where the worker and web logs go (a new temp dir)")
+    parser.add_argument(
+        "--during-ingest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="post the signups while benchmarks.ingest processes N history messages (0: no)",
+    )
     args = parser.parse_args(argv)
     for name in ("signups", "concurrency", "workers", "baseline_samples"):
         if getattr(args, name) < 1:
