@@ -32,10 +32,10 @@ from sqlalchemy.engine import make_url
 
 from benchmarks._harness import check_postgres, exclusive_stack, reset_database
 from config.logging import configure_logging
-from models import Database, Message, Onboarding, SyncState, SyncType
+from models import Database, Message, MessageSource, Onboarding, SyncState, SyncType
 from models.crypto import TokenCipher
 from onboarding import ingest, webhooks
-from onboarding.history import Context, MessageSource, Tally, message_row
+from onboarding.history import Context, Tally, message_row
 from onboarding.payloads import parse_delivery
 from onboarding.sandbox import HistoryGenerator, HistoryProfile
 from onboarding.sandbox.history import NumberContext, envelope
@@ -50,7 +50,7 @@ def settings_for(url: str, page_size: int) -> Any:
     from config import Settings  # noqa: PLC0415
 
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=url,
         meta_app_id="1",
         meta_app_secret=secrets.token_urlsafe(16),
@@ -209,8 +209,8 @@ def copy_baseline(db: Database, rows: list[tuple[Any, ...]]) -> float:
     """Raw COPY of the same rows into the same table: the practical limit."""
     from psycopg.types.json import Jsonb  # noqa: PLC0415
 
-    with db.engine.begin() as conn:
-        conn.execute(text("DELETE FROM messages"))
+    with db.engine.begin() as connection:
+        connection.execute(text("DELETE FROM messages"))
     raw_index = MESSAGE_COLUMNS.index("raw")
     conn = db.engine.raw_connection()
     try:
