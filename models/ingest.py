@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -87,7 +88,13 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("onboarding_id", "wamid"),
         Index("ix_messages_thread", "onboarding_id", "thread"),
-        Index("ix_messages_media_state", "media_state"),
+        # Only media still to fetch is looked up by state; a partial index keeps inserts cheap.
+        Index(
+            "ix_messages_media_awaiting",
+            "id",
+            postgresql_where=text("media_state = 'awaiting_media'"),
+            sqlite_where=text("media_state = 'awaiting_media'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

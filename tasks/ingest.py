@@ -7,16 +7,29 @@ from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 
 
-@coexist_task(
-    "coexist.ingest.process_delivery", soft_time_limit=540, time_limit=600, max_retries=10
-)
-def process_delivery(delivery_id: int) -> None:
-    """Route one stored webhook delivery to its handlers; then fetch any new media."""
+def _process(delivery_id: int) -> None:
     rt = current()
     with rt.ingest_db.session() as session:
         outcome = ingest.process_delivery(session, delivery_id, settings=rt.settings)
     for message_id in outcome.media_message_ids:
         enqueue_after_commit(None, download_media, message_id)
+
+
+@coexist_task(
+    "coexist.ingest.process_delivery", soft_time_limit=540, time_limit=600, max_retries=10
+)
+def process_delivery(delivery_id: int) -> None:
+    """Route one stored webhook delivery to its handlers; then fetch any new media."""
+    _process(delivery_id)
+
+
+@coexist_task(
+    "coexist.ingest.process_deliveries", soft_time_limit=1500, time_limit=1800, max_retries=10
+)
+def process_deliveries(delivery_ids: list[int]) -> None:
+    """Process a few stored deliveries in turn (each idempotent), as the receiver batches them."""
+    for delivery_id in delivery_ids:
+        _process(delivery_id)
 
 
 @coexist_task("coexist.ingest.download_media", soft_time_limit=240, time_limit=300, max_retries=8)

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 08:50:49.816546
+Create Date: 2026-11-26 08:58:55.297029
 """
 
 from __future__ import annotations
@@ -169,7 +169,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("onboarding_id", "wamid", name=op.f("uq_messages_onboarding_id_wamid")),
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.create_index("ix_messages_media_state", ["media_state"], unique=False)
+        batch_op.create_index(
+            "ix_messages_media_awaiting",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("media_state = 'awaiting_media'"),
+            sqlite_where=sa.text("media_state = 'awaiting_media'"),
+        )
         batch_op.create_index("ix_messages_thread", ["onboarding_id", "thread"], unique=False)
 
     with op.batch_alter_table("sync_requests", schema=None) as batch_op:
@@ -186,7 +192,11 @@ def downgrade() -> None:
 
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_thread")
-        batch_op.drop_index("ix_messages_media_state")
+        batch_op.drop_index(
+            "ix_messages_media_awaiting",
+            postgresql_where=sa.text("media_state = 'awaiting_media'"),
+            sqlite_where=sa.text("media_state = 'awaiting_media'"),
+        )
 
     op.drop_table("messages")
     with op.batch_alter_table("inbox", schema=None) as batch_op:
