@@ -134,9 +134,18 @@ def _worker(args: tuple[str, int, int, int]) -> dict[str, float]:
     with db.sessions() as session:  # connect before the clock starts
         session.execute(text("SELECT 1"))
     started = time.time()
-    for delivery_id in ids:
+    window = time.time()
+    for n, delivery_id in enumerate(ids, 1):
         with db.sessions() as session:
             ingest.process_delivery(session, delivery_id, settings=cfg)
+        if n % 100 == 0:
+            now = time.time()
+            print(
+                f"ingest: worker {worker}: {n} deliveries, last 100 in {now - window:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            window = now
     ended = time.time()
     db.dispose()
     return {

@@ -130,40 +130,30 @@ _STAGE_TYPES = [
 
 
 def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: new wamids are COPYed straight into ``messages``; known ones are merged.
+    """PostgreSQL: COPY the page straight into ``messages``; if any wamid is already there,
+    roll that back and merge the page instead.
 
-    Most history messages are new, and COPY is the fastest way in. The probe for existing
-    wamids and the COPY run inside a savepoint: if another worker inserted one of them in
-    between (unique violation), the savepoint is rolled back and the page takes the merge path.
+    Most history pages are new messages, and COPY is the fastest way in. A page that repeats
+    a stored wamid (a redelivered chunk, an echo, a media follow-up) fails the unique index
+    inside a savepoint and takes the ``INSERT … ON CONFLICT`` merge. No lookup precedes the
+    COPY: its cost would grow with the table.
     """
     connection = session.connection()
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None
     values = [_copy_values(row) for row in rows]
-    by_onboarding: dict[int, list[str]] = {}
-    for row in rows:
-        by_onboarding.setdefault(row["onboarding_id"], []).append(row["wamid"])
     with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
-        existing: set[tuple[int, str]] = set()
-        for onboarding_id, wamids in by_onboarding.items():
-            cursor.execute(_PROBE, (onboarding_id, wamids), prepare=False)
-            existing.update((onboarding_id, w) for (w,) in cursor.fetchall())
-        fresh = [v for v in values if (v[0], v[1]) not in existing]
-        known = [v for v in values if (v[0], v[1]) in existing]
-        if fresh:
-            cursor.execute("SAVEPOINT coexist_copy")
-            try:
-                with cursor.copy(_COPY_MESSAGES) as copy:
-                    copy.set_types(_STAGE_TYPES)
-                    for value in fresh:
-                        copy.write_row(value)
-            except UniqueViolation:
-                cursor.execute("ROLLBACK TO SAVEPOINT coexist_copy")
-                known = values  # raced with another writer: merge the whole page
-            else:
-                cursor.execute("RELEASE SAVEPOINT coexist_copy")
-        if known:
-            _stage_merge(connection, cursor, known)
+        cursor.execute("SAVEPOINT coexist_copy")
+        try:
+            with cursor.copy(_COPY_MESSAGES) as copy:
+                copy.set_types(_STAGE_TYPES)
+                for value in values:
+                    copy.write_row(value)
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT coexist_copy")
+            _stage_merge(connection, cursor, values)
+        else:
+            cursor.execute("RELEASE SAVEPOINT coexist_copy")
 
 
 def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -188,7 +178,6 @@ def _stage_merge(connection: Any, cursor: Any, values: list[tuple[Any, ...]]) ->
     cursor.execute(f"TRUNCATE {_STAGE.name}")
 
 
-_PROBE = "SELECT wamid FROM messages WHERE onboarding_id = %s AND wamid = ANY(%s)"
 _COPY_MESSAGES = f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
 
 
