@@ -89,6 +89,10 @@ def download(
     bind(onboarding_id=message.onboarding_id, message_id=message.id)
     if message.media_state != MediaState.AWAITING or message.media_id is None:
         return message.media_state
+    onboarding = session.get_one(Onboarding, message.onboarding_id)
+    if onboarding.token_ciphertext is None:
+        # Announced before the code exchange finished: nothing to download with yet.
+        raise RetryLater("media download: no business token yet", 2.0)
     born = message.media_id_at or now
     if now - born > timedelta(days=settings.media_id_ttl_days):
         return _settle(
@@ -107,8 +111,7 @@ def download(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return "busy"
     session.refresh(message)
-    onboarding = session.get_one(Onboarding, message.onboarding_id)
-    token = cipher.decrypt(onboarding.token_ciphertext or b"")
+    token = cipher.decrypt(onboarding.token_ciphertext)
     register_secret(token)
     try:
         meta = graph.get_media(message.media_id, token)

@@ -8,6 +8,7 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import TRANSITIONS, Alert, Onboarding, OnboardingState, Transition, utcnow
 
@@ -25,16 +26,39 @@ def transition(
     cause: str,
     *,
     at: datetime | None = None,
-) -> None:
-    """Move ``onboarding`` to ``to`` and record it on the timeline (not committed)."""
+) -> bool:
+    """Move ``onboarding`` to ``to`` and record it on the timeline (not committed).
+
+    The move is a compare-and-set on the stored state: if another worker moved the
+    onboarding meanwhile, nothing is written, the object is refreshed, and False returned.
+    """
     current = OnboardingState(onboarding.state)
     if to == current:
-        return
+        return False
     if to not in TRANSITIONS[current]:
         raise InvalidTransitionError(f"onboarding {onboarding.id}: {current} -> {to} not allowed")
     at = at or utcnow()
-    onboarding.state = to.value
-    onboarding.state_changed_at = at
+    if onboarding.id is not None:
+        moved = session.execute(
+            update(Onboarding)
+            .where(Onboarding.id == onboarding.id, Onboarding.state == current.value)
+            .values(state=to.value, state_changed_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            session.refresh(onboarding, ["state", "state_changed_at"])
+            log.info(
+                "onboarding_transition_lost",
+                onboarding_id=onboarding.id,
+                wanted=to.value,
+                now=onboarding.state,
+            )
+            return False
+        set_committed_value(onboarding, "state", to.value)
+        set_committed_value(onboarding, "state_changed_at", at)
+    else:
+        onboarding.state = to.value
+        onboarding.state_changed_at = at
     onboarding.transitions.append(
         Transition(at=at, from_state=current.value, to_state=to.value, cause=cause)
     )
@@ -45,6 +69,7 @@ def transition(
         to_state=to.value,
         cause=cause,
     )
+    return True
 
 
 def note(onboarding: Onboarding, cause: str, *, at: datetime | None = None) -> None:

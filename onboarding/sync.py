@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import bind, register_secret
 from models import (
+    SYNC_ACCEPTED,
     SYNC_DONE,
     Onboarding,
     OnboardingState,
@@ -260,12 +261,28 @@ def _requested(
     request_id: str | None,
     how: str,
 ) -> None:
-    row.state = SyncState.REQUESTED.value
-    row.request_id = request_id
-    row.requested_at = utcnow()
-    row.lease_until = None
-    row.last_error = None
+    # Webhooks may have been ingested while the answer was on its way (the sync is already
+    # completed or declined): keep that, only record Meta's request id.
+    session.execute(
+        update(SyncRequest)
+        .where(SyncRequest.id == row.id)
+        .values(request_id=request_id, requested_at=utcnow(), lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(SyncRequest)
+        .where(
+            SyncRequest.id == row.id,
+            SyncRequest.state.in_(
+                [s.value for s in (SyncState.INTENT, SyncState.UNKNOWN, SyncState.PENDING)]
+            ),
+        )
+        .values(state=SyncState.REQUESTED.value, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
+    session.refresh(row)
+    session.refresh(onboarding, ["state", "state_changed_at"])
     log.info("sync_requested", sync_type=row.sync_type, request_id=request_id, how=how)
 
 
@@ -315,7 +332,7 @@ def settle(session: Session, onboarding: Onboarding) -> None:
         return
     history = onboarding.sync(SyncType.HISTORY)
     state = SyncState(history.state)
-    if state is SyncState.REQUESTED and onboarding.state == S.SUBSCRIBED:
+    if state in SYNC_ACCEPTED and onboarding.state == S.SUBSCRIBED:
         contacts = onboarding.sync(SyncType.CONTACTS)
         transition(
             session,
@@ -324,6 +341,13 @@ def settle(session: Session, onboarding: Onboarding) -> None:
             f"history sync requested (request_id {history.request_id or 'confirmed by 2593107'}); "
             f"contacts sync {contacts.state}",
         )
+    if state in (SyncState.COMPLETED, SyncState.COMPLETED_WITH_GAPS) and (
+        onboarding.state == S.SYNCING
+    ):
+        # History webhooks finished before this onboarding got here (early deliveries).
+        transition(session, onboarding, S.SYNCED, f"history sync already {state.value}")
+    elif state is SyncState.DECLINED and onboarding.state in ACTIVE_STATES:
+        transition(session, onboarding, S.HISTORY_DECLINED, history.last_error or "declined")
     elif state is SyncState.WINDOW_MISSED:
         transition(session, onboarding, S.SYNC_WINDOW_MISSED, history.last_error or "window closed")
     elif state is SyncState.FAILED and onboarding.state in ACTIVE_STATES:

@@ -10,7 +10,9 @@ Session-wide (started once, in this order, torn down in reverse):
 * the broker: this Redis DB flushed (only this DB number) and coexist's queues declared;
 * one prefork Celery worker (``-Q signup,sync``, the ``urgent`` process) and the web app
   (``uvicorn onboarding.web:app``) as subprocesses sharing one ``COEX_*`` environment, each
-  logging to a file under pytest's temporary directory.
+  logging to a file under pytest's temporary directory;
+* on request only (``ingest_worker``): a second prefork worker on ``-Q ingest`` (webhook
+  processing and media downloads), storing media under ``media_dir``.
 
 Per test (autouse): app tables truncated, the Redis DB flushed, the sandbox reset. When a test
 fails, the tail of the worker's and the web app's logs and the sandbox's call and fault
@@ -22,6 +24,7 @@ The processes and their helpers live in :mod:`benchmarks._harness`, shared with 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Generator, Iterator
@@ -57,6 +60,10 @@ SANDBOX_SEED = 7
 #: lossy test does not hang on the default: during its spell a sync can lose up to about five
 #: answers, and past the budget an operator must decide (unit-tested in tests/onboarding).
 SYNC_MAX_PROBES = "10"
+#: The ingest worker calls a history sync with no history webhook after 3 s ``stalled``. Only
+#: the watchdog applies it, and no beat runs here: a test sends ``coexist.ingest.watchdog``
+#: itself. A sync that received history never stalls, so the other tests do not notice.
+INGEST_HISTORY_STALL_MINUTES = "0.05"
 
 T = TypeVar("T")
 
@@ -222,3 +229,39 @@ def _clean_stack(
                 f"{process.name} exited with status {process.returncode}:\n{process.log_tail()}",
                 pytrace=False,
             )
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the ingest worker stores downloaded media (``COEX_MEDIA_DIR``)."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def ingest_worker(
+    request: pytest.FixtureRequest,
+    stack_config: StackConfig,
+    sandbox_server: SandboxServer,
+    db: Database,
+    broker: BrokerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    media_dir: Path,
+) -> Iterator[ManagedProcess]:
+    """A second prefork Celery worker consuming ``ingest``: webhooks, media, beat's ingest jobs."""
+    config = dataclasses.replace(
+        stack_config,
+        overrides={
+            **stack_config.overrides,
+            "media_dir": str(media_dir),
+            "history_stall_minutes": INGEST_HISTORY_STALL_MINUTES,
+        },
+    )
+    logs = tmp_path_factory.mktemp("ingest-worker-logs")
+    process = _started(
+        lambda: start_worker(
+            config, sandbox_server.url, logs, broker=broker, queues=("ingest",), concurrency=2
+        )
+    )
+    request.config.stash.setdefault(_PROCESSES, []).append(process)
+    with process:
+        yield process

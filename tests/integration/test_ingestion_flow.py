@@ -1,0 +1,585 @@
+"""Ingestion end to end: the sandbox's generated business, delivered as Meta's signed webhooks
+over HTTP to the web app, processed by a real ``ingest`` worker into PostgreSQL.
+
+Every expected count comes from an oracle that applies Meta's and coexist's rules (1:1 threads
+only, 180-day window, media follow-ups within 14 days, last contact change wins) to what the
+sandbox's generator produced, never from what coexist stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from benchmarks._harness import (
+    BrokerClient,
+    CoexistApi,
+    ManagedProcess,
+    WebServer,
+    describe,
+    poll_until,
+)
+from models import (
+    Database,
+    InboxDelivery,
+    InboxStatus,
+    MediaState,
+    Message,
+    SyncRequest,
+    SyncType,
+)
+from onboarding.sandbox import (
+    AcceptedSync,
+    CollectingSink,
+    DeliveryOptions,
+    Faults,
+    HistoryGenerator,
+    HistoryProfile,
+    ReceivedWebhook,
+    Sandbox,
+    SignupResult,
+    WebhookDispatcher,
+)
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400
+HISTORY_WINDOW_DAYS = 180
+MEDIA_CUTOFF_DAYS = 14
+#: A few hundred messages: 14 chunks over phases 0, 1 and 2 (some beyond 180 days), a quarter
+#: media of every age, a quarter of the deliveries sent twice, all shuffled; 24 contacts of which
+#: 3 are edited and 3 removed, some changes ahead of the initial sync. No group threads: the
+#: sandbox sends media follow-ups for group messages too, which Meta does not (groups are not
+#: synced), and coexist stores those as 1:1 messages.
+PROFILE = HistoryProfile(
+    seed=5,
+    contacts=24,
+    threads=12,
+    messages_per_thread=25,
+    days=200.0,
+    group_thread_share=0.0,
+    media_share=0.25,
+    chunk_size=25,
+    duplicate_share=0.25,
+    shuffle=True,
+    contact_edit_share=0.125,
+    contact_remove_share=0.125,
+)
+#: App echoes sent after the history; half repeat a business-sent history message.
+ECHOES = 4
+#: Deliveries retried quickly, so a refused one does not slow the test down.
+DELIVERY = DeliveryOptions(max_attempts=6, retry_delay=0.1, max_retry_delay=1.0)
+HISTORY_DONE = frozenset({"completed", "completed_with_gaps"})
+SETTLE_TIMEOUT = 60.0
+#: How often a test that relies on beat's ingest watchdog sends it.
+WATCHDOG_EVERY = 2.0
+#: How long Meta (the sandbox) takes to exchange a signup code when a test needs coexist to
+#: still be exchanging it after every early delivery was ingested.
+SLOW_EXCHANGE_MS = 3000
+
+
+# -- the oracle ----------------------------------------------------------------------------
+
+
+def is_one_to_one(thread: str) -> bool:
+    """Meta's 1:1 thread id: the user's number (groups end in ``@g.us``)."""
+    return thread.isdigit() and 6 <= len(thread) <= 15
+
+
+def expected_counts(
+    generator: HistoryGenerator, signed_up_at: float, *, echoes: int, contacts_at: float
+) -> dict[str, int]:
+    """The ``counts`` of ``GET /onboardings/{id}`` once everything the sandbox sends is in."""
+    business = generator.context.display_phone_number
+    window_start = signed_up_at - HISTORY_WINDOW_DAYS * DAY
+    media_cutoff = signed_up_at - MEDIA_CUTOFF_DAYS * DAY
+    messages: dict[str, tuple[str, str]] = {}  # wamid -> (thread, direction)
+    out: Counter[str] = Counter()
+    for thread, message in generator.messages():
+        if not is_one_to_one(thread):
+            out["dropped_group"] += 1
+            continue
+        sent_at = int(message["timestamp"])
+        if sent_at < window_start:
+            out["dropped_out_of_window"] += 1
+            continue
+        outbound = message["from"] == business
+        messages[message["id"]] = (thread, "outbound" if outbound else "inbound")
+        if message["type"] == "media_placeholder":
+            out["media_stored" if sent_at >= media_cutoff else "media_skipped_too_old"] += 1
+    reused = generator.history_echoes(round(echoes * generator.profile.echo_reuse_share))
+    fresh = [generator.echo(sequence, 0) for sequence in range(echoes - len(reused))]
+    for echo in (*reused, *fresh):
+        messages.setdefault(echo["id"], (echo["to"], "outbound"))
+    directions = Counter(direction for _, direction in messages.values())
+    contacts = final_contacts(generator, contacts_at)
+    return {
+        "messages": len(messages),
+        "threads": len({thread for thread, _ in messages.values()}),
+        "messages_inbound": directions["inbound"],
+        "messages_outbound": directions["outbound"],
+        "app_echoes": len({echo["id"] for echo in (*reused, *fresh)}),
+        "messages_api": 0,
+        "media_stored": out["media_stored"],
+        "media_awaiting": 0,
+        "media_skipped_too_old": out["media_skipped_too_old"],
+        "media_expired": 0,
+        "media_failed": 0,
+        "contacts": sum(not removed for removed in contacts.values()),
+        "contacts_removed": sum(contacts.values()),
+        "history_chunks": sum(generator.plan.phase_chunks),
+        "dropped_out_of_window": out["dropped_out_of_window"],
+        "dropped_group": out["dropped_group"],
+    }
+
+
+def final_contacts(generator: HistoryGenerator, contacts_at: float) -> dict[str, bool]:
+    """Phone -> removed, after every contact change the sandbox sends, newest winning."""
+    plan = generator.contacts_plan()
+    items = [item for i in range(plan.initial_chunks) for item in generator.contact_items(i)]
+    items += [generator.contact_change(change, contacts_at) for change in range(plan.changes)]
+    latest: dict[str, tuple[int, bool]] = {}
+    for item in items:
+        phone, changed_at = item["contact"]["phone_number"], int(item["metadata"]["timestamp"])
+        if phone not in latest or changed_at > latest[phone][0]:
+            latest[phone] = (changed_at, item["action"] == "remove")
+    return {phone: removed for phone, (_, removed) in latest.items()}
+
+
+def oracle(sandbox: Sandbox, detail: Mapping[str, Any], *, contacts_at: float) -> dict[str, int]:
+    """The expected counts for ``detail``'s number, against its recorded signup time."""
+    generator = HistoryGenerator(PROFILE, sandbox.number_context(detail["phone_number_id"]))
+    signed_up_at = datetime.fromisoformat(detail["signup_completed_at"]).timestamp()
+    return expected_counts(generator, signed_up_at, echoes=ECHOES, contacts_at=contacts_at)
+
+
+def contacts_accepted_at(sandbox: Sandbox, phone_number_id: str) -> float:
+    """When Meta (the sandbox) accepted the contacts sync: edits are timed after it."""
+    [sync] = [
+        s for s in sandbox.accepted_syncs(phone_number_id) if s.sync_type == "smb_app_state_sync"
+    ]
+    return sync.accepted_at
+
+
+# -- the stack -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _ingest_stack(
+    ingest_worker: ManagedProcess, sandbox: Sandbox, media_dir: Path
+) -> Iterator[None]:
+    """The ingest worker runs, media_dir is empty, and no webhooks outlive the test."""
+    if not ingest_worker.running:
+        pytest.fail(
+            f"{ingest_worker.name} exited with status {ingest_worker.returncode}:\n"
+            f"{ingest_worker.log_tail()}",
+            pytrace=False,
+        )
+    sandbox.disable_webhooks()
+    for child in media_dir.iterdir():
+        shutil.rmtree(child)
+    yield
+    sandbox.disable_webhooks()
+
+
+@pytest.fixture
+def meta(web: WebServer) -> Iterator[httpx.Client]:
+    """An HTTP client posting to the web app as Meta does."""
+    with httpx.Client(base_url=web.url, timeout=10.0, trust_env=False) as client:
+        yield client
+
+
+def callback(web: WebServer) -> str:
+    return f"{web.url}/webhooks/meta"
+
+
+def finished_signup(sandbox: Sandbox) -> SignupResult:
+    """A business with one Business app number that has just finished Embedded Signup."""
+    business = sandbox.add_business("Lucky Shrub")
+    return sandbox.complete_signup(business.waba_id)
+
+
+def start_onboarding(api: CoexistApi, signup: SignupResult) -> int:
+    response = api.post_signup(signup.session, signup.code)
+    assert response.status_code == 202, response.text
+    onboarding_id: int = response.json()["onboarding_id"]
+    return onboarding_id
+
+
+def post_all(meta: httpx.Client, deliveries: Iterable[ReceivedWebhook]) -> None:
+    """POST each delivery's exact bytes and headers (signature included) to /webhooks/meta."""
+    for delivery in deliveries:
+        headers = dict(delivery.headers)
+        response = meta.post("/webhooks/meta", content=delivery.body, headers=headers)
+        assert response.status_code == 200, response.text
+
+
+def collect(sandbox: Sandbox, api: CoexistApi) -> tuple[int, list[ReceivedWebhook]]:
+    """Onboard a business whose webhooks the sandbox hands to the test instead of sending them."""
+    sink = CollectingSink()
+    dispatcher = sandbox.configure_webhooks(
+        sink=sink, profile=PROFILE, echoes=ECHOES, delivery=DeliveryOptions(background=False)
+    )
+    onboarding_id = start_onboarding(api, finished_signup(sandbox))
+    api.wait_for_onboarding(onboarding_id)  # both syncs accepted: every delivery is queued
+    assert dispatcher.drain(30.0)
+    assert dispatcher.stats()["delivered"] == len(sink.received) > 0
+    return onboarding_id, list(sink.received)
+
+
+def deliver_before_signup(
+    sandbox: Sandbox, meta: httpx.Client, db: Database
+) -> tuple[SignupResult, float]:
+    """A number whose contacts, history and echoes reach coexist before its signup does.
+
+    Meta's webhooks for both syncs are generated as if Meta had accepted them, posted shuffled,
+    and left waiting for an onboarding. Returns the finished signup (its code must be posted
+    within 30 s) and the moment the syncs were accepted.
+    """
+    sink = CollectingSink()
+    dispatcher = sandbox.configure_webhooks(
+        sink=sink,
+        profile=PROFILE,
+        echoes=ECHOES,
+        delivery=DeliveryOptions(background=False, require_subscription=False),
+    )
+    signup = finished_signup(sandbox)  # the number is onboarded at Meta; coexist knows nothing
+    accepted_at = sandbox.now()
+    for sync_type in ("smb_app_state_sync", "history"):
+        dispatcher.on_sync_accepted(
+            AcceptedSync(signup.phone_number_id, signup.waba_id, sync_type, "1", accepted_at)
+        )
+    assert dispatcher.drain(30.0)
+    early = list(sink.received)
+    random.Random(23).shuffle(early)
+    post_all(meta, early)
+    wait_for_inbox(db, InboxStatus.WAITING, len({delivery.body for delivery in early}))
+    return signup, accepted_at
+
+
+def history_sync_state(db: Database) -> str | None:
+    """The state of the (only) onboarding's history sync, read from the database."""
+    with db.sessions() as session:
+        return session.scalar(
+            select(SyncRequest.state).where(SyncRequest.sync_type == SyncType.HISTORY.value)
+        )
+
+
+def inbox(db: Database) -> Counter[str]:
+    """Stored deliveries per status."""
+    with db.sessions() as session:
+        return Counter(session.scalars(select(InboxDelivery.status)))
+
+
+def wait_for_inbox(db: Database, status: InboxStatus, count: int) -> None:
+    """Until ``count`` deliveries are stored, all of them with ``status``."""
+    poll_until(
+        lambda: inbox(db),
+        lambda statuses: statuses == Counter({status.value: count}),
+        what=f"{count} deliveries {status.value}",
+        timeout=SETTLE_TIMEOUT,
+    )
+
+
+def settled(
+    api: CoexistApi,
+    db: Database,
+    onboarding_id: int,
+    dispatcher: WebhookDispatcher | None = None,
+    beat: BrokerClient | None = None,
+) -> dict[str, Any]:
+    """The onboarding once every delivery is in and processed and no media is awaited.
+
+    With ``beat``, the ingest watchdog is sent every few seconds, as beat does every 5 minutes.
+    """
+    last_watchdog = time.monotonic()
+
+    def snapshot() -> tuple[dict[str, Any], Counter[str], bool]:
+        nonlocal last_watchdog
+        if beat is not None and time.monotonic() - last_watchdog >= WATCHDOG_EVERY:
+            beat.send("coexist.ingest.watchdog")
+            last_watchdog = time.monotonic()
+        idle = dispatcher is None or bool(dispatcher.stats()["idle"])
+        return api.onboarding(onboarding_id), inbox(db), idle
+
+    def done(snap: tuple[dict[str, Any], Counter[str], bool]) -> bool:
+        detail, statuses, idle = snap
+        return (
+            idle
+            and set(statuses) == {InboxStatus.PROCESSED.value}
+            and detail["sync"]["history"]["state"] in HISTORY_DONE
+            and detail["counts"]["media_awaiting"] == 0
+        )
+
+    detail, _, _ = poll_until(
+        snapshot,
+        done,
+        what=f"onboarding {onboarding_id}: history ingested, media settled",
+        timeout=SETTLE_TIMEOUT,
+        interval=0.3,
+        describe=lambda snap: f"{describe(snap[0])}; counts {snap[0]['counts']}; inbox {snap[1]}",
+    )
+    return detail
+
+
+def stored_media(db: Database) -> list[Message]:
+    with db.sessions() as session:
+        return list(
+            session.scalars(select(Message).where(Message.media_state == MediaState.STORED.value))
+        )
+
+
+# -- the tests -----------------------------------------------------------------------------
+
+
+def test_generated_history_over_http_ends_in_exact_counts(
+    api: CoexistApi, sandbox: Sandbox, db: Database, web: WebServer, media_dir: Path
+) -> None:
+    """A business's shuffled, duplicated history, contacts and echoes end in the oracle's counts."""
+    dispatcher = sandbox.configure_webhooks(
+        callback_url=callback(web), profile=PROFILE, echoes=ECHOES, delivery=DELIVERY
+    )
+    signup = finished_signup(sandbox)
+
+    onboarding_id = start_onboarding(api, signup)
+    detail = settled(api, db, onboarding_id, dispatcher)
+
+    stats = dispatcher.stats()
+    assert (stats["failed"], stats["skipped"]) == (0, 0)
+    assert detail["counts"] == oracle(
+        sandbox, detail, contacts_at=contacts_accepted_at(sandbox, signup.phone_number_id)
+    )
+    history = detail["sync"]["history"]
+    assert (history["state"], history["progress"]) == ("completed", 100), describe(detail)
+    assert all(not phase["missing"] for phase in history["phases"].values())
+    assert sorted(history["phases"]) == ["0", "1", "2"]
+    assert detail["state"] == "synced", describe(detail)
+    assert detail["alerts"] == []
+    media = stored_media(db)
+    assert media
+    for message in media:
+        path = Path(message.media_path or "")
+        content = path.read_bytes()
+        assert path.is_relative_to(media_dir)
+        assert hashlib.sha256(content).hexdigest() == path.name
+        assert len(content) == message.media_size
+
+
+def test_every_delivery_three_times_shuffled_ends_in_the_same_counts(
+    api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client
+) -> None:
+    """Each delivery posted three times, all in a shuffled order, is ingested exactly once."""
+    onboarding_id, deliveries = collect(sandbox, api)
+    resent = deliveries * 3
+    random.Random(17).shuffle(resent)
+
+    post_all(meta, resent)
+    detail = settled(api, db, onboarding_id)
+
+    assert detail["counts"] == oracle(
+        sandbox,
+        detail,
+        contacts_at=contacts_accepted_at(sandbox, detail["phone_number_id"]),
+    )
+    assert detail["sync"]["history"]["state"] == "completed", describe(detail)
+    assert detail["state"] == "synced", describe(detail)
+    with db.sessions() as session:
+        duplicates = session.scalars(select(InboxDelivery.duplicates)).all()
+    distinct = len({delivery.body for delivery in deliveries})
+    assert len(duplicates) == distinct
+    assert sum(duplicates) == len(resent) - distinct
+
+
+def test_deliveries_before_the_onboarding_exists_are_processed_once_it_does(
+    api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client, broker: BrokerClient
+) -> None:
+    """History and contacts posted before the signup wait for its onboarding, then count exactly."""
+    signup, accepted_at = deliver_before_signup(sandbox, meta, db)
+
+    onboarding_id = start_onboarding(api, signup)
+    broker.send("coexist.ingest.redispatch")  # what beat does; wake_waiting does it first
+    # The watchdog re-sends media downloads tried before the token existed (reported bug).
+    detail = settled(api, db, onboarding_id, beat=broker)
+
+    assert detail["counts"] == oracle(sandbox, detail, contacts_at=accepted_at)
+    assert detail["sync"]["history"]["state"] == "completed", describe(detail)
+
+
+def test_media_followups_before_their_placeholders_are_stored_once(
+    api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client
+) -> None:
+    """Media follow-ups processed before the chunks holding their placeholders still end stored."""
+    onboarding_id, deliveries = collect(sandbox, api)
+    followups = [d for d in deliveries if d.field == "history" and "messages" in d.value]
+    others = [d for d in deliveries if d not in followups]
+    assert followups
+
+    post_all(meta, followups)
+    wait_for_inbox(db, InboxStatus.PROCESSED, len({d.body for d in followups}))
+    post_all(meta, others)
+    detail = settled(api, db, onboarding_id)
+
+    expected = oracle(
+        sandbox, detail, contacts_at=contacts_accepted_at(sandbox, detail["phone_number_id"])
+    )
+    assert detail["counts"] == expected
+    wamids = {m["id"] for d in followups for m in d.value["messages"]}
+    media = stored_media(db)
+    assert {m.wamid for m in media} == wamids
+    assert len(media) == expected["media_stored"]
+    assert all(m.thread and m.type != "media_placeholder" for m in media)
+
+
+@pytest.mark.parametrize("envelope_less", [False, True], ids=["enveloped", "envelope_less"])
+def test_declined_history_ends_the_onboarding_as_history_declined(
+    api: CoexistApi, sandbox: Sandbox, db: Database, web: WebServer, envelope_less: bool
+) -> None:
+    """Meta's 2593109 decline, with or without the envelope, marks the history sync declined."""
+    dispatcher = sandbox.configure_webhooks(
+        callback_url=callback(web),
+        profile=PROFILE,
+        mode="declined",
+        envelope_less_decline=envelope_less,
+        delivery=DELIVERY,
+    )
+
+    onboarding_id = start_onboarding(api, finished_signup(sandbox))
+    api.wait_for_onboarding(
+        onboarding_id, lambda d: d["state"] == "history_declined", what="history declined"
+    )
+    assert dispatcher.wait_idle(SETTLE_TIMEOUT)
+    poll_until(
+        lambda: inbox(db),
+        lambda statuses: set(statuses) == {InboxStatus.PROCESSED.value},
+        what="every delivery processed",
+        timeout=SETTLE_TIMEOUT,
+    )
+
+    detail = api.onboarding(onboarding_id)
+    assert detail["state"] == "history_declined", describe(detail)
+    assert detail["sync"]["history"]["state"] == "declined", describe(detail)
+    assert "history_declined" in [alert["kind"] for alert in detail["alerts"]]
+    assert detail["counts"]["messages"] == detail["counts"]["history_chunks"] == 0
+
+
+def test_history_sync_without_history_webhooks_is_stalled_with_an_alert(
+    api: CoexistApi, sandbox: Sandbox, broker: BrokerClient
+) -> None:
+    """A requested history sync that hears nothing is stalled by the watchdog, with an alert."""
+    onboarding_id = start_onboarding(api, finished_signup(sandbox))  # no webhooks configured
+    api.wait_for_onboarding(onboarding_id)
+
+    def watched() -> dict[str, Any]:
+        broker.send("coexist.ingest.watchdog")  # what beat does every 5 minutes
+        return api.onboarding(onboarding_id)
+
+    detail = poll_until(
+        watched,
+        lambda d: d["sync"]["history"]["state"] == "stalled" and bool(d["alerts"]),
+        what="history sync stalled",
+        timeout=30.0,
+        interval=1.0,
+        describe=describe,
+    )
+
+    assert [alert["kind"] for alert in detail["alerts"]] == ["history_stalled"]
+    assert detail["state"] == "syncing"
+    assert detail["counts"]["messages"] == 0
+
+
+# -- product bugs, reproduced (strict: these fail until the bug is fixed) -------------------
+
+
+def test_decline_ingested_before_meta_answers_the_history_call_stays_declined(
+    api: CoexistApi, sandbox: Sandbox, db: Database, web: WebServer
+) -> None:
+    """A decline ingested while coexist still awaits Meta's answer to the history call stays."""
+    sandbox.configure_webhooks(
+        callback_url=callback(web), profile=PROFILE, mode="declined", delivery=DELIVERY
+    )
+
+    def answer_after_the_decline(sync: AcceptedSync) -> None:
+        if sync.sync_type == "history":  # Meta's answer is slower than its webhook
+            poll_until(
+                lambda: history_sync_state(db),
+                lambda state: state == "declined",
+                what="the decline ingested",
+                timeout=5.0,
+            )
+
+    sandbox.add_sync_listener(answer_after_the_decline)
+    try:
+        onboarding_id = start_onboarding(api, finished_signup(sandbox))
+        detail = poll_until(
+            lambda: api.onboarding(onboarding_id),
+            lambda d: d["sync"]["history"]["request_id"] is not None,
+            what="Meta's answer to the history call recorded",
+            timeout=10.0,
+            describe=describe,
+        )
+    finally:
+        sandbox.remove_sync_listener(answer_after_the_decline)
+
+    assert detail["sync"]["history"]["state"] == "declined", describe(detail)
+    assert detail["state"] == "history_declined", describe(detail)
+
+
+def test_history_completed_during_the_code_exchange_ends_synced(
+    api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client, broker: BrokerClient
+) -> None:
+    """Early history fully ingested while the code is still being exchanged ends synced."""
+    signup, _ = deliver_before_signup(sandbox, meta, db)
+    sandbox.set_faults(Faults.only("oauth", latency_ms=SLOW_EXCHANGE_MS))
+
+    onboarding_id = start_onboarding(api, signup)
+    early = api.wait_for_onboarding(
+        onboarding_id,
+        lambda d: d["sync"]["history"]["state"] == "completed",
+        what="history completed",
+    )
+    assert early["state"] == "received", describe(early)  # the code is still being exchanged
+    api.wait_for_onboarding(
+        onboarding_id, lambda d: d["state"] != "received", what="code exchanged", timeout=15.0
+    )
+    broker.send("coexist.sync.sweep")  # what beat does every minute
+
+    api.wait_for_onboarding(
+        onboarding_id, lambda d: d["state"] == "synced", what="synced", timeout=5.0
+    )
+
+
+def test_media_announced_during_the_code_exchange_is_stored_without_the_watchdog(
+    api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client
+) -> None:
+    """Media whose follow-up is ingested before the code exchange is downloaded after it."""
+    signup, _ = deliver_before_signup(sandbox, meta, db)
+    sandbox.set_faults(Faults.only("oauth", latency_ms=SLOW_EXCHANGE_MS))
+
+    onboarding_id = start_onboarding(api, signup)
+    early = api.wait_for_onboarding(
+        onboarding_id,
+        lambda d: d["sync"]["history"]["state"] == "completed",
+        what="history completed",
+    )
+    assert early["state"] == "received", describe(early)  # the code is still being exchanged
+    api.wait_for_onboarding(
+        onboarding_id, lambda d: d["state"] != "received", what="code exchanged", timeout=15.0
+    )
+
+    api.wait_for_onboarding(
+        onboarding_id,
+        lambda d: d["counts"]["media_awaiting"] == 0 and d["counts"]["media_stored"] > 0,
+        what="media stored",
+        timeout=5.0,
+    )
