@@ -147,7 +147,7 @@ async def blast(url: str, items: list[tuple[bytes, str]], concurrency: int) -> t
     return time.perf_counter() - started, failures
 
 
-def start_bare(log_dir: Path, config: StackConfig) -> tuple[ManagedProcess, str]:
+def start_bare(log_dir: Path, config: StackConfig, workers: int = 1) -> tuple[ManagedProcess, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [
@@ -160,6 +160,8 @@ def start_bare(log_dir: Path, config: StackConfig) -> tuple[ManagedProcess, str]
         "--port",
         str(port),
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     process = ManagedProcess(
         "bare web",
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--database-url", default=StackConfig.database_url)
     parser.add_argument("--broker-url", default=StackConfig.broker_url)
     args = parser.parse_args(argv)
@@ -203,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_database(config.database_url)
         broker.reset()
         log_dir = Path(tmp)
-        bare, bare_url = start_bare(log_dir, config)
+        bare, bare_url = start_bare(log_dir, config, args.web_workers)
         try:
             bare_rates = rounds_of(
                 bare_url, config, args.deliveries, args.rounds, args.concurrency, "bare"
@@ -212,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             bare.stop()
         # Both servers without access logs: the benchmark measures receiving, not logging.
         with start_web(
-            config, "http://127.0.0.1:9", log_dir, extra_args=["--no-access-log"]
+            config,
+            "http://127.0.0.1:9",
+            log_dir,
+            extra_args=["--no-access-log", "--workers", str(args.web_workers)],
         ) as web:
             real_rates = rounds_of(
                 web.url, config, args.deliveries, args.rounds, args.concurrency, "real"
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "deliveries_per_round": args.deliveries,
         "rounds": args.rounds,
         "concurrency": args.concurrency,
+        "web_workers": args.web_workers,
         "deliveries_per_s": round(real),
         "rounds_per_s": [round(r) for r in real_rates],
         "stored_in_inbox": stored,
