@@ -5,6 +5,7 @@ from models.db import Database
 from models.ingest import (
     Contact,
     Direction,
+    DroppedMessage,
     HistoryChunk,
     InboxDelivery,
     InboxStatus,
@@ -40,6 +41,7 @@ __all__ = [
     "Contact",
     "Database",
     "Direction",
+    "DroppedMessage",
     "HistoryChunk",
     "InboxDelivery",
     "InboxStatus",

@@ -159,3 +159,16 @@ class HistoryChunk(Base):
     dropped_out_of_window: Mapped[int] = mapped_column(default=0)
     dropped_group: Mapped[int] = mapped_column(default=0)
     received_at: Mapped[datetime]
+
+
+class DroppedMessage(Base):
+    """A history message coexist does not keep (a group chat's), so that a media follow-up
+    announcing it later — or earlier — is not stored as a 1:1 message."""
+
+    __tablename__ = "dropped_messages"
+    __table_args__ = (UniqueConstraint("onboarding_id", "wamid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    wamid: Mapped[str] = mapped_column(String(191))
+    reason: Mapped[str] = mapped_column(String(32))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +26,7 @@ from config import Settings
 from models import (
     SYNC_ACCEPTED,
     Direction,
+    DroppedMessage,
     HistoryChunk,
     MediaState,
     Message,
@@ -40,7 +41,13 @@ from models import (
 from onboarding.graph import HISTORY_DECLINED
 from onboarding.payloads import clean_text, digits, unix_time
 from onboarding.states import note, raise_alert, transition
-from onboarding.store import PLACEHOLDER, upsert_chunk, upsert_contacts, upsert_messages
+from onboarding.store import (
+    PLACEHOLDER,
+    insert_for,
+    upsert_chunk,
+    upsert_contacts,
+    upsert_messages,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -213,6 +220,11 @@ def _followups(
         row = message_row(ctx, msg, source=MessageSource.HISTORY, thread=None, tally=tally, now=now)
         if row is not None:
             rows.append(row)
+    dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
+    if dropped:
+        rows = [r for r in rows if r["wamid"] not in dropped]
+        tally.counts["followups_of_dropped_messages"] += len(dropped)
+        tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
     for page in _pages(rows, settings.ingest_page_size):
         upsert_messages(session, page)
         session.commit()
@@ -261,6 +273,7 @@ def _chunk(
         tally.reject(f"chunk {phase}/{chunk_order}: 'threads' is not a list")
         return
     stored = dropped_window = dropped_group = 0
+    group_wamids: list[str] = []
     page: list[dict[str, Any]] = []
     for thread in threads:
         if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
@@ -269,6 +282,11 @@ def _chunk(
         thread_id = thread.get("id")
         if not is_one_to_one(thread_id):
             dropped_group += len(thread["messages"])
+            group_wamids += [
+                m["id"]
+                for m in thread["messages"]
+                if isinstance(m, dict) and isinstance(m.get("id"), str) and 0 < len(m["id"]) <= 191
+            ]
             continue
         for msg in thread["messages"]:
             row = message_row(
@@ -288,6 +306,8 @@ def _chunk(
     if page:
         upsert_messages(session, page)
         stored += len(page)
+    if group_wamids:
+        drop_messages(session, ctx.onboarding.id, group_wamids, "group")
     _record_chunk(
         session,
         ctx.onboarding,
@@ -332,6 +352,40 @@ def _record_chunk(
         },
     )
     update_progress(session, onboarding, progress)
+
+
+def drop_messages(session: Session, onboarding_id: int, wamids: list[str], reason: str) -> None:
+    """Remember messages that are not kept, and remove any that a follow-up stored first."""
+    for start in range(0, len(wamids), 500):
+        batch = sorted(set(wamids[start : start + 500]))
+        stmt = insert_for(session, DroppedMessage.__table__).on_conflict_do_nothing(
+            index_elements=["onboarding_id", "wamid"]
+        )
+        session.execute(
+            stmt, [{"onboarding_id": onboarding_id, "wamid": w, "reason": reason} for w in batch]
+        )
+        session.execute(
+            delete(Message).where(
+                Message.onboarding_id == onboarding_id,
+                Message.wamid.in_(batch),
+                Message.source == MessageSource.HISTORY.value,
+            )
+        )
+
+
+def dropped_wamids(session: Session, onboarding_id: int, wamids: list[str]) -> set[str]:
+    """Which of ``wamids`` belong to messages coexist does not keep."""
+    found: set[str] = set()
+    for start in range(0, len(wamids), 500):
+        found.update(
+            session.scalars(
+                select(DroppedMessage.wamid).where(
+                    DroppedMessage.onboarding_id == onboarding_id,
+                    DroppedMessage.wamid.in_(wamids[start : start + 500]),
+                )
+            )
+        )
+    return found
 
 
 def chunk_phases(session: Session, onboarding_id: int) -> dict[int, dict[str, Any]]:

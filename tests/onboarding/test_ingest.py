@@ -449,3 +449,25 @@ def test_bad_messages_are_skipped_and_counted_not_fatal(
         row = session.scalars(select(InboxDelivery)).one()
     assert row.summary is not None
     assert row.summary["history"]["rejected"] == 5
+
+
+def test_media_followups_of_group_messages_are_not_kept_in_either_order(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A group chat's media follow-up is dropped whether it comes before or after its chunk."""
+    group = "120363025246125486@g.us"
+    ts = ago(2)
+    post(web, media_followup(business, "wamid.G1", USER, ts, media_id="111"))  # first
+    post(
+        web,
+        chunk(
+            business,
+            0,
+            1,
+            50,
+            {group: [placeholder("wamid.G1", USER, ts), placeholder("wamid.G2", USER, ts)]},
+        ),
+    )
+    post(web, media_followup(business, "wamid.G2", business.number, ts, media_id="222"))  # after
+    assert messages(rt) == {}
+    assert detail(rt, business)["counts"]["dropped_group"] == 2

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-26 08:58:55.297029
+Create Date: 2026-11-26 09:43:26.089748
 """
 
 from __future__ import annotations
@@ -45,6 +45,30 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
         sa.UniqueConstraint("onboarding_id", "phone", name=op.f("uq_contacts_onboarding_id_phone")),
+    )
+    op.create_table(
+        "dropped_messages",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column(
+            "onboarding_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("wamid", sa.String(length=191), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["onboarding_id"],
+            ["onboardings.id"],
+            name=op.f("fk_dropped_messages_onboarding_id_onboardings"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dropped_messages")),
+        sa.UniqueConstraint(
+            "onboarding_id", "wamid", name=op.f("uq_dropped_messages_onboarding_id_wamid")
+        ),
     )
     op.create_table(
         "history_chunks",
@@ -207,4 +231,5 @@ def downgrade() -> None:
 
     op.drop_table("inbox")
     op.drop_table("history_chunks")
+    op.drop_table("dropped_messages")
     op.drop_table("contacts")
