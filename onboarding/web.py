@@ -241,8 +241,10 @@ class IntakeBatcher:
         max_batch: int = 128,
         max_wait: float = 0.002,
         enqueue_every: float = 0.02,
+        writers: int = 1,
     ) -> None:
         self._runtime = runtime
+        self._writers = writers
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._enqueue_every = enqueue_every
@@ -252,8 +254,12 @@ class IntakeBatcher:
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        # Several writers, so one batch's commit overlaps the next batch's insert.
         self._tasks = [
-            asyncio.create_task(self._store_loop(), name="coexist-intake"),
+            *(
+                asyncio.create_task(self._store_loop(), name=f"coexist-intake-{n}")
+                for n in range(self._writers)
+            ),
             asyncio.create_task(self._enqueue_loop(), name="coexist-intake-enqueue"),
         ]
 
