@@ -70,8 +70,10 @@ def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
 async def _read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None if it exceeds ``limit`` bytes (checked while reading)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
+    if declared and declared.isdigit():
+        if int(declared) > limit:
+            return None
+        return await request.body()  # the server stops at Content-Length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -239,7 +241,7 @@ class IntakeBatcher:
         self,
         runtime: Callable[[], Runtime],
         max_batch: int = 128,
-        max_wait: float = 0.002,
+        max_wait: float = 0.0005,
         enqueue_every: float = 0.02,
         writers: int = 1,
     ) -> None:
@@ -283,18 +285,15 @@ class IntakeBatcher:
 
     async def _store_loop(self) -> None:
         assert self._queue is not None
-        loop = asyncio.get_running_loop()
+        queue = self._queue
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self._max_wait
-            while len(batch) < self._max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0 and self._queue.empty():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), max(timeout, 0)))
-                except TimeoutError:
-                    break
+            # Whatever queued up while the previous batch was being committed forms the next
+            # one (group commit); a lone delivery waits at most ``max_wait`` for company.
+            batch = [await queue.get()]
+            if queue.empty() and self._max_wait > 0:
+                await asyncio.sleep(self._max_wait)
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             bodies = [body for body, _ in batch]
             try:
                 intakes = await run_in_threadpool(_store_batch, self._runtime(), bodies)
