@@ -44,8 +44,10 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## Signup latency benchmark (JSON on stdout)
-	$(BIN)/python -m benchmarks.signup_latency
+bench: $(STAMP) ## The benchmarks (JSON on stdout; needs PostgreSQL and Redis)
+	$(BIN)/python -m benchmarks.signup_latency --workers 8
+	$(BIN)/python -m benchmarks.ingest
+	$(BIN)/python -m benchmarks.intake
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage var
