@@ -45,8 +45,19 @@ S = OnboardingState
 #: failed); the lifecycle states are entered from any connected state.
 TRANSITIONS: dict[OnboardingState, frozenset[OnboardingState]] = {
     S.RECEIVED: frozenset({S.TOKEN_EXCHANGED, S.CODE_EXPIRED, S.FAILED}),
-    S.TOKEN_EXCHANGED: frozenset({S.SUBSCRIBED, S.INELIGIBLE, S.FAILED, S.SYNC_WINDOW_MISSED}),
-    S.SUBSCRIBED: frozenset({S.SYNCING, S.SYNC_WINDOW_MISSED, S.FAILED, S.HISTORY_DECLINED}),
+    S.TOKEN_EXCHANGED: frozenset(
+        {S.SUBSCRIBED, S.INELIGIBLE, S.FAILED, S.SYNC_WINDOW_MISSED, S.DISCONNECTED}
+    ),
+    S.SUBSCRIBED: frozenset(
+        {
+            S.SYNCING,
+            S.SYNC_WINDOW_MISSED,
+            S.FAILED,
+            S.HISTORY_DECLINED,
+            S.DISCONNECTED,
+            S.RECONNECTING,
+        }
+    ),
     S.SYNCING: frozenset({S.SYNCED, S.HISTORY_DECLINED, S.FAILED, S.DISCONNECTED, S.RECONNECTING}),
     S.SYNCED: frozenset({S.DISCONNECTED, S.RECONNECTING}),
     S.CODE_EXPIRED: frozenset(),
@@ -54,10 +65,19 @@ TRANSITIONS: dict[OnboardingState, frozenset[OnboardingState]] = {
     S.HISTORY_DECLINED: frozenset({S.DISCONNECTED, S.RECONNECTING}),
     S.SYNC_WINDOW_MISSED: frozenset({S.DISCONNECTED}),
     S.FAILED: frozenset(
-        {S.RECEIVED, S.TOKEN_EXCHANGED, S.SUBSCRIBED, S.SYNCING, S.SYNC_WINDOW_MISSED}
+        {
+            S.RECEIVED,
+            S.TOKEN_EXCHANGED,
+            S.SUBSCRIBED,
+            S.SYNCING,
+            S.SYNC_WINDOW_MISSED,
+            S.DISCONNECTED,
+        }
     ),
     S.DISCONNECTED: frozenset(),
-    S.RECONNECTING: frozenset({S.SYNCING, S.SYNCED, S.DISCONNECTED}),
+    S.RECONNECTING: frozenset(
+        {S.SUBSCRIBED, S.SYNCING, S.SYNCED, S.HISTORY_DECLINED, S.DISCONNECTED}
+    ),
 }
 TERMINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
@@ -137,6 +157,18 @@ class Onboarding(Base):
     failed_step: Mapped[str | None] = mapped_column(String(32))
     token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     last_app_activity_at: Mapped[datetime | None]
+    # Lifecycle, from ``account_update`` webhooks (meta-platform.md §4.5, §7).
+    lifecycle_event: Mapped[str | None] = mapped_column(String(64))
+    #: ``time`` of the webhook entry that set the lifecycle: older events never overwrite it.
+    lifecycle_event_at: Mapped[datetime | None]
+    lifecycle_reason: Mapped[str | None] = mapped_column(String(64))
+    lifecycle_initiated_by: Mapped[str | None] = mapped_column(String(16))
+    lifecycle_since: Mapped[datetime | None]
+    #: The state to return to when Meta reconnects an offboarded account.
+    resume_state: Mapped[str | None] = mapped_column(String(32))
+    #: Why API sends are paused (restriction, violation...), None when they are not.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_at: Mapped[datetime | None]
     #: A worker holds the current step until this time (crash-safe mutual exclusion).
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import bind
 from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
-from onboarding import history
+from onboarding import history, lifecycle
 from onboarding.history import Context, Tally
 from onboarding.payloads import Change, PayloadError, parse_delivery
 
@@ -35,8 +35,8 @@ HANDLERS: dict[str, Handler] = {
     "smb_message_echoes": lambda s, c, v, cfg: history.ingest_echoes(s, c, v),
     "messages": lambda s, c, v, cfg: history.apply_message_events(s, c, v),
 }
-#: Fields that are kept and routed but change nothing yet.
-RECORDED_ONLY = frozenset({"account_update"})
+#: Fields routed to a handler that needs the whole change (entry time, nested ids).
+LIFECYCLE = "account_update"
 
 
 @dataclass
@@ -90,8 +90,11 @@ def process_delivery(
 
     resolved: list[tuple[Change, Onboarding | None]] = []
     for change in changes:
-        onboarding = find_onboarding(session, change)
-        if onboarding is None and (change.field in HANDLERS or change.field in RECORDED_ONLY):
+        if change.field == LIFECYCLE:
+            onboarding = lifecycle.find_for_event(session, change)
+        else:
+            onboarding = find_onboarding(session, change)
+        if onboarding is None and (change.field in HANDLERS or change.field == LIFECYCLE):
             if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
                 row.status = InboxStatus.ORPHANED.value
                 row.last_error = "no onboarding matched within Meta's redelivery horizon"
@@ -117,13 +120,15 @@ def process_delivery(
     media_wamids: dict[int, list[str]] = {}
     for change, onboarding in resolved:
         entry = summary.setdefault(change.field, {})
-        if onboarding is None or (change.field not in HANDLERS):
-            key = "recorded" if change.field in RECORDED_ONLY else "ignored"
-            entry[key] = entry.get(key, 0) + 1
+        if onboarding is None or (change.field not in HANDLERS and change.field != LIFECYCLE):
+            entry["ignored"] = entry.get("ignored", 0) + 1
             continue
         row.onboarding_id = onboarding.id
-        ctx = Context.of(onboarding, change.business_number, settings)
-        tally = HANDLERS[change.field](session, ctx, change.value, settings)
+        if change.field == LIFECYCLE:
+            tally = lifecycle.apply_account_update(session, onboarding, change)
+        else:
+            ctx = Context.of(onboarding, change.business_number, settings)
+            tally = HANDLERS[change.field](session, ctx, change.value, settings)
         for key, value in tally.as_dict().items():
             if isinstance(value, int):
                 entry[key] = entry.get(key, 0) + value

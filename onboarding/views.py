@@ -87,6 +87,15 @@ def onboarding_detail(
             }
             for t in SyncType
         },
+        "lifecycle": {
+            "state": onboarding.state,
+            "event": onboarding.lifecycle_event,
+            "reason": onboarding.lifecycle_reason,
+            "initiated_by": onboarding.lifecycle_initiated_by,
+            "since": iso(onboarding.lifecycle_since),
+            "event_time": iso(onboarding.lifecycle_event_at),
+            "paused_reason": onboarding.paused_reason,
+        },
         "counts": counts(session, onboarding.id),
         "timeline": [
             {"at": iso(t.at), "from": t.from_state, "to": t.to_state, "cause": t.cause}
