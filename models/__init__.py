@@ -2,6 +2,7 @@
 
 from models.base import Base, utcnow
 from models.db import Database
+from models.followups import FollowUp, FollowUpKind, FollowUpStatus, Notification
 from models.ingest import (
     Contact,
     Direction,
@@ -42,12 +43,16 @@ __all__ = [
     "Database",
     "Direction",
     "DroppedMessage",
+    "FollowUp",
+    "FollowUpKind",
+    "FollowUpStatus",
     "HistoryChunk",
     "InboxDelivery",
     "InboxStatus",
     "MediaState",
     "Message",
     "MessageSource",
+    "Notification",
     "Onboarding",
     "OnboardingState",
     "SyncRequest",
