@@ -123,7 +123,11 @@ class Settings(BaseSettings):
     step_lease_seconds: int = Field(default=120, ge=5)
     history_window_days: int = Field(default=180, ge=1)
     media_cutoff_days: int = Field(default=14, ge=0)
-    heartbeat_reminder_days: list[int] = Field(default_factory=lambda: [10, 12])
+    #: Remind the business to open the Business app after this many days without app activity
+    #: (Meta disconnects after about 14; the product brief says every 13).
+    heartbeat_reminder_days: list[float] = Field(default_factory=lambda: [10.0, 12.0])
+    #: Companion relink reminders, hours after onboarding (and after each reconnection).
+    relink_reminder_hours: list[float] = Field(default_factory=lambda: [0.0, 24.0, 72.0])
     throughput_per_number: int = Field(default=20, ge=1)
     eligibility_policy: str = "meta-current"
     #: Extra regions to block on top of the policy preset, comma separated (e.g. "RU,KP").

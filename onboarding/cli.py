@@ -14,22 +14,40 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from models import Alert, InboxDelivery, InboxStatus, Onboarding, OnboardingState
+from models import (
+    Alert,
+    FollowUp,
+    FollowUpStatus,
+    InboxDelivery,
+    InboxStatus,
+    Onboarding,
+    OnboardingState,
+    utcnow,
+)
 from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
 from onboarding.admin import RetryRefusedError, replay, retry
+from onboarding.followups import FollowUpError, acknowledge
 from onboarding.outcomes import Next
-from onboarding.views import alert_json, inbox_json, onboarding_detail, onboarding_summary
+from onboarding.views import (
+    alert_json,
+    follow_up_json,
+    inbox_json,
+    onboarding_detail,
+    onboarding_summary,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 onboardings_app = typer.Typer(no_args_is_help=True, help="Inspect and retry onboardings.")
 alerts_app = typer.Typer(no_args_is_help=True, help="Operator alerts.")
 inbox_app = typer.Typer(no_args_is_help=True, help="Stored webhook deliveries.")
+followups_app = typer.Typer(no_args_is_help=True, help="Reminders and alerts for businesses.")
 app.add_typer(db_app, name="db")
 app.add_typer(onboardings_app, name="onboardings")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(followups_app, name="follow-ups")
 
 console = Console()
 err = Console(stderr=True)
@@ -363,6 +381,53 @@ def inbox_replay(
     for one in ids:
         enqueue_after_commit(None, process_delivery, one)
     console.print(f"replaying {len(ids)} deliveries")
+
+
+@followups_app.command("list")
+def follow_ups_list(
+    due: Annotated[bool, typer.Option("--due", help="Only scheduled ones that are due.")] = False,
+    onboarding_id: Annotated[int | None, typer.Option("--onboarding")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 200,
+    as_json: JsonFlag = False,
+) -> None:
+    """List follow-ups (relink and app-open reminders, alerts), soonest first."""
+    rt = _runtime()
+    with rt.db.sessions() as session:
+        query = select(FollowUp).order_by(FollowUp.due_at, FollowUp.id).limit(limit)
+        if due:
+            query = query.where(
+                FollowUp.status == FollowUpStatus.SCHEDULED.value, FollowUp.due_at <= utcnow()
+            )
+        if onboarding_id is not None:
+            query = query.where(FollowUp.onboarding_id == onboarding_id)
+        rows = [follow_up_json(f) for f in session.scalars(query)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "onboarding", "kind", "step", "due", "status", "sent")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            str(r["onboarding_id"]),
+            r["kind"],
+            str(r["step"]),
+            r["due_at"],
+            r["status"],
+            str(r["sent_count"]),
+        )
+    console.print(table)
+
+
+@followups_app.command("ack")
+def follow_ups_ack(follow_up_id: int) -> None:
+    """Acknowledge a follow-up: the business did it; the rest of its series is cancelled."""
+    rt = _runtime()
+    with rt.db.sessions() as session:
+        try:
+            follow_up = acknowledge(session, follow_up_id)
+        except FollowUpError as exc:
+            raise _fail(str(exc)) from None
+        console.print(f"follow-up {follow_up.id} ({follow_up.kind}) acknowledged")
 
 
 def main() -> None:

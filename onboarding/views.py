@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from models import (
     Alert,
     Contact,
+    FollowUp,
     HistoryChunk,
     InboxDelivery,
     MediaState,
@@ -97,6 +98,14 @@ def onboarding_detail(
             "paused_reason": onboarding.paused_reason,
         },
         "counts": counts(session, onboarding.id),
+        "follow_ups": [
+            follow_up_json(f)
+            for f in session.scalars(
+                select(FollowUp)
+                .where(FollowUp.onboarding_id == onboarding.id)
+                .order_by(FollowUp.due_at, FollowUp.id)
+            )
+        ],
         "timeline": [
             {"at": iso(t.at), "from": t.from_state, "to": t.to_state, "cause": t.cause}
             for t in onboarding.transitions
@@ -196,4 +205,22 @@ def inbox_json(delivery: InboxDelivery) -> dict[str, Any]:
         "duplicates": delivery.duplicates,
         "last_error": delivery.last_error,
         "summary": delivery.summary,
+    }
+
+
+def follow_up_json(follow_up: FollowUp) -> dict[str, Any]:
+    """One follow-up for ``follow-ups list`` and ``show --json``."""
+    return {
+        "id": follow_up.id,
+        "onboarding_id": follow_up.onboarding_id,
+        "kind": follow_up.kind,
+        "series": follow_up.series,
+        "step": follow_up.step,
+        "due_at": iso(follow_up.due_at),
+        "status": follow_up.status,
+        "sent_count": follow_up.sent_count,
+        "sent_at": iso(follow_up.sent_at),
+        "acknowledged_at": iso(follow_up.acknowledged_at),
+        "last_error": follow_up.last_error,
+        "content": follow_up.content,
     }

@@ -26,9 +26,10 @@ from starlette.concurrency import run_in_threadpool
 
 from models import Onboarding
 from onboarding import runtime as runtime_module
+from onboarding.followups import FollowUpError, acknowledge
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup import SignupBody, accept_signup
-from onboarding.views import onboarding_detail
+from onboarding.views import follow_up_json, onboarding_detail
 from onboarding.webhooks import Intake, receive_many, signature_valid
 
 log = structlog.get_logger(__name__)
@@ -185,6 +186,14 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             return _unauthorized()
         return await _run_in_thread(_show, r, onboarding_id)
 
+    @app.post("/follow-ups/{follow_up_id}/ack")
+    async def ack_follow_up(follow_up_id: int, request: Request) -> Response:
+        """The provider's app reports the business did what a reminder asked (admin bearer)."""
+        r = get_rt()
+        if not _bearer_ok(request, r.settings.admin_token.get_secret_value()):
+            return _unauthorized()
+        return await _run_in_thread(_ack, r, follow_up_id)
+
     @app.get("/healthz")
     async def healthz() -> Response:
         """Liveness and database reachability."""
@@ -332,6 +341,16 @@ def _enqueue_processing(ids: list[int]) -> None:
 
     for start in range(0, len(ids), DELIVERIES_PER_TASK):
         enqueue_after_commit(None, process_deliveries, ids[start : start + DELIVERIES_PER_TASK])
+
+
+def _ack(r: Runtime, follow_up_id: int) -> Response:
+    with r.db.sessions() as session:
+        try:
+            follow_up = acknowledge(session, follow_up_id)
+        except FollowUpError as exc:
+            status = 404 if "no follow-up" in str(exc) else 409
+            return JSONResponse({"error": "not_acknowledged", "message": str(exc)}, status)
+        return JSONResponse(follow_up_json(follow_up))
 
 
 def _show(r: Runtime, onboarding_id: int) -> Response:
