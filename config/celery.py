@@ -66,6 +66,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
             },
+            "schedule-follow-ups": {
+                "task": "coexist.followups.schedule",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
             "ingest-watchdog": {
                 "task": "coexist.ingest.watchdog",
                 "schedule": 5 * SWEEP_INTERVAL,

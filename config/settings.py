@@ -129,6 +129,23 @@ class Settings(BaseSettings):
     #: Companion relink reminders, hours after onboarding (and after each reconnection).
     relink_reminder_hours: list[float] = Field(default_factory=lambda: [0.0, 24.0, 72.0])
     throughput_per_number: int = Field(default=20, ge=1)
+
+    # Follow-up notifications (onboarding/notify.py).
+    #: Channels, comma separated: log, webhook, whatsapp_template.
+    notify_channels: str = "log"
+    #: Attempts per notification across task runs before it is failed.
+    notify_max_attempts: int = Field(default=5, ge=1, le=20)
+    notify_webhook_url: str = ""
+    notify_webhook_secret: SecretStr = SecretStr("")
+    notify_webhook_timeout: float = Field(default=10.0, gt=0)
+    notify_webhook_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: The provider's own number (phone number id) and its system user token.
+    notify_whatsapp_phone_number_id: str = ""
+    notify_whatsapp_token: SecretStr = SecretStr("")
+    notify_whatsapp_template: str = ""
+    notify_whatsapp_language: str = "en"
+    #: Template body parameters in order: text, subject, kind, or a fact's name.
+    notify_whatsapp_parameters: str = "text"
     eligibility_policy: str = "meta-current"
     #: Extra regions to block on top of the policy preset, comma separated (e.g. "RU,KP").
     eligibility_blocked_regions: str = ""
@@ -181,6 +198,8 @@ class Settings(BaseSettings):
             self.signup_token,
             self.admin_token,
             self.token_keys,
+            self.notify_webhook_secret,
+            self.notify_whatsapp_token,
         ]
         values = [s.get_secret_value() for s in secrets]
         values += [k.strip() for k in self.token_keys.get_secret_value().split(",")]

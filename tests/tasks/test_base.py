@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
+import tasks.followups
 import tasks.ingest
 import tasks.signup
 import tasks.sync  # noqa: F401 - registers the tasks
@@ -20,6 +21,8 @@ OURS = sorted(name for name in app.tasks if name.startswith("coexist."))
 def test_every_task_states_the_same_reliability_contract() -> None:
     """Each coexist task acks late, ignores results, has time limits and finite retries."""
     assert OURS == [
+        "coexist.followups.deliver",
+        "coexist.followups.schedule",
         "coexist.ingest.download_media",
         "coexist.ingest.process_deliveries",
         "coexist.ingest.process_delivery",

@@ -226,7 +226,7 @@ def test_faults_never_touch_the_control_api(sandbox: Sandbox, graph: httpx.Clien
     [
         lambda: FaultRule(error_5xx=1.5),
         lambda: FaultRule(latency_ms=-1),
-        lambda: Faults({"messages": FaultRule()}),
+        lambda: Faults({"telepathy": FaultRule()}),
         lambda: Faults.from_dict({"rules": {"oauth": {"explode": 1}}}),
         lambda: Faults.from_dict({"seed": "x"}),
     ],
