@@ -8,13 +8,15 @@ from datetime import datetime, timedelta
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-from models import FollowUp, FollowUpStatus, Onboarding, OnboardingState, utcnow
+from models import FollowUp, FollowUpStatus, Notification, Onboarding, OnboardingState, utcnow
 from onboarding import followups
 from onboarding.cli import app
 from onboarding.runtime import Runtime
 from onboarding.states import raise_alert, transition
+from tasks.followups import deliver, schedule
 from tests.conftest import ADMIN_TOKEN
 from tests.onboarding.deliveries import Business
 
@@ -160,3 +162,23 @@ def test_follow_ups_are_listed_and_acknowledged_by_cli_and_http(
         "acknowledged",
         "cancelled",
     }
+
+
+def test_beat_schedules_and_delivers_each_follow_up_once(rt: Runtime, business: Business) -> None:
+    """The beat job sends what is due through the notifier; running it again sends nothing."""
+    with capture_logs() as logs:
+        schedule.delay()
+        schedule.delay()
+    sent = [e for e in logs if e["event"] == "follow_up_notification"]
+    assert len(sent) == 1
+    with rt.db.sessions() as session:
+        relink = session.scalars(
+            select(FollowUp).where(FollowUp.kind == "companion_relink", FollowUp.step == 0)
+        ).one()
+        assert relink.status == FollowUpStatus.SENT
+        assert relink.sent_count == 1
+        notifications = session.scalars(select(Notification)).all()
+    assert [(n.channel, n.status) for n in notifications] == [("log", "sent")]
+    with capture_logs() as logs:
+        deliver.delay(relink.id)  # a redelivered job
+    assert not [e for e in logs if e["event"] == "follow_up_notification"]
