@@ -2,7 +2,8 @@
 
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
 trigger), ``ingest`` (webhook processing), ``followups`` (reminders). The ``urgent`` process
-consumes only the first two, so ingestion can never delay a signup. With Redis, workers poll
+consumes only the first two, so ingestion can never delay a signup. ``send`` carries outbound
+Cloud API messages, throttled per number. With Redis, workers poll
 their queues in the order given (``queue_order_strategy="priority"``).
 """
 
@@ -14,7 +15,7 @@ from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from config.settings import Settings
 
-QUEUES = ("signup", "sync", "ingest", "followups")
+QUEUES = ("signup", "sync", "ingest", "followups", "send")
 URGENT_QUEUES = ("signup", "sync")
 #: No countdown coexist asks for may exceed this; the broker's visibility timeout is above it.
 MAX_COUNTDOWN = 900
@@ -54,6 +55,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.sync.*": {"queue": "sync"},
             "coexist.ingest.*": {"queue": "ingest"},
             "coexist.followups.*": {"queue": "followups"},
+            "coexist.send.*": {"queue": "send"},
         },
         "beat_schedule": {
             "sweep-sync-deadlines": {

@@ -9,7 +9,10 @@ from config import get_settings
 from config.celery import celery_config
 from config.logging import configure_logging
 
-app = Celery("coexist", include=["tasks.signup", "tasks.sync", "tasks.ingest", "tasks.followups"])
+app = Celery(
+    "coexist",
+    include=["tasks.signup", "tasks.sync", "tasks.ingest", "tasks.followups", "tasks.sending"],
+)
 app.config_from_object(celery_config(get_settings()))
 
 

@@ -19,8 +19,12 @@ unauthenticated: the server binds 127.0.0.1 by default.
 ``GET|PUT /_sandbox/faults``  fault config (:class:`~onboarding.sandbox.faults.Faults` JSON form)
 ``GET  /_sandbox/syncs``    ``?phone_number_id=`` → ``{"data": [{phone_number_id, waba_id,
                             sync_type, request_id, accepted_at}]}``
+``GET  /_sandbox/messages``  ``?phone_number_id=`` → ``{"data": [{phone_number_id, to, wamid,
+                            type, accepted_at}], "throughput_rejections": n}``: accepted sends,
+                            oldest first, and sends refused with 130429
 ``GET  /_sandbox/stats``    ``{"calls": {endpoint: n}, "faults": {endpoint: {kind: n}},
-                            "accepted_syncs": n}``
+                            "accepted_syncs": n, "media": n, "messages_sent": n,
+                            "throughput_rejections": n}``
 ``GET|POST /_sandbox/clock``  POST ``{"advance_seconds": N}`` → ``{"now", "offset"}``
 ``POST /_sandbox/revocations``  ``{"business_id"}`` → ``{"revoked": n}`` (tokens now fail, 190)
 ``POST /_sandbox/reset``    forget everything → ``{"success": true}``
@@ -239,6 +243,18 @@ def _get_syncs(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, {"data": [sync.to_dict() for sync in syncs]})
 
 
+def _get_messages(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+    phone_number_id = request.url.params.get("phone_number_id") or None
+    sent = sandbox.sent_messages(phone_number_id)
+    return json_response(
+        200,
+        {
+            "data": [message.to_dict() for message in sent],
+            "throughput_rejections": sandbox.throughput_rejections(phone_number_id),
+        },
+    )
+
+
 def _get_stats(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, sandbox.stats())
 
@@ -361,6 +377,7 @@ _ROUTES: Final[dict[str, dict[str, Handler]]] = {
     "cancellations": {"POST": _create_cancellation},
     "faults": {"GET": _get_faults, "PUT": _put_faults},
     "syncs": {"GET": _get_syncs},
+    "messages": {"GET": _get_messages},
     "stats": {"GET": _get_stats},
     "clock": {"GET": _get_clock, "POST": _advance_clock},
     "revocations": {"POST": _revoke},

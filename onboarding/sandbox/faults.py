@@ -39,11 +39,14 @@ ENDPOINTS: Final = (
     "deregister",
     "media",
     "media_download",
+    "messages",
 )
 """Endpoint keys for faults and call counters (``unknown`` counts unrouted calls).
 
 ``media`` is the Graph media node (``GET /{media_id}``) and ``media_download`` the download URL
-it hands out (``GET /_media/...``, the sandbox's stand-in for Meta's media CDN).
+it hands out (``GET /_media/...``, the sandbox's stand-in for Meta's media CDN). ``messages`` is
+the Cloud API send (``POST /{phone_number_id}/messages``); its own throughput limit (``130429``)
+is not a fault but the sandbox's model of Meta's rule, and applies whatever the faults say.
 """
 
 WILDCARD: Final = "*"

@@ -14,6 +14,7 @@ an ``httpx.Request`` the way Graph would (meta-platform.md §1-3, §6), error bo
 ``POST /{ver}/{phone_number_id}/smb_app_data``        history/contacts sync (``smb_app_data``)
 ``POST /{ver}/{phone_number_id}/register``            refused on coexistence numbers (``register``)
 ``POST /{ver}/{phone_number_id}/deregister``          same (``deregister``)
+``POST /{ver}/{phone_number_id}/messages``            send a text or template (``messages``)
 ``GET  /{ver}/{media_id}``                            media metadata and URL (``media``)
 ``GET  /_media/{opaque}?mid=&ext=&hash=``             media download, bearer (``media_download``)
 ``/_sandbox/...``                                     control API (:mod:`.control`), not Meta
@@ -26,6 +27,13 @@ fetched for ``media_ttl`` (7 days, sandbox clock): ``GET /{media_id}`` answers a
 the host the request came to, valid ``media_url_ttl`` (5 minutes) and only with the business's
 bearer token (else 401); an expired or tampered URL is a 404. An expired media id is Graph's
 "unsupported get request" (code 100, subcode 33), as for any object that no longer exists.
+
+``POST /{phone_number_id}/messages`` answers Meta's send shape (``contacts`` and ``messages[].id``,
+a ``wamid``) for ``text`` and ``template`` messages, from numbers on the Cloud API (a coexistence
+number once signed up; else ``133010``). Each number may have at most ``message_throughput``
+(20) sends accepted in any sliding second; one more is Meta's ``130429`` "Rate limit hit" and is
+not sent (:meth:`Sandbox.set_message_throughput` changes one number's limit). Accepted sends are
+recorded with their time (:meth:`Sandbox.sent_messages`), so per-second rates can be computed.
 
 The part of Embedded Signup that happens in the customer's browser is simulated by
 :meth:`Sandbox.complete_signup`, which mints the 30-second code and returns the session-info
@@ -54,6 +62,7 @@ import re
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -102,8 +111,16 @@ MEDIA_TTL: Final = 7 * 24 * 3600.0
 MEDIA_URL_TTL: Final = 300.0
 UNKNOWN_ENDPOINT: Final = "unknown"
 EDGE_ENDPOINTS: Final = frozenset(
-    {"phone_numbers", "subscribed_apps", "smb_app_data", "register", "deregister"}
+    {"phone_numbers", "subscribed_apps", "smb_app_data", "register", "deregister", "messages"}
 )
+POST_ONLY_EDGES: Final = frozenset({"smb_app_data", "register", "deregister", "messages"})
+MESSAGE_THROUGHPUT: Final = 20.0
+"""Sends per number accepted in any sliding second: Meta's limit for coexistence numbers."""
+THROUGHPUT_WINDOW: Final = 1.0
+MESSAGE_TYPES: Final = ("text", "template")
+MAX_TEXT_BODY: Final = 4096
+MAX_SENT_RECORDS: Final = 200_000
+"""Accepted sends remembered for :meth:`Sandbox.sent_messages` (the oldest are forgotten)."""
 SYNC_TYPES: Final = ("smb_app_state_sync", "history")
 DEFAULT_PAGE_LIMIT: Final = 25
 NUMBER_NODE: Final = "WhatsAppBusinessPhoneNumber"
@@ -205,6 +222,27 @@ class _Media:
 
 
 @dataclass(frozen=True, slots=True)
+class SentMessage:
+    """One send the sandbox accepted: who sent what to whom, and when (sandbox clock)."""
+
+    phone_number_id: str
+    to: str
+    wamid: str
+    type: str
+    accepted_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the control API's JSON form."""
+        return {
+            "phone_number_id": self.phone_number_id,
+            "to": self.to,
+            "wamid": self.wamid,
+            "type": self.type,
+            "accepted_at": self.accepted_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class _Route:
     endpoint: str
     version: str
@@ -293,6 +331,48 @@ def _cdn_response(
     )
 
 
+def _check_throughput(limit: float) -> float:
+    """A sends-per-second limit, or ``ValueError`` unless it is a finite number >= 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int | float):
+        raise ValueError(f"message throughput must be a number, got {limit!r}")
+    if not math.isfinite(limit) or limit < 1:
+        raise ValueError(f"message throughput must be at least 1 per second, got {limit!r}")
+    return float(limit)
+
+
+def _check_text(text: Any) -> None:
+    """Validate a send's ``text`` object as Graph does (code 100)."""
+    if not isinstance(text, Mapping) or "body" not in text:
+        raise invalid_parameter("The parameter text['body'] is required.")
+    body = text["body"]
+    if not isinstance(body, str) or not body.strip():
+        raise invalid_parameter("Param text['body'] must be a non-empty string.")
+    if len(body) > MAX_TEXT_BODY:
+        raise invalid_parameter(
+            f"Param text['body'] must be at most {MAX_TEXT_BODY} characters long."
+        )
+    preview = text.get("preview_url", False)
+    if not isinstance(preview, bool):
+        raise invalid_parameter("Param text['preview_url'] must be a boolean.")
+
+
+def _check_template(template: Any) -> None:
+    """Validate a send's ``template`` object as Graph does (code 100); any name is accepted."""
+    if not isinstance(template, Mapping) or "name" not in template:
+        raise invalid_parameter("The parameter template['name'] is required.")
+    name = template["name"]
+    if not isinstance(name, str) or not name:
+        raise invalid_parameter("Param template['name'] must be a non-empty string.")
+    language = template.get("language")
+    if not isinstance(language, Mapping) or "code" not in language:
+        raise invalid_parameter("The parameter template['language']['code'] is required.")
+    if not isinstance(language["code"], str) or not language["code"]:
+        raise invalid_parameter("Param template['language']['code'] must be a non-empty string.")
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        raise invalid_parameter("Param template['components'] must be an array.")
+
+
 class Sandbox:
     """A fake of the Meta Graph API endpoints coexist uses, for one Meta app."""
 
@@ -311,6 +391,7 @@ class Sandbox:
         seed: int | None = None,
         media_ttl: float = MEDIA_TTL,
         media_url_ttl: float = MEDIA_URL_TTL,
+        message_throughput: float = MESSAGE_THROUGHPUT,
     ) -> None:
         """Configure the app and the rules.
 
@@ -321,7 +402,8 @@ class Sandbox:
         ``platform_type`` from ``/{waba_id}/phone_numbers`` even when requested. ``seed`` makes
         generated ids reproducible; ``faults.seed`` does the same for fault draws.
         ``media_ttl`` is how long a media id lives after its follow-up webhook (7 days) and
-        ``media_url_ttl`` how long a download URL lives (5 minutes).
+        ``media_url_ttl`` how long a download URL lives (5 minutes). ``message_throughput`` is
+        how many sends per number are accepted in any sliding second (20).
         """
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret are required")
@@ -329,6 +411,7 @@ class Sandbox:
             raise ValueError("code_ttl and sync_window must be positive")
         if media_ttl <= 0 or media_url_ttl <= 0:
             raise ValueError("media_ttl and media_url_ttl must be positive")
+        _check_throughput(message_throughput)
         self.app_id = app_id
         self._app_secret = app_secret
         self.app_name = app_name
@@ -337,6 +420,7 @@ class Sandbox:
         self.list_includes_biz_app_fields = list_includes_biz_app_fields
         self.media_ttl = media_ttl
         self.media_url_ttl = media_url_ttl
+        self.message_throughput = float(message_throughput)
         self._clock: Callable[[], float] = clock or _system_time
         self._sleep: Callable[[float], None] = sleep or _system_sleep
         self._seed = seed
@@ -364,6 +448,10 @@ class Sandbox:
             self._syncs: list[AcceptedSync] = []
             self._media: dict[str, _Media] = {}
             self._media_url_key = secrets.token_bytes(32)
+            self._sent: deque[SentMessage] = deque(maxlen=MAX_SENT_RECORDS)
+            self._send_windows: dict[str, deque[float]] = {}
+            self._throughput: dict[str, float] = {}
+            self._throughput_rejections: dict[str, int] = {}
             self._calls: dict[str, int] = dict.fromkeys((*ENDPOINTS, UNKNOWN_ENDPOINT), 0)
             self._fault_counts: dict[str, dict[str, int]] = {
                 endpoint: dict.fromkeys(FAULT_KINDS, 0) for endpoint in ENDPOINTS
@@ -371,7 +459,8 @@ class Sandbox:
             self._apply_faults(self._initial_faults)
 
     def reset(self) -> None:
-        """Forget all businesses, codes, tokens, syncs, media and counters; restore the faults.
+        """Forget all businesses, codes, tokens, syncs, media, sends, per-number throughput
+        limits and counters; restore the faults.
 
         Sync listeners and the webhook configuration stay: they are wiring, not state. Pending
         webhook deliveries are dropped and their counters zeroed.
@@ -645,6 +734,38 @@ class Sandbox:
                 if phone_number_id is None or sync.phone_number_id == phone_number_id
             ]
 
+    def sent_messages(self, phone_number_id: str | None = None) -> list[SentMessage]:
+        """Return the accepted sends, oldest first, optionally for one number."""
+        with self._lock:
+            return [
+                sent
+                for sent in self._sent
+                if phone_number_id is None or sent.phone_number_id == phone_number_id
+            ]
+
+    def throughput_rejections(self, phone_number_id: str | None = None) -> int:
+        """Return how many sends were refused with ``130429``, optionally for one number."""
+        with self._lock:
+            if phone_number_id is not None:
+                return self._throughput_rejections.get(phone_number_id, 0)
+            return sum(self._throughput_rejections.values())
+
+    def set_message_throughput(self, phone_number_id: str, limit: float | None) -> None:
+        """Accept at most ``limit`` sends per sliding second from this number (None: the
+        sandbox's ``message_throughput``)."""
+        with self._lock:
+            if phone_number_id not in self._numbers:
+                raise KeyError(f"unknown phone number {phone_number_id}")
+            if limit is None:
+                self._throughput.pop(phone_number_id, None)
+            else:
+                self._throughput[phone_number_id] = _check_throughput(limit)
+
+    def message_throughput_for(self, phone_number_id: str) -> float:
+        """The number of sends per sliding second the sandbox accepts from this number."""
+        with self._lock:
+            return self._throughput.get(phone_number_id, self.message_throughput)
+
     def call_counts(self) -> dict[str, int]:
         """Return the Graph calls received per endpoint key, whatever their outcome."""
         with self._lock:
@@ -663,6 +784,8 @@ class Sandbox:
                 "faults": self.fault_counts(),
                 "accepted_syncs": len(self._syncs),
                 "media": len(self._media),
+                "messages_sent": len(self._sent),
+                "throughput_rejections": sum(self._throughput_rejections.values()),
             }
 
     def is_subscribed(self, waba_id: str) -> bool:
@@ -1346,7 +1469,9 @@ class Sandbox:
         if method == "POST" and edge in {"register", "deregister"}:
             self._registration(number, edge, params)
             return self._ok({"success": True}, route), None
-        if method == "GET" and edge not in {"smb_app_data", "register", "deregister"}:
+        if method == "POST" and edge == "messages":
+            return self._ok(self._send_message(number, params), route), None
+        if method == "GET" and edge not in POST_ONLY_EDGES:
             raise nonexisting_field(edge, NUMBER_NODE)
         raise unsupported_request(method, number.id)
 
@@ -1400,6 +1525,81 @@ class Sandbox:
         )
         self._syncs.append(accepted)
         return accepted
+
+    def _send_message(self, number: _Number, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /{phone_number_id}/messages``: validate, enforce throughput, accept and record."""
+        product = params.get("messaging_product")
+        if product is None:
+            raise invalid_parameter("The parameter messaging_product is required.")
+        if product != "whatsapp":
+            raise invalid_parameter(f"Param messaging_product must be 'whatsapp', got {product!r}.")
+        recipient_type = params.get("recipient_type", "individual")
+        if recipient_type != "individual":
+            raise invalid_parameter("Param recipient_type must be 'individual'.")
+        to = params.get("to")
+        if to is None:
+            raise invalid_parameter("The parameter to is required.")
+        wa_id = to.removeprefix("+") if isinstance(to, str) else ""
+        if not wa_id.isdigit() or not 6 <= len(wa_id) <= 15:
+            raise invalid_parameter("Param to must be a phone number: digits, optionally after +.")
+        kind = params.get("type", "text")
+        if kind not in MESSAGE_TYPES:
+            raise invalid_parameter(
+                f"Param type must be one of {{{', '.join(MESSAGE_TYPES)}}} in the sandbox, "
+                f"got {kind!r}."
+            )
+        if kind == "text":
+            _check_text(params.get("text"))
+        else:
+            _check_template(params.get("template"))
+        if number.platform_type != "CLOUD_API":
+            raise GraphError(
+                "(#133010) Account not registered",
+                133010,
+                error_data={
+                    "messaging_product": "whatsapp",
+                    "details": "Phone number not registered on the Whatsapp Business Platform.",
+                },
+            )
+        now = self.now()
+        window = self._send_windows.setdefault(number.id, deque())
+        while window and window[0] <= now - THROUGHPUT_WINDOW:
+            window.popleft()
+        if len(window) >= self._throughput.get(number.id, self.message_throughput):
+            self._throughput_rejections[number.id] = (
+                self._throughput_rejections.get(number.id, 0) + 1
+            )
+            raise GraphError(
+                "(#130429) Rate limit hit",
+                130429,
+                error_data={
+                    "messaging_product": "whatsapp",
+                    "details": "Cloud API message throughput has been reached.",
+                },
+            )
+        window.append(now)
+        wamid = self._new_wamid(wa_id)
+        self._sent.append(SentMessage(number.id, wa_id, wamid, kind, now))
+        message: dict[str, Any] = {"id": wamid}
+        if kind == "template":
+            message["message_status"] = "accepted"
+        return {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": to, "wa_id": wa_id}],
+            "messages": [message],
+        }
+
+    def _new_wamid(self, wa_id: str) -> str:
+        """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id."""
+        raw = (
+            b"\x1c\x18"
+            + bytes([len(wa_id)])
+            + wa_id.encode()
+            + b"\x15\x02\x00\x11\x18\x12"
+            + f"{self._rng.getrandbits(72):018X}".encode()
+            + b"\x00"
+        )
+        return "wamid." + base64.b64encode(raw).decode()
 
     def _registration(self, number: _Number, edge: str, params: Mapping[str, Any]) -> None:
         if number.is_on_biz_app:

@@ -61,7 +61,13 @@ def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
     assert conf["accept_content"] == ["json"]
     assert conf["task_acks_late"]
     assert conf["task_reject_on_worker_lost"]
-    assert [q.name for q in conf["task_queues"]] == ["signup", "sync", "ingest", "followups"]
+    assert [q.name for q in conf["task_queues"]] == [
+        "signup",
+        "sync",
+        "ingest",
+        "followups",
+        "send",
+    ]
     assert conf["task_routes"]["coexist.signup.*"] == {"queue": "signup"}
     assert conf["beat_schedule"]["sweep-sync-deadlines"]["schedule"] == 60.0
     assert conf["broker_transport_options"]["visibility_timeout"] > 900

@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 import tasks.followups
 import tasks.ingest
+import tasks.sending
 import tasks.signup
 import tasks.sync  # noqa: F401 - registers the tasks
 from models import Database
@@ -29,6 +30,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
         "coexist.ingest.redispatch",
         "coexist.ingest.wake_waiting",
         "coexist.ingest.watchdog",
+        "coexist.send.send_message",
         "coexist.signup.exchange_code",
         "coexist.sync.connect",
         "coexist.sync.request_syncs",
@@ -51,6 +53,7 @@ def test_tasks_route_to_their_queue() -> None:
     assert router.route({}, "coexist.sync.connect")["queue"].name == "sync"
     assert router.route({}, "coexist.sync.request_syncs")["queue"].name == "sync"
     assert router.route({}, "coexist.ingest.process_delivery")["queue"].name == "ingest"
+    assert router.route({}, "coexist.send.send_message")["queue"].name == "send"
 
 
 class Recorder:
