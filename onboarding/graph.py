@@ -502,6 +502,16 @@ class GraphClient:
             return None
         return str(request_id)
 
+    def send_message(self, phone_number_id: str, token: str, body: dict[str, Any]) -> str:
+        """``POST /{phone-number-id}/messages``: send one message; return Meta's ``wamid``.
+
+        Never retried here: a lost answer may mean Meta delivered it.
+        """
+        answer = self._request(
+            "POST", f"{_id(phone_number_id)}/messages", token=token, json_body=body, retry=False
+        )
+        return _message_id(answer)
+
     def get_media(self, media_id: str, token: str) -> dict[str, Any]:
         """``GET /{media-id}``: a short-lived download URL with mime type, sha256 and size."""
         body = self._request("GET", _id(media_id), token=token)
@@ -555,6 +565,20 @@ class GraphClient:
                 maybe_applied=False,
                 endpoint="media_download",
             ) from None
+
+
+def _message_id(answer: dict[str, Any]) -> str:
+    """Meta's message id from a ``POST /{phone-number-id}/messages`` answer."""
+    messages = answer.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else None
+    wamid = first.get("id") if isinstance(first, dict) else None
+    if not isinstance(wamid, str) or not wamid or len(wamid) > 191:
+        error = MalformedResponseError(
+            "messages answered without a message id", endpoint="{id}/messages"
+        )
+        error.maybe_applied = True  # a 2xx: Meta took the message
+        raise error
+    return wamid
 
 
 def _id(value: str) -> str:

@@ -69,7 +69,6 @@ from models.crypto import TokenCipher
 from onboarding.graph import (
     GraphClient,
     GraphError,
-    MalformedResponseError,
     RateLimitedError,
     TokenInvalidError,
     TransientGraphError,
@@ -224,24 +223,10 @@ def send_message(
 
     Sent once, never retried inside the client: a lost answer may mean Meta delivered it.
     A 2xx without a message id raises :class:`MalformedResponseError` with ``maybe_applied``.
-    Uses the client's choke point directly until :class:`GraphClient` grows this method.
     """
     if not phone_number_id.isdigit():
         raise ValueError(f"not a phone number id: {phone_number_id[:32]!r}")
-    # The client's choke point, called from outside until GraphClient grows a method.
-    answer = graph._request(
-        "POST", f"{phone_number_id}/messages", token=token, json_body=dict(body), retry=False
-    )
-    messages = answer.get("messages")
-    first = messages[0] if isinstance(messages, list) and messages else None
-    wamid = first.get("id") if isinstance(first, dict) else None
-    if not isinstance(wamid, str) or not wamid or len(wamid) > 191:
-        error = MalformedResponseError(
-            "messages answered without a message id", endpoint="{id}/messages"
-        )
-        error.maybe_applied = True  # a 2xx: Meta took the message
-        raise error
-    return wamid
+    return graph.send_message(phone_number_id, token, dict(body))
 
 
 # -- the idempotency ledger ----------------------------------------------------------------
