@@ -48,7 +48,9 @@ SECRET_KEYS = frozenset(
 _PATTERNS = [
     re.compile(r"\bEAA[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+"),
-    re.compile(r"(?i)((?:code|client_secret|access_token|input_token)=)[^&\s'\"]+"),
+    # A value that is all digits ("code=133010" in an error text) is Meta's error code, not a
+    # secret: kept, so logs still say what went wrong.
+    re.compile(r"(?i)((?:code|client_secret|access_token|input_token)=)(?!\d+\b)[^&\s'\"]+"),
 ]
 
 

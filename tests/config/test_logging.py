@@ -82,3 +82,10 @@ def test_exception_tracebacks_are_scrubbed(stream: io.StringIO) -> None:
     except RuntimeError:
         structlog.get_logger().exception("failed")
     assert "EAAGleakedtoken99" not in stream.getvalue()
+
+
+def test_graph_error_codes_stay_readable() -> None:
+    """Meta's numeric error codes (code=133010) are not mistaken for secrets."""
+    assert scrub_text("(#133010) Account not registered code=133010") == (
+        "(#133010) Account not registered code=133010"
+    )

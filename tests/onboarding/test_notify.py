@@ -47,6 +47,7 @@ from onboarding.notify import (
     resolve,
 )
 from onboarding.outcomes import RetryLater
+from onboarding.sandbox import Sandbox
 from onboarding.signup import SignupBody, accept_signup
 
 SECRET = "notify-webhook-secret-0123456789"
@@ -291,9 +292,13 @@ def test_heartbeat_text_counts_days_since_the_app_was_last_opened(
 def test_alert_text_is_the_alert_message(db: Database, onboarding_id: int) -> None:
     """An operator alert's text is the alert's message; its kind and severity are facts."""
     follow_up_id = add_follow_up(
-        db, onboarding_id, K.ALERT, alert_kind="sync_deadline_near", severity="warning",
+        db,
+        onboarding_id,
+        K.ALERT,
+        alert_kind="sync_deadline_near",
+        severity="warning",
         message="history sync not requested; 6 h left",
-    )  # fmt: skip
+    )
     with db.sessions() as session:
         row = session.get_one(FollowUp, follow_up_id)
         message = render(row, session.get_one(Onboarding, onboarding_id))
@@ -534,9 +539,12 @@ def test_whatsapp_answer_without_a_message_id_is_unknown(
 
 
 def test_whatsapp_interrupted_attempt_is_marked_unknown_and_not_sent(
-    db: Database, onboarding_id: int, relink: int, meta: FakeMessages,
+    db: Database,
+    onboarding_id: int,
+    relink: int,
+    meta: FakeMessages,
     whatsapp: WhatsAppTemplateChannel,
-) -> None:  # fmt: skip
+) -> None:
     """A crash between record and send leaves WhatsApp unknown: an alert, not a second message."""
     interrupted(db, relink, "whatsapp_template")
     [outcome] = deliver(db, Notifier([whatsapp]), relink)
@@ -607,9 +615,13 @@ def test_operator_saying_an_unknown_send_was_lost_sends_it_again(
 
 
 def test_every_channel_sent_makes_the_follow_up_sent(
-    db: Database, relink: int, receiver: Receiver, webhook: WebhookChannel,
-    meta: FakeMessages, whatsapp: WhatsAppTemplateChannel,
-) -> None:  # fmt: skip
+    db: Database,
+    relink: int,
+    receiver: Receiver,
+    webhook: WebhookChannel,
+    meta: FakeMessages,
+    whatsapp: WhatsAppTemplateChannel,
+) -> None:
     """With three channels the follow-up is sent once each has delivered."""
     with freeze_time("2026-05-04 10:00:00"):
         outcomes = deliver(db, Notifier([LogChannel(), webhook, whatsapp]), relink)
@@ -698,3 +710,32 @@ def test_from_settings_refuses_whatsapp_without_a_graph_client() -> None:
     )
     with pytest.raises(ValueError, match="needs the Graph client"):
         Notifier.from_settings(settings)
+
+
+def test_whatsapp_template_reaches_the_sandbox_as_a_template_message(
+    db: Database, relink: int, sandbox: Sandbox, graph: GraphClient
+) -> None:
+    """Against the Meta sandbox, the reminder is accepted as one template message from the
+    provider's own number, and a second delivery sends nothing."""
+    provider = sandbox.add_business("Provider", 1, coexistence=False)
+    number = provider.phone_number_ids[0]
+    token = sandbox.issue_token(provider.id)
+    registered = sandbox.handle(
+        httpx.Request(
+            "POST",
+            f"https://graph.facebook.com/v25.0/{number}/register",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"messaging_product": "whatsapp", "pin": "123456"},
+        )
+    )
+    assert registered.status_code == 200
+    channel = WhatsAppTemplateChannel(
+        graph, phone_number_id=number, token=token, template_name="relink_reminder"
+    )
+    notifier = Notifier([channel])
+    deliver(db, notifier, relink)
+    deliver(db, notifier, relink)
+    sent = sandbox.sent_messages(number)
+    assert len(sent) == 1
+    assert follow_up(db, relink).status == "sent"
+    assert notification(db, relink, "whatsapp_template").reference == sent[0].wamid
