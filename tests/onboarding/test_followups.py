@@ -182,3 +182,18 @@ def test_beat_schedules_and_delivers_each_follow_up_once(rt: Runtime, business: 
     with capture_logs() as logs:
         deliver.delay(relink.id)  # a redelivered job
     assert not [e for e in logs if e["event"] == "follow_up_notification"]
+
+
+def test_beat_under_a_frozen_clock_sends_the_heartbeat_on_day_10_and_12(
+    rt: Runtime, business: Business
+) -> None:
+    """With the clock moved day by day, the app-open reminders go out on days 10 and 12 only."""
+    sent_on: list[int] = []
+    with freeze_time(utcnow()) as clock:
+        for day in range(15):
+            with capture_logs() as logs:
+                schedule.delay()
+            kinds = [e["kind"] for e in logs if e["event"] == "follow_up_notification"]
+            sent_on += [day] * kinds.count("app_open_heartbeat")
+            clock.tick(timedelta(days=1))
+    assert sent_on == [10, 12]
