@@ -30,7 +30,7 @@ from onboarding.followups import FollowUpError, acknowledge
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup import SignupBody, accept_signup
 from onboarding.views import follow_up_json, onboarding_detail
-from onboarding.webhooks import Intake, receive_many, signature_valid
+from onboarding.webhooks import AsyncInboxWriter, Intake, receive_many, signature_valid
 
 log = structlog.get_logger(__name__)
 
@@ -261,10 +261,14 @@ class IntakeBatcher:
         self._enqueue_every = enqueue_every
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Intake]]] | None = None
         self._pending: list[int] = []
+        self._writer: AsyncInboxWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        rt = self._runtime()
+        if rt.db.dialect == "postgresql" and not rt.settings.tasks_eager:
+            self._writer = AsyncInboxWriter(rt.db.url)
         # Several writers, so one batch's commit overlaps the next batch's insert.
         self._tasks = [
             *(
@@ -284,6 +288,8 @@ class IntakeBatcher:
             if not future.done():
                 future.set_exception(OperationalError("shutdown", None, RuntimeError("stopping")))
         await self._flush()
+        if self._writer is not None:
+            await self._writer.close()
 
     async def submit(self, body: bytes) -> Intake:
         if self._queue is None:
@@ -305,7 +311,10 @@ class IntakeBatcher:
                 batch.append(queue.get_nowait())
             bodies = [body for body, _ in batch]
             try:
-                intakes = await run_in_threadpool(_store_batch, self._runtime(), bodies)
+                if self._writer is not None:
+                    intakes = await self._writer.write(bodies)
+                else:
+                    intakes = await run_in_threadpool(_store_batch, self._runtime(), bodies)
             except Exception as exc:  # every waiting request gets the failure
                 for _, future in batch:
                     if not future.done():
