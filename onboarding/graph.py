@@ -583,7 +583,7 @@ def _message_id(answer: dict[str, Any]) -> str:
 
 def _id(value: str) -> str:
     """A Graph object id, refusing anything that could escape the path."""
-    if not value or not value.isdigit():
+    if not value or not (value.isascii() and value.isdigit()):
         raise BadRequestError(f"not a Graph object id: {value[:32]!r}")
     return value
 

@@ -100,7 +100,12 @@ class Context:
 
 def is_one_to_one(thread_id: Any) -> bool:
     """A 1:1 thread is a user's phone number; groups have other ids (``…@g.us``)."""
-    return isinstance(thread_id, str) and thread_id.isdigit() and 6 <= len(thread_id) <= 15
+    return (
+        isinstance(thread_id, str)
+        and thread_id.isascii()
+        and thread_id.isdigit()
+        and 6 <= len(thread_id) <= 15
+    )
 
 
 def message_row(
@@ -163,7 +168,11 @@ def message_row(
         media = msg.get(kind)
         if kind in MEDIA_TYPES and isinstance(media, dict):
             media_id = media.get("id")
-            if isinstance(media_id, str | int) and str(media_id).isdigit():
+            if (
+                isinstance(media_id, str | int)
+                and str(media_id).isascii()
+                and str(media_id).isdigit()
+            ):
                 row["media_id"] = str(media_id)
                 row["media_id_at"] = now
                 row["media_state"] = MediaState.AWAITING.value
@@ -239,7 +248,7 @@ def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any
 def _int_in(value: Any, low: int, high: int) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
     if isinstance(value, int) and low <= value <= high:
         return value
@@ -570,7 +579,8 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
 def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) -> Tally:
     """``messages``: apply user edits and revokes to stored messages; note expected errors."""
     tally = Tally()
-    for error in value.get("errors") or []:
+    errors = value.get("errors")
+    for error in errors if isinstance(errors, list) else []:
         if isinstance(error, dict) and error.get("code") == 131060:
             tally.counts["unsupported_message_131060"] += 1
             log.info(
@@ -586,7 +596,8 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
     for msg in messages:
         if not isinstance(msg, dict):
             continue
-        for error in msg.get("errors") or []:
+        msg_errors = msg.get("errors")
+        for error in msg_errors if isinstance(msg_errors, list) else []:
             if isinstance(error, dict) and error.get("code") == 131060:
                 tally.counts["unsupported_message_131060"] += 1
         kind = msg.get("type")

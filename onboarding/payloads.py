@@ -42,7 +42,7 @@ class Change:
         metadata = self.value.get("metadata")
         if isinstance(metadata, dict):
             pnid = metadata.get("phone_number_id")
-            if isinstance(pnid, str) and pnid.isdigit():
+            if isinstance(pnid, str) and pnid.isascii() and pnid.isdigit():
                 return pnid
             if isinstance(pnid, int) and not isinstance(pnid, bool) and pnid > 0:
                 return str(pnid)
@@ -59,13 +59,13 @@ class Change:
 
 def digits(value: Any) -> str | None:
     """Only the digits of a phone number (``+1 555-078-3881`` → ``15550783881``)."""
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         return None
-    out = "".join(ch for ch in value if ch.isdigit())
+    out = "".join(ch for ch in value if "0" <= ch <= "9")
     return out or None
 
 
@@ -104,7 +104,11 @@ def parse_delivery(body: bytes) -> list[Change]:
         waba_id = entry.get("id")
         if isinstance(waba_id, int) and not isinstance(waba_id, bool):
             waba_id = str(waba_id)
-        if not isinstance(waba_id, str) or not waba_id.isdigit() or len(waba_id) > 32:
+        if (
+            not isinstance(waba_id, str)
+            or not (waba_id.isascii() and waba_id.isdigit())
+            or len(waba_id) > 32
+        ):
             raise PayloadError(f"entry[{i}].id is not a WABA id")
         entry_time = entry.get("time")
         if not isinstance(entry_time, int) or isinstance(entry_time, bool):
@@ -127,7 +131,7 @@ def parse_delivery(body: bytes) -> list[Change]:
 
 def unix_time(value: Any, *, now: float) -> datetime | None:
     """A Meta timestamp (string or int Unix seconds) as UTC, or None if implausible."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         seconds = int(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         seconds = value

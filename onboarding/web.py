@@ -129,6 +129,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             )
         try:
             payload: Any = json.loads(raw)
+        except RecursionError:
+            return _invalid([{"field": "body", "message": "nested too deeply"}])
         except (ValueError, UnicodeDecodeError) as exc:
             return _invalid([{"field": "body", "message": f"not JSON: {exc}"}])
         if not isinstance(payload, dict):

@@ -1,0 +1,1 @@
+"""Bad-input corpus: every malformed request gets its documented answer and writes nothing."""
