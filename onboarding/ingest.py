@@ -9,6 +9,7 @@ marked ignored. Every handler is idempotent, so processing a row twice is harmle
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -35,6 +37,9 @@ HANDLERS: dict[str, Handler] = {
     "smb_message_echoes": lambda s, c, v, cfg: history.ingest_echoes(s, c, v),
     "messages": lambda s, c, v, cfg: history.apply_message_events(s, c, v),
 }
+#: Processing attempts before a delivery that keeps failing is quarantined for an operator
+#: (``coexist inbox replay`` after a fix); every retry is bounded.
+MAX_ATTEMPTS = 10
 #: Fields routed to a handler that needs the whole change (entry time, nested ids).
 LIFECYCLE = "account_update"
 
@@ -71,7 +76,28 @@ def find_onboarding(session: Session, change: Change) -> Onboarding | None:
 def process_delivery(
     session: Session, delivery_id: int, *, settings: Settings, now: datetime | None = None
 ) -> Outcome:
-    """Process one inbox row (idempotent). Commits as it goes."""
+    """Process one inbox row (idempotent). Commits as it goes.
+
+    An unexpected error is recorded on the row (``last_error``) and raised; after
+    :data:`MAX_ATTEMPTS` the row is quarantined instead of being tried forever.
+    """
+    try:
+        return _process(session, delivery_id, settings=settings, now=now)
+    except Exception as exc:
+        session.rollback()
+        with contextlib.suppress(SQLAlchemyError):  # the database may be what failed
+            session.execute(
+                update(InboxDelivery)
+                .where(InboxDelivery.id == delivery_id)
+                .values(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+            )
+            session.commit()
+        raise
+
+
+def _process(
+    session: Session, delivery_id: int, *, settings: Settings, now: datetime | None
+) -> Outcome:
     now = now or utcnow()
     row = session.get(InboxDelivery, delivery_id)
     if row is None:
@@ -80,6 +106,10 @@ def process_delivery(
     bind(delivery_id=row.id)
     if row.status in (InboxStatus.PROCESSED, InboxStatus.QUARANTINED, InboxStatus.ORPHANED):
         return Outcome(row.status, row.onboarding_id)
+    if row.attempts >= MAX_ATTEMPTS:
+        return _quarantine(
+            session, row, f"gave up after {row.attempts} attempts: {row.last_error or 'unknown'}"
+        )
     row.attempts += 1
     row.dispatched_at = now
     session.commit()

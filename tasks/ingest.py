@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import structlog
+
 from onboarding import history, ingest, media
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
+
+log = structlog.get_logger(__name__)
 
 
 def _process(delivery_id: int) -> None:
@@ -29,7 +33,11 @@ def process_delivery(delivery_id: int) -> None:
 def process_deliveries(delivery_ids: list[int]) -> None:
     """Process a few stored deliveries in turn (each idempotent), as the receiver batches them."""
     for delivery_id in delivery_ids:
-        _process(delivery_id)
+        try:
+            _process(delivery_id)
+        except Exception:  # one bad delivery must not hold up the others of its batch
+            log.exception("delivery_failed_in_batch", delivery_id=delivery_id)
+            enqueue_after_commit(None, process_delivery, delivery_id)
 
 
 @coexist_task("coexist.ingest.download_media", soft_time_limit=240, time_limit=300, max_retries=8)

@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
@@ -23,7 +24,7 @@ from models import (
     SyncType,
     utcnow,
 )
-from onboarding import history, ingest
+from onboarding import history, ingest, webhooks
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from tests.onboarding.deliveries import (
@@ -471,3 +472,30 @@ def test_media_followups_of_group_messages_are_not_kept_in_either_order(
     post(web, media_followup(business, "wamid.G2", business.number, ts, media_id="222"))  # after
     assert messages(rt) == {}
     assert detail(rt, business)["counts"]["dropped_group"] == 2
+
+
+def test_a_delivery_that_keeps_failing_is_quarantined_after_bounded_attempts(
+    rt: Runtime, business: Business, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error is recorded on the row each time; after the last attempt the row
+    is quarantined for an operator instead of being dispatched forever."""
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setitem(ingest.HANDLERS, "history", broken)
+    with rt.db.session() as session:
+        intake = webhooks.receive(
+            session,
+            body_of(chunk(business, 1, 1, 10, {USER: [text("wamid.X", USER, ago(1), "x")]})),
+        )
+    for _ in range(ingest.MAX_ATTEMPTS):
+        with rt.db.session() as session, pytest.raises(RuntimeError):
+            ingest.process_delivery(session, intake.delivery_id, settings=rt.settings)
+    with rt.db.session() as session:
+        outcome = ingest.process_delivery(session, intake.delivery_id, settings=rt.settings)
+    assert outcome.status == InboxStatus.QUARANTINED
+    with rt.db.sessions() as session:
+        row = session.get_one(InboxDelivery, intake.delivery_id)
+    assert row.last_error is not None
+    assert "handler bug" in row.last_error
