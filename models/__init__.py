@@ -15,10 +15,8 @@ from models.ingest import (
     MessageSource,
 )
 from models.onboarding import (
-    MAYBE_ACCEPTED,
     SYNC_ACCEPTED,
     SYNC_DONE,
-    TERMINAL_STATES,
     TRANSITIONS,
     AbandonedSignup,
     Alert,
@@ -31,10 +29,8 @@ from models.onboarding import (
 )
 
 __all__ = [
-    "MAYBE_ACCEPTED",
     "SYNC_ACCEPTED",
     "SYNC_DONE",
-    "TERMINAL_STATES",
     "TRANSITIONS",
     "AbandonedSignup",
     "Alert",

@@ -79,7 +79,6 @@ TRANSITIONS: dict[OnboardingState, frozenset[OnboardingState]] = {
         {S.SUBSCRIBED, S.SYNCING, S.SYNCED, S.HISTORY_DECLINED, S.DISCONNECTED}
     ),
 }
-TERMINAL_STATES = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 
 class SyncType(enum.StrEnum):
@@ -107,8 +106,6 @@ class SyncState(enum.StrEnum):
     STALLED = "stalled"  # requested, but no history webhook came in time
 
 
-#: Sync states that may have reached Meta: re-sending is only a deliberate probe.
-MAYBE_ACCEPTED = frozenset({SyncState.INTENT, SyncState.UNKNOWN, SyncState.REQUESTED})
 SYNC_DONE = frozenset(
     {
         SyncState.REQUESTED,

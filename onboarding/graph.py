@@ -31,7 +31,6 @@ transient errors only; rate limits and long waits are left to Celery's retry.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -619,8 +618,3 @@ def _peak_usage(usage: Any) -> float:
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     values.append(float(v))
     return max(values, default=0.0)
-
-
-def new_fbtrace_id() -> str:
-    """A random id in Meta's fbtrace_id shape (for the sandbox and tests)."""
-    return secrets.token_urlsafe(17)[:23]

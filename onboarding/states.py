@@ -145,7 +145,3 @@ def claim(session: Session, onboarding: Onboarding, seconds: float) -> bool:
 def release(onboarding: Onboarding) -> None:
     """Give the step lease back (takes effect with the caller's commit)."""
     onboarding.lease_until = None
-
-
-def lease_held(onboarding: Onboarding, now: datetime | None = None) -> bool:
-    return onboarding.lease_until is not None and onboarding.lease_until > (now or utcnow())

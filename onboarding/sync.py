@@ -495,12 +495,3 @@ def _close_window(
 def _hours(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def force_probe(session: Session, onboarding: Onboarding, sync_type: SyncType) -> SyncRequest:
-    """Operator override: allow one more probe of an ``unknown`` sync (not committed)."""
-    row = onboarding.sync(sync_type)
-    if row.state == SyncState.UNKNOWN:
-        row.ambiguous_attempts = 0
-        row.next_attempt_at = None
-    return row

@@ -205,8 +205,6 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
 
 async def _run_in_thread(fn: Any, *args: Any) -> Response:
-    from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
-
     result: Response = await run_in_threadpool(fn, *args)
     return result
 
