@@ -17,12 +17,13 @@ it creates what is missing, cancels what no longer applies, and returns the due 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from config import Settings
 from models import (
@@ -60,12 +61,16 @@ def schedule(session: Session, *, settings: Settings, now: datetime | None = Non
     """Create missing follow-ups, cancel stale ones, return the ids due now. Commits."""
     now = now or utcnow()
     onboardings = session.scalars(
-        select(Onboarding).where(Onboarding.state.in_([s.value for s in ACTIVE])).limit(10_000)
+        select(Onboarding)
+        .where(Onboarding.state.in_([s.value for s in ACTIVE]))
+        .options(selectinload(Onboarding.transitions))  # relink_basis reads them
+        .limit(10_000)
     ).all()
     rows: list[dict[str, Any]] = []
     for onboarding in onboardings:
         rows += _relink_rows(onboarding, settings, now)
-        rows += _heartbeat_rows(session, onboarding, settings, now)
+        rows += _heartbeat_rows(onboarding, settings, now)
+    _cancel_outdated_heartbeats(session, onboardings)
     rows += _alert_rows(session, now)
     if rows:
         stmt = insert_for(session, FollowUp.__table__).on_conflict_do_nothing(
@@ -145,22 +150,38 @@ def _relink_rows(onboarding: Onboarding, settings: Settings, now: datetime) -> l
     ]
 
 
-def _heartbeat_rows(
-    session: Session, onboarding: Onboarding, settings: Settings, now: datetime
-) -> list[dict[str, Any]]:
+def _heartbeat_series(onboarding: Onboarding) -> tuple[int, datetime]:
+    """The app-open series counts from the last app activity (or the signup)."""
     basis = onboarding.last_app_activity_at or onboarding.signup_completed_at
-    series = int(basis.timestamp())
-    # Activity since: the reminders counted from an older activity no longer apply.
-    session.execute(
-        update(FollowUp)
-        .where(
-            FollowUp.onboarding_id == onboarding.id,
+    return int(basis.timestamp()), basis
+
+
+def _cancel_outdated_heartbeats(session: Session, onboardings: Sequence[Onboarding]) -> None:
+    """App activity since: reminders counted from an older activity no longer apply."""
+    current = {o.id: _heartbeat_series(o)[0] for o in onboardings}
+    scheduled = session.execute(
+        select(FollowUp.id, FollowUp.onboarding_id, FollowUp.series).where(
             FollowUp.kind == K.APP_OPEN.value,
             FollowUp.status == FollowUpStatus.SCHEDULED.value,
-            FollowUp.series < series,
         )
-        .values(status=FollowUpStatus.CANCELLED.value, last_error="app activity since")
-    )
+    ).all()
+    outdated = [
+        id_
+        for id_, onboarding_id, series in scheduled
+        if onboarding_id in current and series < current[onboarding_id]
+    ]
+    if outdated:
+        session.execute(
+            update(FollowUp)
+            .where(FollowUp.id.in_(outdated))
+            .values(status=FollowUpStatus.CANCELLED.value, last_error="app activity since")
+        )
+
+
+def _heartbeat_rows(
+    onboarding: Onboarding, settings: Settings, now: datetime
+) -> list[dict[str, Any]]:
+    series, basis = _heartbeat_series(onboarding)
     return [
         _row(
             onboarding.id,
