@@ -29,19 +29,37 @@ from onboarding.payloads import Change, PayloadError, parse_delivery
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[Session, Context, dict[str, Any], Settings], Tally]
+Handler = Callable[[Session, Onboarding, Change, Settings], Tally]
+Finder = Callable[[Session, Change], Onboarding | None]
 
+
+def _with_context(
+    handle: Callable[[Session, Context, dict[str, Any], Settings], Tally],
+) -> Handler:
+    """A handler of a message-level value, given the onboarding and business number."""
+
+    def run(session: Session, onboarding: Onboarding, change: Change, settings: Settings) -> Tally:
+        return handle(
+            session,
+            Context.of(onboarding, change.business_number, settings),
+            change.value,
+            settings,
+        )
+
+    return run
+
+
+#: What each ``field`` is routed to; fields not listed are kept and marked ignored.
 HANDLERS: dict[str, Handler] = {
-    "history": lambda s, c, v, cfg: history.ingest_history(s, c, v, settings=cfg),
-    "smb_app_state_sync": lambda s, c, v, cfg: history.ingest_contacts(s, c, v),
-    "smb_message_echoes": lambda s, c, v, cfg: history.ingest_echoes(s, c, v),
-    "messages": lambda s, c, v, cfg: history.apply_message_events(s, c, v),
+    "history": _with_context(lambda s, c, v, cfg: history.ingest_history(s, c, v, settings=cfg)),
+    "smb_app_state_sync": _with_context(lambda s, c, v, cfg: history.ingest_contacts(s, c, v)),
+    "smb_message_echoes": _with_context(lambda s, c, v, cfg: history.ingest_echoes(s, c, v)),
+    "messages": _with_context(lambda s, c, v, cfg: history.apply_message_events(s, c, v)),
+    "account_update": lambda s, o, change, cfg: lifecycle.apply_account_update(s, o, change),
 }
 #: Processing attempts before a delivery that keeps failing is quarantined for an operator
 #: (``coexist inbox replay`` after a fix); every retry is bounded.
 MAX_ATTEMPTS = 10
-#: Fields routed to a handler that needs the whole change (entry time, nested ids).
-LIFECYCLE = "account_update"
 
 
 @dataclass
@@ -71,6 +89,10 @@ def find_onboarding(session: Session, change: Change) -> Onboarding | None:
             .limit(1)
         )
     return None
+
+
+#: How a change finds its onboarding, where not by number then WABA (:func:`find_onboarding`).
+FINDERS: dict[str, Finder] = {"account_update": lifecycle.find_for_event}
 
 
 def process_delivery(
@@ -120,11 +142,8 @@ def _process(
 
     resolved: list[tuple[Change, Onboarding | None]] = []
     for change in changes:
-        if change.field == LIFECYCLE:
-            onboarding = lifecycle.find_for_event(session, change)
-        else:
-            onboarding = find_onboarding(session, change)
-        if onboarding is None and (change.field in HANDLERS or change.field == LIFECYCLE):
+        onboarding = FINDERS.get(change.field, find_onboarding)(session, change)
+        if onboarding is None and change.field in HANDLERS:
             if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
                 row.status = InboxStatus.ORPHANED.value
                 row.last_error = "no onboarding matched within Meta's redelivery horizon"
@@ -150,15 +169,11 @@ def _process(
     media_wamids: dict[int, list[str]] = {}
     for change, onboarding in resolved:
         entry = summary.setdefault(change.field, {})
-        if onboarding is None or (change.field not in HANDLERS and change.field != LIFECYCLE):
+        if onboarding is None or change.field not in HANDLERS:
             entry["ignored"] = entry.get("ignored", 0) + 1
             continue
         row.onboarding_id = onboarding.id
-        if change.field == LIFECYCLE:
-            tally = lifecycle.apply_account_update(session, onboarding, change)
-        else:
-            ctx = Context.of(onboarding, change.business_number, settings)
-            tally = HANDLERS[change.field](session, ctx, change.value, settings)
+        tally = HANDLERS[change.field](session, onboarding, change, settings)
         for key, value in tally.as_dict().items():
             if isinstance(value, int):
                 entry[key] = entry.get(key, 0) + value
