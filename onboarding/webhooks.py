@@ -215,21 +215,6 @@ _PG_INSERT = (
 
 def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, int]:
     """Insert new inbox rows; ``{sha256: id}`` of those that were not there yet."""
-    if session.get_bind().dialect.name == "postgresql":
-        # One prepared single-row INSERT, pipelined: no per-batch SQL to build or parse.
-        dbapi = session.connection().connection.dbapi_connection
-        assert dbapi is not None
-        inserted: dict[str, int] = {}
-        with dbapi.cursor() as cursor:  # type: ignore[attr-defined]
-            cursor.executemany(
-                _PG_INSERT, [tuple(row[c] for c in _COLUMNS) for row in rows], returning=True
-            )
-            while True:
-                for id_, sha in cursor.fetchall():
-                    inserted[sha] = id_
-                if not cursor.nextset():
-                    break
-        return inserted
     stmt = (
         insert_for(session, InboxDelivery.__table__)
         .on_conflict_do_nothing(index_elements=["sha256"])
