@@ -1,0 +1,1 @@
+"""Chaos tests: the real stack with parts of it broken on purpose (see docs/reliability.md)."""
