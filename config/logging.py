@@ -188,8 +188,13 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level.upper())
     # uvicorn installs its own handlers and stops propagation; route its lines through ours.
+    # ``--no-access-log`` leaves ``uvicorn.access`` with no handler and no propagation: keep
+    # it off rather than turning every request into a log line again.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
+        switched_off = not uvicorn_logger.handlers and not uvicorn_logger.propagate
+        if name == "uvicorn.access" and switched_off:
+            continue
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     # httpx logs every request URL at INFO, which would include query strings; keep it quiet.

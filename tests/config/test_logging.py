@@ -89,3 +89,39 @@ def test_graph_error_codes_stay_readable() -> None:
     assert scrub_text("(#133010) Account not registered code=133010") == (
         "(#133010) Account not registered code=133010"
     )
+
+
+@pytest.fixture
+def uvicorn_loggers() -> Iterator[None]:
+    loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = {lg.name: (list(lg.handlers), lg.propagate) for lg in loggers}
+    yield
+    for name, (handlers, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+
+
+@pytest.mark.usefixtures("uvicorn_loggers")
+def test_uvicorn_lines_go_through_the_redacting_pipeline(stream: io.StringIO) -> None:
+    """uvicorn's own handlers are replaced by propagation to the root (redacting) handler."""
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(logging.StreamHandler(io.StringIO()))
+    access.propagate = False
+    configure_logging("production", "INFO", stream=stream)
+    assert access.handlers == []
+    assert access.propagate
+    access.info('%s - "%s %s"', "127.0.0.1", "GET", "/x?code=AQsecret777")
+    assert "AQsecret777" not in stream.getvalue()
+    assert "uvicorn.access" in stream.getvalue()
+
+
+@pytest.mark.usefixtures("uvicorn_loggers")
+def test_uvicorn_no_access_log_stays_off(stream: io.StringIO) -> None:
+    """``uvicorn --no-access-log`` (no handler, no propagation) is not turned back on."""
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    configure_logging("production", "INFO", stream=stream)
+    assert not access.hasHandlers()
+    assert logging.getLogger("uvicorn.error").propagate
