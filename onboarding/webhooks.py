@@ -11,6 +11,7 @@ reason, and still answered ``200`` since retrying cannot fix it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 from collections import Counter
@@ -152,35 +153,37 @@ class AsyncInboxWriter:
         digests, rows = _plan(bodies, utcnow())
         try:
             if self._connection is None or self._connection.closed:
-                self._connection = await psycopg.AsyncConnection.connect(self._dsn)
+                self._connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
             connection = self._connection
-            async with connection.cursor() as cursor:
-                await cursor.executemany(
-                    _PG_INSERT,
-                    [tuple(r[c] for c in _COLUMNS) for r in rows.values()],
-                    returning=True,
-                )
-                inserted: dict[str, int] = {}
-                while True:
-                    for id_, sha in await cursor.fetchall():
-                        inserted[sha] = id_
-                    if not cursor.nextset():
-                        break
-                existing: dict[str, tuple[int, str]] = {}
-                missing = [d for d in rows if d not in inserted]
-                if missing:
-                    await cursor.execute(
+            # One statement for the batch, committed as it returns (autocommit): the usual
+            # case, every delivery new, costs a single round trip.
+            cursor = await connection.execute(
+                _pg_insert(len(rows)),
+                [row[c] for row in rows.values() for c in _COLUMNS],
+            )
+            inserted: dict[str, int] = {sha: id_ for id_, sha in await cursor.fetchall()}
+            existing: dict[str, tuple[int, str]] = {}
+            missing = [d for d in rows if d not in inserted]
+            if missing:  # Meta redelivering: count it on the stored row
+                async with connection.transaction():
+                    cursor = await connection.execute(
                         "SELECT id, sha256, status FROM inbox WHERE sha256 = ANY(%s)", (missing,)
                     )
                     for id_, sha, status in await cursor.fetchall():
                         existing[sha] = (id_, status)
+                    out, repeats = _outcome(digests, rows, inserted, existing)
+                    for target, count in repeats.items():
+                        await connection.execute(
+                            "UPDATE inbox SET duplicates = duplicates + %s WHERE id = %s",
+                            (count, target),
+                        )
+            else:
                 out, repeats = _outcome(digests, rows, inserted, existing)
-                for target, count in repeats.items():
-                    await cursor.execute(
+                for target, count in repeats.items():  # the same body twice in this batch
+                    await connection.execute(
                         "UPDATE inbox SET duplicates = duplicates + %s WHERE id = %s",
                         (count, target),
                     )
-            await connection.commit()
         except psycopg.Error as exc:
             await self.close()
             raise OperationalError("inbox write", None, exc) from exc
@@ -206,11 +209,17 @@ _COLUMNS = (
     "waba_id",
     "phone_number_id",
 )
-_PLACEHOLDERS = ", ".join(["%s"] * len(_COLUMNS))
-_PG_INSERT = (
-    f"INSERT INTO inbox ({', '.join(_COLUMNS)}) VALUES ({_PLACEHOLDERS}) "  # noqa: S608 - constants
-    "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
-)
+_ROW_PLACEHOLDERS = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_insert(count: int) -> str:
+    """``INSERT`` of ``count`` inbox rows in one statement (cached per batch size)."""
+    values = ", ".join([_ROW_PLACEHOLDERS] * count)
+    return (
+        f"INSERT INTO inbox ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608 - constants
+        "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
+    )
 
 
 def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, int]:

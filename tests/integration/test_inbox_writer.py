@@ -1,0 +1,89 @@
+"""The receiver's PostgreSQL inbox writer: one statement per batch, dedupe, quarantine, errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from models import Database, InboxDelivery, InboxStatus
+from onboarding.webhooks import AsyncInboxWriter, Intake
+
+pytestmark = pytest.mark.integration
+
+
+def delivery(n: int) -> bytes:
+    return (
+        b'{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","time":1,'
+        b'"changes":[{"field":"smb_message_echoes","value":{"messaging_product":"whatsapp",'
+        b'"metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},'
+        b'"message_echoes":[{"from":"15550783881","to":"16505551234","id":"wamid.E'
+        + str(n).encode()
+        + b'","timestamp":"1790000000","type":"text","text":{"body":"hi"}}]}}]}]}'
+    )
+
+
+def write(db: Database, bodies: list[bytes]) -> list[Intake]:
+    async def run() -> list[Intake]:
+        writer = AsyncInboxWriter(db.url)
+        try:
+            return await writer.write(bodies)
+        finally:
+            await writer.close()
+
+    return asyncio.run(run())
+
+
+def rows(db: Database) -> list[InboxDelivery]:
+    with db.sessions() as session:
+        return list(session.scalars(select(InboxDelivery).order_by(InboxDelivery.id)))
+
+
+def test_a_batch_is_stored_once_per_distinct_body_with_its_routing_columns(db: Database) -> None:
+    """New bodies are inserted; the same bytes twice in one batch is one row counted twice."""
+    intakes = write(db, [delivery(1), delivery(2), delivery(1)])
+    stored = rows(db)
+    assert len(stored) == 2
+    assert [i.delivery_id for i in intakes] == [stored[0].id, stored[1].id, stored[0].id]
+    assert [i.duplicate for i in intakes] == [False, False, True]
+    assert {r.status for r in stored} == {InboxStatus.PENDING}
+    assert stored[0].duplicates == 1
+    assert stored[1].duplicates == 0
+    assert stored[0].phone_number_id == "106540352242922"
+    assert stored[0].waba_id == "102290129340398"
+    assert stored[0].fields == "smb_message_echoes"
+    assert bytes(stored[0].body) == delivery(1)
+
+
+def test_redelivered_bodies_are_counted_on_the_stored_row(db: Database) -> None:
+    """Meta sending the same bytes again (a later batch) adds to ``duplicates``, no new row."""
+    first = write(db, [delivery(1)])
+    again = write(db, [delivery(1), delivery(3), delivery(1)])
+    stored = rows(db)
+    assert len(stored) == 2
+    assert again[0] == Intake(first[0].delivery_id, "pending", duplicate=True)
+    assert again[2] == again[0]
+    assert not again[1].duplicate
+    assert stored[0].duplicates == 2
+
+
+def test_a_malformed_body_is_quarantined_with_its_reason(db: Database) -> None:
+    """A signed body that is not a Meta delivery is kept, quarantined, with the reason."""
+    (intake,) = write(db, [b'{"object":"page","entry":[]}'])
+    (stored,) = rows(db)
+    assert intake.status == InboxStatus.QUARANTINED
+    assert stored.status == InboxStatus.QUARANTINED
+    assert stored.last_error
+
+
+def test_an_unreachable_database_is_an_operational_error_and_nothing_is_written(
+    db: Database,
+) -> None:
+    """A connection refused surfaces as SQLAlchemy's OperationalError (the web app's 503)."""
+    writer = AsyncInboxWriter("postgresql+psycopg://postgres@127.0.0.1:9/test")
+    with pytest.raises(OperationalError):
+        asyncio.run(writer.write([delivery(1)]))
+    asyncio.run(writer.close())
+    assert rows(db) == []
