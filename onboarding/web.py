@@ -35,7 +35,7 @@ from onboarding.webhooks import AsyncInboxWriter, Intake, receive_many, signatur
 log = structlog.get_logger(__name__)
 
 #: Stored deliveries are processed in tasks of at most this many (fewer broker messages).
-DELIVERIES_PER_TASK = 16
+DELIVERIES_PER_TASK = 64
 
 
 def _bearer_ok(request: Request, expected: str) -> bool:
