@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test unit integration lint typecheck format bench clean
+.PHONY: help install demo test unit integration chaos lint typecheck format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ unit: $(STAMP) ## Only the unit tests (no services needed)
 
 integration: $(STAMP) ## Only the integration tests (real PostgreSQL, Redis, Celery worker)
 	$(BIN)/pytest -m integration
+
+chaos: $(STAMP) ## Only the chaos tests (killed workers, outages, faulty Graph API; docs/reliability.md)
+	$(BIN)/pytest -m chaos -v
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
