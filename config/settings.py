@@ -97,7 +97,10 @@ class Settings(BaseSettings):
     media_url_hosts: str = "lookaside.fbsbx.com,lookaside.facebook.com"
     #: Meta's media ids die this many days after they are sent.
     media_id_ttl_days: float = Field(default=7, gt=0)
-    media_max_attempts: int = Field(default=5, ge=1, le=20)
+    #: Download attempts (each with quick retries inside) before media is ``failed``; waits
+    #: double from 10 s to a 10-minute cap, so 10 attempts ride out about half an hour of
+    #: Meta errors, well inside the 7-day life of a media id.
+    media_max_attempts: int = Field(default=10, ge=1, le=20)
 
     # Webhook intake and ingestion.
     webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

@@ -321,17 +321,20 @@ class GraphClient:
         """
         if not retry or self.max_attempts <= 1:
             return self._send(method, path, token=token, params=params, json_body=json_body)
-        retrying = Retrying(
+        result: dict[str, Any] = self._retrying()(
+            self._send, method, path, token=token, params=params, json_body=json_body
+        )
+        return result
+
+    def _retrying(self) -> Retrying:
+        """Quick bounded retries of transient failures (not throttling: that waits longer)."""
+        return Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait_random_exponential(multiplier=0.2, max=self.max_wait),
             retry=retry_if_exception(_is_quick_retryable),
             before_sleep=_log_before_sleep,
             reraise=True,
         )
-        result: dict[str, Any] = retrying(
-            self._send, method, path, token=token, params=params, json_body=json_body
-        )
-        return result
 
     def _send(
         self,
@@ -524,8 +527,19 @@ class GraphClient:
         """``GET <media url>`` with the business token, streamed and size-limited.
 
         The token is only ever sent to the Graph host or one of ``allowed_hosts`` (Meta's
-        media CDN), never wherever a response points.
+        media CDN), never wherever a response points. A download is idempotent: transient
+        failures get the same quick bounded retries as other reads.
         """
+        if self.max_attempts <= 1:
+            return self._download(url, token, max_bytes=max_bytes, allowed_hosts=allowed_hosts)
+        content: bytes = self._retrying()(
+            self._download, url, token, max_bytes=max_bytes, allowed_hosts=allowed_hosts
+        )
+        return content
+
+    def _download(
+        self, url: str, token: str, *, max_bytes: int, allowed_hosts: frozenset[str]
+    ) -> bytes:
         target = httpx.URL(url)
         graph_host = self._http.base_url.host
         if target.host != graph_host and target.host not in allowed_hosts:

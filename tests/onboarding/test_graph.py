@@ -16,6 +16,7 @@ from onboarding.graph import (
     GraphPermissionError,
     GraphTransportError,
     MalformedResponseError,
+    MediaTooLargeError,
     PolicyError,
     RateLimitedError,
     SyncAlreadyRequestedError,
@@ -252,3 +253,46 @@ def test_errors_are_logged_with_fbtrace_id_and_no_token() -> None:
     assert event["fbtrace_id"] == "AbCdEf123"
     assert event["graph_code"] == 190
     assert "EAAGsecrettoken123" not in repr(logs)
+
+
+def test_media_download_retries_transient_failures_quickly_and_boundedly() -> None:
+    """A download is a read: a 5xx or a cut connection is retried, at most max_attempts."""
+    answers = [
+        envelope(2, "Service temporarily unavailable", status=503),
+        httpx.ReadError("connection reset"),
+        httpx.Response(200, content=b"\xff\xd8 jpeg bytes"),
+    ]
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    graph = client(handler, max_attempts=3)
+    url = "https://graph.facebook.com/v25.0/media/bytes"
+    assert graph.download(url, "EAAtoken", max_bytes=1024, allowed_hosts=frozenset()) == (
+        b"\xff\xd8 jpeg bytes"
+    )
+    assert seen == ["Bearer EAAtoken"] * 3
+
+    failing = client(lambda _: envelope(2, "unavailable", status=503), max_attempts=2)
+    with pytest.raises(TransientGraphError):
+        failing.download(url, "EAAtoken", max_bytes=1024, allowed_hosts=frozenset())
+
+
+def test_media_download_is_not_retried_when_the_failure_is_permanent() -> None:
+    """An oversized body is a permanent failure: one call, no retry."""
+    calls: list[int] = []
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, content=b"x" * 2048)
+
+    graph = client(handler, max_attempts=3)
+    url = "https://graph.facebook.com/v25.0/media/bytes"
+    with pytest.raises(MediaTooLargeError, match="over 1024"):
+        graph.download(url, "EAAtoken", max_bytes=1024, allowed_hosts=frozenset())
+    assert calls == [1]
