@@ -230,14 +230,21 @@ def _followups(
         if row is not None:
             rows.append(row)
     dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
-    if dropped:
-        rows = [r for r in rows if r["wamid"] not in dropped]
-        tally.counts["followups_of_dropped_messages"] += len(dropped)
-        tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
+    rows = [r for r in rows if r["wamid"] not in dropped]
     for page in _pages(rows, settings.ingest_page_size):
         upsert_messages(session, page)
         session.commit()
-    tally.counts["media_followups"] += len(rows)
+    # A group chunk dropped by another worker meanwhile could not remove rows not committed
+    # yet, but committed its record before removing (drop_messages): look again.
+    late = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
+    if late:
+        _remove_history_messages(session, ctx.onboarding.id, sorted(late))
+        session.commit()
+        dropped |= late
+    if dropped:
+        tally.counts["followups_of_dropped_messages"] += len(dropped)
+        tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
+    tally.counts["media_followups"] += len(rows) - len(late)
 
 
 def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -364,19 +371,30 @@ def _record_chunk(
 
 
 def drop_messages(session: Session, onboarding_id: int, wamids: list[str], reason: str) -> None:
-    """Remember messages that are not kept, and remove any that a follow-up stored first."""
-    for start in range(0, len(wamids), 500):
-        batch = sorted(set(wamids[start : start + 500]))
+    """Remember messages that are not kept, and remove any that a follow-up stored first.
+
+    The record is committed before the removal (which is left to the caller's commit): a
+    follow-up stored by another worker at the same time is either committed before the
+    removal looks, or finds the record when it looks again after its own commit.
+    """
+    batches = [sorted(set(wamids[start : start + 500])) for start in range(0, len(wamids), 500)]
+    for batch in batches:
         stmt = insert_for(session, DroppedMessage.__table__).on_conflict_do_nothing(
             index_elements=["onboarding_id", "wamid"]
         )
         session.execute(
             stmt, [{"onboarding_id": onboarding_id, "wamid": w, "reason": reason} for w in batch]
         )
+    session.commit()
+    _remove_history_messages(session, onboarding_id, [w for batch in batches for w in batch])
+
+
+def _remove_history_messages(session: Session, onboarding_id: int, wamids: list[str]) -> None:
+    for start in range(0, len(wamids), 500):
         session.execute(
             delete(Message).where(
                 Message.onboarding_id == onboarding_id,
-                Message.wamid.in_(batch),
+                Message.wamid.in_(wamids[start : start + 500]),
                 Message.source == MessageSource.HISTORY.value,
             )
         )

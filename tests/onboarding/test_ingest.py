@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models import (
     Contact,
@@ -472,6 +473,43 @@ def test_media_followups_of_group_messages_are_not_kept_in_either_order(
     post(web, media_followup(business, "wamid.G2", business.number, ts, media_id="222"))  # after
     assert messages(rt) == {}
     assert detail(rt, business)["counts"]["dropped_group"] == 2
+
+
+def test_a_group_chunk_dropped_while_its_media_followup_is_stored_leaves_no_message(
+    rt: Runtime, business: Business, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group chat's chunk processed by another worker after its media follow-up looked for
+    dropped messages, but before the follow-up committed, still leaves no message."""
+    group = "120363025246125486@g.us"
+    ts = ago(2)
+    with rt.db.session() as session:
+        group_chunk = webhooks.receive(
+            session,
+            body_of(chunk(business, 0, 1, 50, {group: [placeholder("wamid.G1", USER, ts)]})),
+        )
+    followup = media_followup(business, "wamid.G1", USER, ts, media_id="111")
+    look = history.dropped_wamids
+
+    def chunk_processed_meanwhile(
+        session: Session, onboarding_id: int, wamids: list[str]
+    ) -> set[str]:
+        found = look(session, onboarding_id, wamids)
+        monkeypatch.setattr(history, "dropped_wamids", look)  # only the first look races
+        with rt.db.session() as other:
+            ingest.process_delivery(other, group_chunk.delivery_id, settings=rt.settings)
+        return found
+
+    monkeypatch.setattr(history, "dropped_wamids", chunk_processed_meanwhile)
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        ctx = history.Context.of(onboarding, business.number, rt.settings)
+        value = followup["entry"][0]["changes"][0]["value"]
+        tally = history.ingest_history(session, ctx, value, settings=rt.settings)
+
+    assert messages(rt) == {}
+    assert tally.media_wamids == []
+    assert tally.counts["followups_of_dropped_messages"] == 1
+    assert detail(rt, business)["counts"]["dropped_group"] == 1
 
 
 def test_a_delivery_that_keeps_failing_is_quarantined_after_bounded_attempts(
