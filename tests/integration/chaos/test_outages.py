@@ -461,11 +461,6 @@ FAULTY_GRAPH = Faults(
     },
     seed=37,
 )
-FAULT_OVERRIDES = {
-    # With 30 % faults on the media node and again on the download, about 4 download attempts
-    # in 10 fail; the default 5 attempts would leave about 1 % of media failed for good.
-    "media_max_attempts": "12",
-}
 FAULTY_TIMEOUT = 60.0
 
 
@@ -487,7 +482,7 @@ def test_whole_onboarding_through_a_graph_api_failing_three_calls_in_ten(
 ) -> None:
     """30 % of Graph calls fail or lose their answer: synced, each sync accepted once, exact."""
     began = time.monotonic()
-    overrides = {**FAULT_OVERRIDES, "media_dir": str(tmp_path / "media")}
+    overrides = {"media_dir": str(tmp_path / "media")}
     with private_stack(stack_config, sandbox_server.url, tmp_path, overrides=overrides) as stack:
         dispatcher = sandbox.configure_webhooks(
             callback_url=callback(stack.web), profile=PROFILE, echoes=ECHOES, delivery=DELIVERY
