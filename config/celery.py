@@ -43,6 +43,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # On a lost broker connection, stop the tasks whose messages the broker will hand out
+        # again (acks_late) instead of finishing them alongside the redelivered copy.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "task_queues": [

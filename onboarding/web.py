@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -371,12 +372,35 @@ def _show(r: Runtime, onboarding_id: int) -> Response:
 
 
 def _health(r: Runtime) -> Response:
+    """``503`` only when the database is unreachable: without it no delivery can be accepted.
+
+    A broker outage is reported (``"status": "degraded"``) but answered ``200``: deliveries are
+    still committed and answered, and beat re-dispatches them once the broker is back.
+    """
+    broker = _broker_health(r.settings.broker_url) if not r.settings.tasks_eager else "eager"
     try:
         with r.db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError:
-        return JSONResponse({"status": "degraded", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {"status": "degraded", "database": "unreachable", "broker": broker}, status_code=503
+        )
+    status = "ok" if broker in ("ok", "eager", "unchecked") else "degraded"
+    return JSONResponse({"status": status, "database": "ok", "broker": broker})
+
+
+def _broker_health(url: str) -> str:
+    """``ok`` or ``unreachable`` for a Redis broker (half a second at most); else ``unchecked``."""
+    if not url.startswith(("redis://", "rediss://")):
+        return "unchecked"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        return "unreachable"
+    finally:
+        client.close()
+    return "ok"
 
 
 def __getattr__(name: str) -> Any:

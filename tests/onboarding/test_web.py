@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from models import AbandonedSignup, Database, Onboarding, OnboardingState, SyncState
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
-from onboarding.web import ConfigurationError, create_app
+from onboarding.web import ConfigurationError, _broker_health, create_app
 from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN, make_settings
 
 AUTH = {"Authorization": f"Bearer {SIGNUP_TOKEN}"}
@@ -228,8 +228,17 @@ def test_admin_token_is_not_the_signup_token(client: TestClient) -> None:
 
 
 def test_healthz(client: TestClient) -> None:
-    """Health answers ok while the database is reachable."""
-    assert client.get("/healthz").json() == {"status": "ok"}
+    """Health answers ok while the database is reachable (tasks run in-process here)."""
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "broker": "eager"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("redis://127.0.0.1:9/0", "unreachable"), ("memory://", "unchecked")],
+)
+def test_broker_health_reports_an_unreachable_redis(url: str, expected: str) -> None:
+    """An unreachable Redis broker is reported, not raised; other brokers are not probed."""
+    assert _broker_health(url) == expected
 
 
 def test_service_refuses_to_start_without_secrets(rt: Runtime) -> None:
