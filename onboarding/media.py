@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from config import Settings
 from config.logging import bind, register_secret
@@ -80,8 +81,28 @@ def download(
 ) -> str:
     """Download one message's media. Returns the media state it ended in.
 
-    Raises :class:`RetryLater` for a transient failure with attempts left.
+    Raises :class:`RetryLater` for a transient failure with attempts left. A message removed
+    meanwhile (a group chat's chunk dropping a follow-up stored first) ends as ``missing``.
     """
+    try:
+        return _download(
+            session, graph, settings=settings, cipher=cipher, message_id=message_id, now=now
+        )
+    except (StaleDataError, ObjectDeletedError):
+        session.rollback()
+        log.info("media_message_removed", message_id=message_id)
+        return "missing"
+
+
+def _download(
+    session: Session,
+    graph: GraphClient,
+    *,
+    settings: Settings,
+    cipher: TokenCipher,
+    message_id: int,
+    now: datetime | None,
+) -> str:
     now = now or utcnow()
     message = session.get(Message, message_id)
     if message is None:
@@ -110,7 +131,7 @@ def download(
     session.commit()
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return "busy"
-    session.refresh(message)
+    session.expire(message)  # reloaded on next access; ObjectDeletedError if it is gone
     token = cipher.decrypt(onboarding.token_ciphertext)
     register_secret(token)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import delete
 
 from config import Settings
 from models import Database, MediaState, Message, Onboarding, utcnow
@@ -197,3 +198,22 @@ def test_sha256_in_base64_is_accepted() -> None:
     assert media.sha256_matches(base64.b64encode(digest).decode(), CONTENT)
     assert media.sha256_matches(digest.hex().upper(), CONTENT)
     assert not media.sha256_matches("AAAA", CONTENT)
+
+
+@pytest.mark.parametrize("when", ["before_the_answer", "after_the_answer"])
+def test_a_message_removed_during_its_download_ends_missing(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, when: str
+) -> None:
+    """A group chat's chunk may drop a follow-up's message while its media downloads: the task
+    ends ``missing`` instead of failing on the vanished row."""
+    serve = meta_media()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if when == "before_the_answer" or not request.url.path.endswith("/24230790383178626"):
+            with db.session() as other:
+                other.execute(delete(Message).where(Message.id == message_id))
+        return serve(request)
+
+    assert run(db, settings, cipher, handler, message_id) == "missing"
+    with db.sessions() as session:
+        assert session.get(Message, message_id) is None
