@@ -107,15 +107,16 @@ PAGES_BEFORE_KILL = 2
 #: One onboarding whose deliveries overlap everywhere: 5,040 messages in 102 chunks over
 #: phases 0, 1 and 2, all of them on the same 12 threads; media of every age with follow-ups,
 #: a quarter of the deliveries repeated by Meta, all shuffled; 40 contacts with edits and
-#: removals; echoes (below), half of them repeating a history message. No group chats: the
-#: sandbox sends media follow-ups for their messages too, which Meta does not.
+#: removals; echoes (below), half of them repeating a history message; one thread in ten a
+#: group chat, whose messages are dropped (the sandbox also announces media follow-ups for
+#: them, which coexist must not keep, whichever of chunk and follow-up lands first).
 BUSY = HistoryProfile(
     seed=37,
     contacts=40,
     threads=12,
     messages_per_thread=420,
     days=200.0,
-    group_thread_share=0.0,
+    group_thread_share=0.1,
     media_share=0.2,
     chunk_size=50,
     duplicate_share=0.25,
