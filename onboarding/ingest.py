@@ -139,6 +139,10 @@ def _process(
         changes = parse_delivery(row.body)
     except PayloadError as exc:
         return _quarantine(session, row, str(exc))
+    if row.fields is None:  # the receiver stores raw bytes; routing columns are filled here
+        row.fields = ",".join(sorted({c.field for c in changes}))[:256]
+        row.waba_id = row.waba_id or changes[0].waba_id
+        row.phone_number_id = row.phone_number_id or changes[0].phone_number_id
 
     resolved: list[tuple[Change, Onboarding | None]] = []
     for change in changes:
@@ -211,7 +215,7 @@ def _quarantine(session: Session, row: InboxDelivery, reason: str) -> Outcome:
     row.status = InboxStatus.QUARANTINED.value
     row.last_error = reason
     session.commit()
-    log.warning("webhook_quarantined", reason=reason)
+    log.warning("webhook_quarantined", delivery_id=row.id, reason=reason)
     return Outcome(row.status)
 
 

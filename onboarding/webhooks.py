@@ -4,8 +4,10 @@ Meta signs each delivery with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of 
 keyed with the app secret>`` (meta-platform.md §4.6). The signature is checked on the raw bytes
 before anything is parsed; a delivery that fails it is refused and leaves no trace. A signed
 delivery is committed to the inbox (deduplicated by the sha256 of its bytes) before Meta gets
-its ``200``; a signed body that cannot be a Meta delivery is kept as ``quarantined`` with the
-reason, and still answered ``200`` since retrying cannot fix it.
+its ``200``, and nothing more: persist first, process after. Parsing is the ingest worker's
+(:mod:`onboarding.ingest`), which fills the row's routing columns and keeps a signed body that
+cannot be a Meta delivery as ``quarantined`` with the reason; it was answered ``200`` all the
+same, since retrying cannot fix it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models import InboxDelivery, InboxStatus, utcnow
-from onboarding.payloads import PayloadError, parse_delivery
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
@@ -119,12 +120,6 @@ def _outcome(
         if digest in inserted:
             status = str(rows[digest]["status"])
             out.append(Intake(inserted[digest], status, duplicate=seen[digest] > 1))
-            if seen[digest] == 1 and status == InboxStatus.QUARANTINED:
-                log.warning(
-                    "webhook_quarantined",
-                    delivery_id=inserted[digest],
-                    reason=rows[digest]["last_error"],
-                )
         else:
             out.append(Intake(existing[digest][0], existing[digest][1], duplicate=True))
     repeats: dict[int, int] = {}
@@ -233,7 +228,8 @@ def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, i
 
 
 def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
-    values: dict[str, object] = {
+    """A new inbox row: the raw bytes, ``pending`` until the ingest worker has parsed them."""
+    return {
         "sha256": digest,
         "body": body,
         "size": len(body),
@@ -246,13 +242,3 @@ def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
         "waba_id": None,
         "phone_number_id": None,
     }
-    try:
-        changes = parse_delivery(body)
-    except PayloadError as exc:
-        values["status"] = InboxStatus.QUARANTINED.value
-        values["last_error"] = str(exc)
-    else:
-        values["fields"] = ",".join(sorted({c.field for c in changes}))[:256]
-        values["waba_id"] = changes[0].waba_id
-        values["phone_number_id"] = changes[0].phone_number_id
-    return values

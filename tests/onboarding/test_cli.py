@@ -13,6 +13,7 @@ from models import Onboarding, OnboardingState, SyncType
 from models.crypto import TokenCipher
 from onboarding import runtime
 from onboarding.cli import app
+from onboarding.ingest import process_delivery
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
@@ -176,6 +177,7 @@ def test_inbox_list_and_replay(rt: Runtime, onboarding_id: int) -> None:
     """Quarantined deliveries are listed with their reason and can be replayed by status."""
     with rt.db.session() as session:
         intake = receive(session, b"{broken")
+        process_delivery(session, intake.delivery_id, settings=rt.settings)
     listed = runner.invoke(app, ["inbox", "list", "--status", "quarantined", "--json"])
     assert listed.exit_code == 0, listed.output
     [row] = json.loads(listed.stdout)
@@ -186,7 +188,7 @@ def test_inbox_list_and_replay(rt: Runtime, onboarding_id: int) -> None:
     assert "replaying 1" in replayed.output
     again = json.loads(runner.invoke(app, ["inbox", "list", "--json"]).stdout)
     assert again[0]["status"] == "quarantined"  # replayed, and still not a Meta delivery
-    assert again[0]["attempts"] == 1
+    assert again[0]["attempts"] == 2
 
 
 def test_inbox_replay_needs_exactly_one_selector(rt: Runtime) -> None:
