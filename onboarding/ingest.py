@@ -251,16 +251,21 @@ def stale_pending(
     """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.inbox_redispatch_after_seconds)
-    pending = list(
+    stale = (
+        InboxDelivery.status == InboxStatus.PENDING.value,
+        InboxDelivery.received_at < cutoff,
+        or_(InboxDelivery.dispatched_at.is_(None), InboxDelivery.dispatched_at < cutoff),
+    )
+    # Claimed by one UPDATE that re-checks the conditions: of two runs at the same moment,
+    # the second waits for the first's row locks, then finds the rows dispatched already.
+    batch = select(InboxDelivery.id).where(*stale).order_by(InboxDelivery.id).limit(5000)
+    pending = sorted(
         session.scalars(
-            select(InboxDelivery.id)
-            .where(
-                InboxDelivery.status == InboxStatus.PENDING.value,
-                InboxDelivery.received_at < cutoff,
-                or_(InboxDelivery.dispatched_at.is_(None), InboxDelivery.dispatched_at < cutoff),
-            )
-            .order_by(InboxDelivery.id)
-            .limit(5000)
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(batch.scalar_subquery()), *stale)
+            .values(dispatched_at=now)
+            .returning(InboxDelivery.id)
+            .execution_options(synchronize_session=False)
         )
     )
     waiting = session.scalars(
@@ -278,9 +283,5 @@ def stale_pending(
         elif row.received_at < orphan_before:
             row.status = InboxStatus.ORPHANED.value
             row.last_error = "no onboarding matched within Meta's redelivery horizon"
-    if pending:
-        session.execute(
-            update(InboxDelivery).where(InboxDelivery.id.in_(pending)).values(dispatched_at=now)
-        )
     session.commit()
     return pending + woken

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from benchmarks._harness import StackConfig
-from models import Database, InboxDelivery, InboxStatus
+from models import Database, InboxDelivery, InboxStatus, utcnow
+from onboarding import ingest
 from onboarding.ingest import process_delivery
 from onboarding.webhooks import AsyncInboxWriter, Intake
 
@@ -100,3 +104,37 @@ def test_an_unreachable_database_is_an_operational_error_and_nothing_is_written(
         asyncio.run(writer.write([delivery(1)]))
     asyncio.run(writer.close())
     assert rows(db) == []
+
+
+def test_two_redispatch_runs_at_once_dispatch_a_stale_row_once(db: Database) -> None:
+    """Beat's re-dispatch claims stale rows with one UPDATE that re-checks them: a run that
+    waited for another's row lock finds the row dispatched already and leaves it alone."""
+    (intake,) = write(db, [delivery(7)])
+    old = utcnow() - timedelta(hours=1)
+    with db.sessions() as session:
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id == intake.delivery_id)
+            .values(received_at=old)
+        )
+        session.commit()
+    claimed: list[list[int]] = []
+    with db.sessions() as first:
+        # The first run holds the row (as its UPDATE does) while the second one starts.
+        first.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id == intake.delivery_id)
+            .values(dispatched_at=utcnow())
+        )
+
+        def second() -> None:
+            with db.sessions() as session:
+                claimed.append(ingest.stale_pending(session, settings=SETTINGS))
+
+        runner = threading.Thread(target=second)
+        runner.start()
+        time.sleep(1.0)  # the second run is now waiting for the row lock
+        assert runner.is_alive()
+        first.commit()
+        runner.join(timeout=30)
+    assert claimed == [[]]

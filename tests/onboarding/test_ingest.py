@@ -383,6 +383,24 @@ def test_early_arrivals_wait_for_their_onboarding(
     assert "wamid.W" in messages(rt)
 
 
+def test_stale_pending_rows_are_dispatched_once_per_period(rt: Runtime, business: Business) -> None:
+    """A row whose processing message was lost is dispatched again after the threshold, once:
+    a run right after finds it dispatched already, a run a period later dispatches it again."""
+    with rt.db.session() as session:
+        intake = webhooks.receive(
+            session,
+            body_of(chunk(business, 1, 1, 10, {USER: [text("wamid.L", USER, ago(2), "lost")]})),
+        )
+    period = timedelta(seconds=rt.settings.inbox_redispatch_after_seconds + 1)
+    with rt.db.session() as session:
+        assert ingest.stale_pending(session, settings=rt.settings) == []  # too recent
+    with freeze_time(utcnow() + period), rt.db.session() as session:
+        assert ingest.stale_pending(session, settings=rt.settings) == [intake.delivery_id]
+        assert ingest.stale_pending(session, settings=rt.settings) == []
+    with freeze_time(utcnow() + 2 * period + timedelta(seconds=1)), rt.db.session() as session:
+        assert ingest.stale_pending(session, settings=rt.settings) == [intake.delivery_id]
+
+
 def test_waiting_deliveries_are_orphaned_after_seven_days(rt: Runtime, web: TestClient) -> None:
     """A delivery nobody claims for 7 days becomes orphaned."""
     stranger = Business(0, "999888777666555", "111222333444555", "15550001111")
