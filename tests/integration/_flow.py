@@ -39,6 +39,28 @@ HISTORY_DONE = frozenset({"completed", "completed_with_gaps"})
 SETTLE_TIMEOUT = 60.0
 #: How often a test that relies on beat's ingest watchdog sends it.
 WATCHDOG_EVERY = 2.0
+#: The generated business most flows onboard. A few hundred messages: 14 chunks over phases
+#: 0, 1 and 2 (some beyond 180 days), a quarter media of every age, a quarter of the deliveries
+#: sent twice, all shuffled; 24 contacts of which 3 are edited and 3 removed, some changes ahead
+#: of the initial sync. No group threads (the chaos tests with two workers have them).
+PROFILE = HistoryProfile(
+    seed=5,
+    contacts=24,
+    threads=12,
+    messages_per_thread=25,
+    days=200.0,
+    group_thread_share=0.0,
+    media_share=0.25,
+    chunk_size=25,
+    duplicate_share=0.25,
+    shuffle=True,
+    contact_edit_share=0.125,
+    contact_remove_share=0.125,
+)
+#: App echoes sent after the history; half repeat a business-sent history message.
+ECHOES = 4
+#: Deliveries the sandbox sends itself are retried quickly when refused.
+DELIVERY = DeliveryOptions(max_attempts=6, retry_delay=0.1, max_retry_delay=1.0)
 
 
 # -- the oracle ----------------------------------------------------------------------------

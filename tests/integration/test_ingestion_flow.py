@@ -43,12 +43,14 @@ from onboarding.sandbox import (
     DeliveryOptions,
     Faults,
     HistoryGenerator,
-    HistoryProfile,
     ReceivedWebhook,
     Sandbox,
     SignupResult,
 )
 from tests.integration._flow import (
+    DELIVERY,
+    ECHOES,
+    PROFILE,
     SETTLE_TIMEOUT,
     callback,
     contacts_accepted_at,
@@ -63,29 +65,6 @@ from tests.integration._flow import (
 
 pytestmark = pytest.mark.integration
 
-#: A few hundred messages: 14 chunks over phases 0, 1 and 2 (some beyond 180 days), a quarter
-#: media of every age, a quarter of the deliveries sent twice, all shuffled; 24 contacts of which
-#: 3 are edited and 3 removed, some changes ahead of the initial sync. No group threads: the
-#: sandbox sends media follow-ups for group messages too, which Meta does not (groups are not
-#: synced), and coexist stores those as 1:1 messages.
-PROFILE = HistoryProfile(
-    seed=5,
-    contacts=24,
-    threads=12,
-    messages_per_thread=25,
-    days=200.0,
-    group_thread_share=0.0,
-    media_share=0.25,
-    chunk_size=25,
-    duplicate_share=0.25,
-    shuffle=True,
-    contact_edit_share=0.125,
-    contact_remove_share=0.125,
-)
-#: App echoes sent after the history; half repeat a business-sent history message.
-ECHOES = 4
-#: Deliveries retried quickly, so a refused one does not slow the test down.
-DELIVERY = DeliveryOptions(max_attempts=6, retry_delay=0.1, max_retry_delay=1.0)
 #: How long Meta (the sandbox) takes to exchange a signup code when a test needs coexist to
 #: still be exchanging it after every early delivery was ingested.
 SLOW_EXCHANGE_MS = 3000

@@ -36,16 +36,17 @@ from benchmarks._harness import (
 )
 from models import Database, InboxDelivery, InboxStatus, MediaState, Message
 from onboarding.sandbox import (
-    DeliveryOptions,
     FaultRule,
     Faults,
-    HistoryProfile,
     ReceivedWebhook,
     Sandbox,
     SandboxServer,
 )
 from tests.integration._flow import (
+    DELIVERY,
+    ECHOES,
     HISTORY_DONE,
+    PROFILE,
     callback,
     collect_deliveries,
     finished_signup,
@@ -61,26 +62,9 @@ from tests.integration.chaos._stack import BROKER_DB, private_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-#: The generated business: 14 history chunks over phases 0/1/2 (some beyond 180 days), a
-#: quarter media of every age (17 within 14 days, downloaded), a quarter of the deliveries sent
-#: twice, all shuffled; 24 contacts, 3 edited and 3 removed; 37 deliveries, 29 distinct.
-PROFILE = HistoryProfile(
-    seed=5,
-    contacts=24,
-    threads=12,
-    messages_per_thread=25,
-    days=200.0,
-    group_thread_share=0.0,
-    media_share=0.25,
-    chunk_size=25,
-    duplicate_share=0.25,
-    shuffle=True,
-    contact_edit_share=0.125,
-    contact_remove_share=0.125,
-)
-ECHOES = 4
-#: Deliveries the sandbox sends itself are retried quickly when refused.
-DELIVERY = DeliveryOptions(max_attempts=6, retry_delay=0.1, max_retry_delay=1.0)
+#: The business of :data:`tests.integration._flow.PROFILE` sends 37 deliveries, 29 distinct,
+#: with 17 media within 14 days to download.
+
 #: How often a test plays beat (which sends these every 1 and 5 minutes).
 BEAT_EVERY = 2.0
 RECOVERY_TIMEOUT = 60.0
