@@ -530,8 +530,6 @@ class GraphClient:
         media CDN), never wherever a response points. A download is idempotent: transient
         failures get the same quick bounded retries as other reads.
         """
-        if self.max_attempts <= 1:
-            return self._download(url, token, max_bytes=max_bytes, allowed_hosts=allowed_hosts)
         content: bytes = self._retrying()(
             self._download, url, token, max_bytes=max_bytes, allowed_hosts=allowed_hosts
         )

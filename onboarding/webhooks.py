@@ -159,26 +159,20 @@ class AsyncInboxWriter:
             inserted: dict[str, int] = {sha: id_ for id_, sha in await cursor.fetchall()}
             existing: dict[str, tuple[int, str]] = {}
             missing = [d for d in rows if d not in inserted]
-            if missing:  # Meta redelivering: count it on the stored row
+            if missing:  # Meta redelivering bytes stored before
+                cursor = await connection.execute(
+                    "SELECT id, sha256, status FROM inbox WHERE sha256 = ANY(%s)", (missing,)
+                )
+                for id_, sha, status in await cursor.fetchall():
+                    existing[sha] = (id_, status)
+            out, repeats = _outcome(digests, rows, inserted, existing)
+            if repeats:  # counted on the stored rows
                 async with connection.transaction():
-                    cursor = await connection.execute(
-                        "SELECT id, sha256, status FROM inbox WHERE sha256 = ANY(%s)", (missing,)
-                    )
-                    for id_, sha, status in await cursor.fetchall():
-                        existing[sha] = (id_, status)
-                    out, repeats = _outcome(digests, rows, inserted, existing)
                     for target, count in repeats.items():
                         await connection.execute(
                             "UPDATE inbox SET duplicates = duplicates + %s WHERE id = %s",
                             (count, target),
                         )
-            else:
-                out, repeats = _outcome(digests, rows, inserted, existing)
-                for target, count in repeats.items():  # the same body twice in this batch
-                    await connection.execute(
-                        "UPDATE inbox SET duplicates = duplicates + %s WHERE id = %s",
-                        (count, target),
-                    )
         except psycopg.Error as exc:
             await self.close()
             raise OperationalError("inbox write", None, exc) from exc
