@@ -601,6 +601,49 @@ def test_worker_killed_mid_chunk_is_redispatched_and_stores_the_chunk_once(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class TwoWorkerRun:
+    detail: dict[str, Any]
+    rows: list[InboxDelivery]
+    shares: list[int]
+    post_s: float
+    settle_s: float
+
+
+def ingest_with_two_workers(
+    api: CoexistApi,
+    sandbox: Sandbox,
+    db: Database,
+    web: WebServer,
+    ingest_workers: IngestWorkers,
+    onboarding_id: int,
+    deliveries: Sequence[ReceivedWebhook],
+    posted: Sequence[ReceivedWebhook],
+    check: Callable[[list[InboxDelivery]], None] = lambda rows: None,
+) -> TwoWorkerRun:
+    """Post ``posted`` from several clients at once while two workers process them; every
+    message stored once, one processed row per distinct delivery, both workers busy and
+    neither logging an error. ``check`` adds assertions on the rows, under the diagnostics."""
+    workers = ingest_workers.start_many(("one", "two"), concurrency=CONCURRENCY)
+    with ingest_workers.diagnosed():
+        started = time.monotonic()
+        post_concurrently(web, posted, POSTERS)
+        posted_at = time.monotonic()
+        detail = settled(api, db, onboarding_id, timeout=SETTLE_TIMEOUT)
+        done = time.monotonic()
+
+        assert_everything_once(db, sandbox, detail, BUSY, echoes=BUSY_ECHOES)
+        rows = inbox_rows(db)
+        assert len(rows) == len(distinct(deliveries))
+        assert {(r.status, r.last_error) for r in rows} == {(InboxStatus.PROCESSED.value, None)}
+        check(rows)
+        shares = [processed_by(worker) for worker in workers]
+        assert all(shares), f"deliveries processed per worker: {shares}"
+        for worker in workers:
+            assert log_problems(worker) == [], worker.name
+    return TwoWorkerRun(detail, rows, shares, posted_at - started, done - started)
+
+
 def test_two_workers_on_one_onboarding_at_once_store_everything_once(
     api: CoexistApi,
     sandbox: Sandbox,
@@ -611,32 +654,18 @@ def test_two_workers_on_one_onboarding_at_once_store_everything_once(
     """Two prefork workers processing all of one onboarding's deliveries at once (chunks on the
     same threads, media, contacts, echoes) store every message once, without an error."""
     onboarding_id, deliveries = collect_deliveries(sandbox, api, BUSY, echoes=BUSY_ECHOES)
-    workers = ingest_workers.start_many(("one", "two"), concurrency=CONCURRENCY)
-    with ingest_workers.diagnosed():
-        started = time.monotonic()
-        post_concurrently(web, deliveries, POSTERS)
-        posted = time.monotonic()
-        detail = settled(api, db, onboarding_id, timeout=SETTLE_TIMEOUT)
-        done = time.monotonic()
-
-        assert_everything_once(db, sandbox, detail, BUSY, echoes=BUSY_ECHOES)
-        rows = inbox_rows(db)
-        assert len(rows) == len(distinct(deliveries))
-        assert {(r.status, r.last_error) for r in rows} == {(InboxStatus.PROCESSED.value, None)}
-        shares = [processed_by(worker) for worker in workers]
-        assert all(shares), f"deliveries processed per worker: {shares}"
-        for worker in workers:
-            assert log_problems(worker) == [], worker.name
-
+    run = ingest_with_two_workers(
+        api, sandbox, db, web, ingest_workers, onboarding_id, deliveries, deliveries
+    )
     report(
         deliveries=dict(Counter(d.field for d in deliveries)),
-        distinct_deliveries=len(rows),
-        messages=detail["counts"]["messages"],
-        history_chunks=detail["counts"]["history_chunks"],
-        processed_per_worker=shares,
-        attempts=dict(Counter(r.attempts for r in rows)),
-        post_s=posted - started,
-        settle_s=done - started,
+        distinct_deliveries=len(run.rows),
+        messages=run.detail["counts"]["messages"],
+        history_chunks=run.detail["counts"]["history_chunks"],
+        processed_per_worker=run.shares,
+        attempts=dict(Counter(r.attempts for r in run.rows)),
+        post_s=run.post_s,
+        settle_s=run.settle_s,
     )
 
 
@@ -652,30 +681,19 @@ def test_every_delivery_three_times_shuffled_from_many_clients_with_two_workers(
     onboarding_id, deliveries = collect_deliveries(sandbox, api, BUSY, echoes=BUSY_ECHOES)
     resent = deliveries * 3
     random.Random(41).shuffle(resent)
-    workers = ingest_workers.start_many(("one", "two"), concurrency=CONCURRENCY)
-    with ingest_workers.diagnosed():
-        started = time.monotonic()
-        post_concurrently(web, resent, POSTERS)
-        posted = time.monotonic()
-        detail = settled(api, db, onboarding_id, timeout=SETTLE_TIMEOUT)
-        done = time.monotonic()
 
-        assert_everything_once(db, sandbox, detail, BUSY, echoes=BUSY_ECHOES)
-        rows = inbox_rows(db)
-        assert len(rows) == len(distinct(deliveries))
-        assert {(r.status, r.last_error) for r in rows} == {(InboxStatus.PROCESSED.value, None)}
+    def duplicates_add_up(rows: list[InboxDelivery]) -> None:
         assert sum(r.duplicates for r in rows) == len(resent) - len(rows)
-        shares = [processed_by(worker) for worker in workers]
-        assert all(shares), f"deliveries processed per worker: {shares}"
-        for worker in workers:
-            assert log_problems(worker) == [], worker.name
 
+    run = ingest_with_two_workers(
+        api, sandbox, db, web, ingest_workers, onboarding_id, deliveries, resent, duplicates_add_up
+    )
     report(
         deliveries_posted=len(resent),
-        distinct_deliveries=len(rows),
-        messages=detail["counts"]["messages"],
-        processed_per_worker=shares,
-        attempts=dict(Counter(r.attempts for r in rows)),
-        post_s=posted - started,
-        settle_s=done - started,
+        distinct_deliveries=len(run.rows),
+        messages=run.detail["counts"]["messages"],
+        processed_per_worker=run.shares,
+        attempts=dict(Counter(r.attempts for r in run.rows)),
+        post_s=run.post_s,
+        settle_s=run.settle_s,
     )
