@@ -535,21 +535,43 @@ class GraphClient:
         )
         return content
 
-    def _download(
-        self, url: str, token: str, *, max_bytes: int, allowed_hosts: frozenset[str]
-    ) -> bytes:
-        target = httpx.URL(url)
-        graph_host = self._http.base_url.host
-        if target.host != graph_host and target.host not in allowed_hosts:
+    def _media_target(self, url: str, allowed_hosts: frozenset[str]) -> httpx.URL:
+        """The media URL, if the business token may be sent there; else a permanent error.
+
+        Allowed: ``https`` on the default port of the Graph host or an ``allowed_hosts`` host;
+        and the Graph URL the operator configured, with its own scheme and port (the sandbox
+        serves media over plain HTTP on a loopback port). Anything else, and a URL that does
+        not parse (control characters, a bad port), never gets the token.
+        """
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise MalformedResponseError(
+                f"media url is not a valid URL: {exc}", endpoint="media_download"
+            ) from None
+        graph = self._http.base_url
+        if (target.scheme, target.host, target.port) == (graph.scheme, graph.host, graph.port):
+            return target
+        if target.host != graph.host and target.host not in allowed_hosts:
             raise MalformedResponseError(
                 f"media url points at {target.host!r}, not an allowed media host",
                 endpoint="media_download",
             )
-        if target.scheme != "https" and target.host != graph_host:
-            raise MalformedResponseError("media url is not https", endpoint="media_download")
+        if target.scheme != "https" or target.port is not None:
+            raise MalformedResponseError(
+                f"media url must be https on the default port, not {target.scheme}"
+                f"{f' port {target.port}' if target.port is not None else ''}",
+                endpoint="media_download",
+            )
+        return target
+
+    def _download(
+        self, url: str, token: str, *, max_bytes: int, allowed_hosts: frozenset[str]
+    ) -> bytes:
+        target = self._media_target(url, allowed_hosts)
         headers = {"Authorization": f"Bearer {token}"}
         try:
-            with self._http.stream("GET", url, headers=headers) as response:
+            with self._http.stream("GET", target, headers=headers) as response:
                 if not response.is_success:
                     response.read()
                     self._parse(response, "media_download")
@@ -569,6 +591,10 @@ class GraphClient:
                 f"could not reach media host: {type(exc).__name__}",
                 maybe_applied=False,
                 endpoint="media_download",
+            ) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise MalformedResponseError(
+                f"media url cannot be fetched: {exc}", endpoint="media_download"
             ) from None
         except httpx.TransportError as exc:
             raise GraphTransportError(

@@ -122,6 +122,16 @@ def _download(
             MediaState.EXPIRED,
             "media id older than 7 days: Meta no longer serves it",
         )
+    if message.media_attempts >= settings.media_max_attempts:
+        # Whatever ended the earlier attempts (even a failure nothing classified), the
+        # budget holds: no attempt past it.
+        return _settle(
+            session,
+            message,
+            MediaState.FAILED,
+            f"gave up after {message.media_attempts} attempts: "
+            f"{message.media_error or 'the last attempt ended without an answer'}",
+        )
     claimed = session.execute(
         update(Message)
         .where(Message.id == message.id, Message.media_attempts == message.media_attempts)

@@ -296,3 +296,25 @@ def test_media_download_is_not_retried_when_the_failure_is_permanent() -> None:
     with pytest.raises(MediaTooLargeError, match="over 1024"):
         graph.download(url, "EAAtoken", max_bytes=1024, allowed_hosts=frozenset())
     assert calls == [1]
+
+
+def test_media_from_the_configured_graph_url_keeps_its_scheme_and_port() -> None:
+    """The operator's Graph URL (the sandbox: plain HTTP, a loopback port) serves media as given."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, content=b"bytes")
+
+    graph = GraphClient(
+        app_id="1",
+        app_secret="app-secret-value",
+        base_url="http://127.0.0.1:8081",
+        transport=httpx.MockTransport(handler),
+    )
+    url = "http://127.0.0.1:8081/_sandbox/media/1"
+    assert graph.download(url, "EAAtoken", max_bytes=64, allowed_hosts=frozenset()) == b"bytes"
+    for other in ("http://127.0.0.1:8082/_sandbox/media/1", "http://127.0.0.1/_sandbox/media/1"):
+        with pytest.raises(MalformedResponseError):
+            graph.download(other, "EAAtoken", max_bytes=64, allowed_hosts=frozenset())
+    assert seen == [url]

@@ -217,3 +217,66 @@ def test_a_message_removed_during_its_download_ends_missing(
     assert run(db, settings, cipher, handler, message_id) == "missing"
     with db.sessions() as session:
         assert session.get(Message, message_id) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1", "https"),
+        ("https://lookaside.fbsbx.com:8443/whatsapp_business/attachments/?mid=1", "port 8443"),
+        ("http://graph.facebook.com:8080/v25.0/media", "https"),
+        ("https://graph.facebook.com:444/v25.0/media", "port 444"),
+    ],
+)
+def test_media_url_off_https_or_its_default_port_never_gets_the_token(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, url: str, reason: str
+) -> None:
+    """An allowed host over plain HTTP or on another port is refused before any byte is sent."""
+    sent: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "authorization" in request.headers and request.url.path != "/v25.0/24230790383178626":
+            sent.append(request.url)
+        return meta_media(url)(request)
+
+    assert run(db, settings, cipher, handler, message_id) == MediaState.FAILED
+    assert reason in (load(db, message_id).media_error or "")
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://lookaside.fbsbx.com/whatsapp_business/\x01attachments/?mid=1",
+        "https://lookaside.fbsbx.com:99999/attachments",
+        "https://lookaside.fbsbx.com/\n/attachments",
+    ],
+)
+def test_media_url_that_does_not_parse_fails_at_once_with_its_reason(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, url: str
+) -> None:
+    """A media URL with a control character or a bad port ends failed after one attempt."""
+    assert run(db, settings, cipher, meta_media(url), message_id) == MediaState.FAILED
+    message = load(db, message_id)
+    assert message.media_attempts == 1
+    assert "media url" in (message.media_error or "")
+
+
+def test_no_attempt_is_made_past_the_budget_whatever_ended_the_earlier_ones(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int
+) -> None:
+    """Media whose attempts are used up (by failures nothing classified) ends failed, unfetched."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return meta_media()(request)
+
+    with db.session() as session:
+        row = session.get_one(Message, message_id)
+        row.media_attempts = settings.media_max_attempts
+    assert run(db, settings, cipher, handler, message_id) == MediaState.FAILED
+    message = load(db, message_id)
+    assert message.media_attempts == settings.media_max_attempts
+    assert f"gave up after {settings.media_max_attempts} attempts" in (message.media_error or "")
+    assert calls == []
