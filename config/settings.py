@@ -104,6 +104,8 @@ class Settings(BaseSettings):
 
     # Webhook intake and ingestion.
     webhook_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: A request body (signup or webhook) not received in full within this is answered 408.
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     #: Messages written per transaction when a history chunk is ingested.
     ingest_page_size: int = Field(default=1000, ge=10, le=50_000)
     #: A pending inbox row older than this is dispatched again by beat (broker outage).

@@ -123,6 +123,45 @@ class SignupBody(BaseModel):
         return value
 
 
+def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first string in a parsed body that the database cannot store, as (field, reason).
+
+    PostgreSQL text and JSON hold neither NUL (``\\u0000``) nor a lone UTF-16 surrogate (a
+    ``\\ud800`` escape without its pair, which has no UTF-8 encoding). The whole session is kept
+    as JSON, its unknown keys included, so every key and string is checked, not only the fields
+    coexist reads. A signup is the browser's word for what happened; it is refused (``422``
+    naming the field) rather than stored altered.
+    """
+    if isinstance(value, str):
+        problem = _string_problem(value)
+        return (path or "body", problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            problem = _string_problem(str(key))
+            if problem:
+                return where, f"key {problem}"
+            found = unstorable(item, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = unstorable(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate"
+    return None
+
+
 @dataclass(frozen=True)
 class SignupOutcome:
     """What ``POST /signup`` answers."""

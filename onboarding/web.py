@@ -29,7 +29,7 @@ from models import Onboarding
 from onboarding import runtime as runtime_module
 from onboarding.followups import FollowUpError, acknowledge
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.signup import SignupBody, accept_signup
+from onboarding.signup import SignupBody, accept_signup, unstorable
 from onboarding.views import follow_up_json, onboarding_detail
 from onboarding.webhooks import AsyncInboxWriter, Intake, receive_many, signature_valid
 
@@ -65,24 +65,62 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+#: Row ids are 64-bit integers; a path id outside this range names no row.
+MAX_ROW_ID = 2**63 - 1
+
+
+def _not_found() -> JSONResponse:
+    return JSONResponse({"error": "not_found"}, status_code=404)
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (Python's parser accepts them; the database not)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
     return JSONResponse({"error": "invalid_body", "errors": errors}, status_code=422)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None if it exceeds ``limit`` bytes (checked while reading)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        if int(declared) > limit:
-            return None
-        return await request.body()  # the server stops at Content-Length
+class BodyRefusedError(Exception):
+    """A request body refused before it was read in full; the connection is closed after."""
+
+    def __init__(self, status: int, error: str, **facts: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, **facts}
+
+
+async def _read_limited(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, counted as it streams in: at most ``limit`` bytes within ``timeout`` seconds.
+
+    The headers are not trusted to say how long the body is. A request carrying both
+    ``Content-Length`` and ``Transfer-Encoding`` is refused (``400``): the two can frame
+    different bodies (request smuggling; RFC 9112 §6.3), and the server frames by the
+    chunked encoding whatever ``Content-Length`` claims. A declared length over the limit is
+    refused at once, and any body is cut off the moment its bytes pass the limit (``413``),
+    so nothing larger is ever buffered. A client that has not sent the whole body within
+    ``timeout`` gets ``408`` (slow clients cannot hold a connection open indefinitely).
+    """
+    headers = request.headers
+    declared = headers.get("content-length")
+    if declared is not None and "transfer-encoding" in headers:
+        raise BodyRefusedError(
+            400, "ambiguous_framing", message="Content-Length and Transfer-Encoding together"
+        )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyRefusedError(413, "too_large", limit_bytes=limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyRefusedError(413, "too_large", limit_bytes=limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyRefusedError(408, "body_timeout", timeout_seconds=timeout) from None
     return b"".join(chunks)
 
 
@@ -116,26 +154,31 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             status_code=503,
         )
 
+    @app.exception_handler(BodyRefusedError)
+    async def _refused(_: Request, exc: BodyRefusedError) -> JSONResponse:
+        log.warning("request_body_refused", status=exc.status, error=exc.body["error"])
+        return JSONResponse(exc.body, status_code=exc.status, headers={"Connection": "close"})
+
     @app.post("/signup", status_code=202)
     async def signup(request: Request) -> Response:
         """Embedded Signup finished (or was abandoned) in the browser."""
         r = get_rt()
         if not _bearer_ok(request, r.settings.signup_token.get_secret_value()):
             return _unauthorized()
-        raw = await _read_limited(request, r.settings.signup_max_body_bytes)
-        if raw is None:
-            return JSONResponse(
-                {"error": "too_large", "limit_bytes": r.settings.signup_max_body_bytes},
-                status_code=413,
-            )
+        raw = await _read_limited(
+            request, r.settings.signup_max_body_bytes, r.settings.request_body_timeout_seconds
+        )
         try:
-            payload: Any = json.loads(raw)
+            payload: Any = json.loads(raw, parse_constant=_no_constant)
         except RecursionError:
             return _invalid([{"field": "body", "message": "nested too deeply"}])
         except (ValueError, UnicodeDecodeError) as exc:
             return _invalid([{"field": "body", "message": f"not JSON: {exc}"}])
         if not isinstance(payload, dict):
             return _invalid([{"field": "body", "message": "expected a JSON object"}])
+        problem = unstorable(payload)
+        if problem is not None:
+            return _invalid([{"field": problem[0], "message": problem[1]}])
         try:
             body = SignupBody.model_validate(payload)
         except ValidationError as exc:
@@ -168,12 +211,9 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     async def receive_webhook(request: Request) -> Response:
         """A signed delivery: verified, committed raw, then processed on the ingest queue."""
         r = get_rt()
-        raw = await _read_limited(request, r.settings.webhook_max_body_bytes)
-        if raw is None:
-            return JSONResponse(
-                {"error": "too_large", "limit_bytes": r.settings.webhook_max_body_bytes},
-                status_code=413,
-            )
+        raw = await _read_limited(
+            request, r.settings.webhook_max_body_bytes, r.settings.request_body_timeout_seconds
+        )
         secret = r.settings.meta_app_secret.get_secret_value()
         if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
             log.warning("webhook_signature_invalid", size=len(raw))
@@ -187,6 +227,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         r = get_rt()
         if not _bearer_ok(request, r.settings.admin_token.get_secret_value()):
             return _unauthorized()
+        if not 0 < onboarding_id <= MAX_ROW_ID:
+            return _not_found()
         return await _run_in_thread(_show, r, onboarding_id)
 
     @app.post("/follow-ups/{follow_up_id}/ack")
@@ -195,6 +237,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         r = get_rt()
         if not _bearer_ok(request, r.settings.admin_token.get_secret_value()):
             return _unauthorized()
+        if not 0 < follow_up_id <= MAX_ROW_ID:
+            return _not_found()
         return await _run_in_thread(_ack, r, follow_up_id)
 
     @app.get("/healthz")
@@ -367,7 +411,7 @@ def _show(r: Runtime, onboarding_id: int) -> Response:
     with r.db.sessions() as session:
         onboarding = session.get(Onboarding, onboarding_id)
         if onboarding is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
+            return _not_found()
         return JSONResponse(onboarding_detail(session, onboarding))
 
 

@@ -197,3 +197,76 @@ def test_oversized_streamed_signup_is_413(web: TestClient, rt: Runtime) -> None:
     response = web.post("/signup", content=chunks(), headers=AUTH)
     assert response.status_code == 413
     nothing_written(rt)
+
+
+def test_signup_with_both_content_length_and_chunked_is_400(web: TestClient, rt: Runtime) -> None:
+    """Content-Length beside Transfer-Encoding (a smuggling shape) is refused, nothing read."""
+
+    def chunks() -> Any:
+        yield json.dumps(good()).encode()
+
+    headers = {**AUTH, "Content-Length": "5", "Transfer-Encoding": "chunked"}
+    response = web.post("/signup", content=chunks(), headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "ambiguous_framing"
+    assert response.headers["connection"] == "close"
+    nothing_written(rt)
+
+
+UNSTORABLE = [
+    pytest.param(with_data(waba_id="1022901\u00002"), "session.data.waba_id", id="nul-waba-id"),
+    pytest.param(
+        with_data(phone_number_id="\u0000"), "session.data.phone_number_id", id="nul-phone-id"
+    ),
+    pytest.param(good(code="AQB\u0000x"), "code", id="nul-code"),
+    pytest.param(
+        {**good(), "session": {**SESSION, "version": "3\u0000"}}, "session.version", id="nul-ver"
+    ),
+    pytest.param(
+        {**good(), "session": {**SESSION, "event": "CANCEL", "data": {"current_step": "A\u0000"}}},
+        "session.data.current_step",
+        id="nul-cancel-step",
+    ),
+    pytest.param(
+        {
+            **good(),
+            "session": {**SESSION, "event": "CANCEL", "data": {"error_message": "x\u0000y"}},
+        },
+        "session.data.error_message",
+        id="nul-cancel-message",
+    ),
+    pytest.param(
+        {**good(), "session": {**SESSION, "event": "CANCEL", "data": {"session_id": "\u0000"}}},
+        "session.data.session_id",
+        id="nul-cancel-session-id",
+    ),
+    pytest.param(with_data(extra="\ud800"), "session.data.extra", id="surrogate-extra-data"),
+    pytest.param(with_data(notes=["ok", "\udfff"]), "session.data.notes.1", id="surrogate-list"),
+    pytest.param(with_data(**{"k\u0000": 1}), "session.data.k\u0000", id="nul-in-a-key"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), UNSTORABLE)
+def test_unstorable_strings_are_422_naming_the_field(
+    web: TestClient, rt: Runtime, body: dict[str, Any], field: str
+) -> None:
+    """NUL or a lone surrogate anywhere in the body is 422 naming the field, nothing recorded."""
+    raw = json.dumps(body).encode()  # \u0000 and lone surrogates travel as JSON escapes
+    response = web.post("/signup", content=raw, headers=AUTH)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["field"] == field
+    assert "NUL" in error["message"] or "surrogate" in error["message"]
+    nothing_written(rt)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_numbers_in_the_session_are_422(
+    web: TestClient, rt: Runtime, constant: str
+) -> None:
+    """NaN and Infinity are not JSON: 422 on the body, nothing recorded."""
+    raw = json.dumps(with_data(extra=0)).replace('"extra": 0', f'"extra": {constant}').encode()
+    response = web.post("/signup", content=raw, headers=AUTH)
+    assert response.status_code == 422
+    assert constant in response.json()["errors"][0]["message"]
+    nothing_written(rt)
