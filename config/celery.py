@@ -21,6 +21,8 @@ URGENT_QUEUES = ("signup", "sync")
 MAX_COUNTDOWN = 900
 
 SWEEP_INTERVAL = 60.0
+#: How often beat re-enqueues exchanges of received signups (the code lives 30 s).
+RESUME_INTERVAL = 5.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -61,6 +63,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.send.*": {"queue": "send"},
         },
         "beat_schedule": {
+            "resume-signups": {
+                "task": "coexist.signup.resume",
+                "schedule": RESUME_INTERVAL,
+                "options": {"expires": RESUME_INTERVAL},
+            },
             "sweep-sync-deadlines": {
                 "task": "coexist.sync.sweep",
                 "schedule": SWEEP_INTERVAL,

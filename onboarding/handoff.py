@@ -12,9 +12,10 @@ Two steps, each idempotent and guarded by the onboarding's state and step lease:
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -38,6 +39,10 @@ log = structlog.get_logger(__name__)
 S = OnboardingState
 NUMBER_FIELDS = "id,display_phone_number,verified_name,is_on_biz_app,platform_type,status"
 EXCHANGE_LEASE_SECONDS = 25.0
+#: A received signup whose exchange has not started this long after signup is enqueued again:
+#: its first message may have been lost with the broker, or never sent (broker unreachable,
+#: web process killed between commit and enqueue). Normally an exchange starts well within it.
+RESUME_AFTER_SECONDS = 5.0
 
 
 def exchange_code(
@@ -102,6 +107,33 @@ def exchange_code(
     session.commit()
     log.info("token_exchanged", seconds_after_signup=_seconds_since(onboarding, utcnow()))
     return Next.CONNECT
+
+
+def unexchanged(session: Session, *, settings: Settings, now: datetime | None = None) -> list[int]:
+    """Received signups whose code still lives but whose exchange has not started.
+
+    Beat asks every few seconds (``coexist.signup.resume``), so a signup answered ``202``
+    gets its exchange attempted within the code's 30 s even when its task message was lost
+    or never sent. Enqueueing one again is harmless: the exchange takes the onboarding's step
+    lease and checks its state, so one of the copies calls Meta and the others do nothing.
+    Excluded: signups younger than :data:`RESUME_AFTER_SECONDS` (their first message is
+    still on its way) and those whose lease shows an exchange under way.
+    """
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Onboarding.id)
+            .where(
+                Onboarding.state == S.RECEIVED.value,
+                Onboarding.signup_completed_at > now - settings.code_ttl,
+                Onboarding.signup_completed_at <= now - timedelta(seconds=RESUME_AFTER_SECONDS),
+                Onboarding.code_ciphertext.is_not(None),
+                or_(Onboarding.lease_until.is_(None), Onboarding.lease_until < now),
+            )
+            .order_by(Onboarding.signup_completed_at)
+            .limit(1000)
+        )
+    )
 
 
 def _expire(session: Session, onboarding: Onboarding, cause: str) -> None:

@@ -21,6 +21,16 @@ def exchange_code(onboarding_id: int) -> None:
         enqueue_after_commit(None, connect, onboarding_id)
 
 
+@coexist_task("coexist.signup.resume", soft_time_limit=4, time_limit=5, max_retries=0)
+def resume_exchanges() -> None:
+    """Every few seconds: enqueue again the exchanges of signups whose message went missing."""
+    rt = current()
+    with rt.db.session() as session:
+        ids = handoff.unexchanged(session, settings=rt.settings)
+    for onboarding_id in ids:
+        enqueue_after_commit(None, exchange_code, onboarding_id)
+
+
 @coexist_task("coexist.sync.connect", soft_time_limit=60, time_limit=75, max_retries=30)
 def connect(onboarding_id: int) -> None:
     """Resolve the number, check eligibility, subscribe the app; then request the syncs."""

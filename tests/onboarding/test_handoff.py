@@ -9,11 +9,13 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from config import Settings
+from config.celery import celery_config
 from models import Alert, Database, Onboarding, OnboardingState
 from models.crypto import TokenCipher
 from onboarding import handoff
 from onboarding.graph import GraphClient
 from onboarding.outcomes import Next, RetryLater
+from onboarding.runtime import Runtime
 from onboarding.sandbox import Faults, NumberSpec, Sandbox
 from onboarding.signup import SignupBody, accept_signup
 from tests.conftest import APP_ID, APP_SECRET, make_settings
@@ -218,3 +220,60 @@ def test_dead_token_fails_connect_for_an_operator(
         assert row.state == S.FAILED
         assert row.failed_step == "connect"
         assert "190" in (row.last_error or "")
+
+
+def test_signups_whose_exchange_never_started_are_resumed_while_their_code_lives(
+    db: Database, sandbox: Sandbox, settings: Settings, cipher: TokenCipher
+) -> None:
+    """A received signup is due again after 5 s without an exchange, and no longer once it died."""
+    with freeze_time("2026-11-26 10:00:00") as clock:
+        with db.session() as session:
+            lost = signup(session, sandbox, settings, cipher).id
+        with db.session() as session:
+            assert handoff.unexchanged(session, settings=settings) == []  # still on its way
+        clock.tick(timedelta(seconds=handoff.RESUME_AFTER_SECONDS))
+        with db.session() as session:
+            assert handoff.unexchanged(session, settings=settings) == [lost]
+        clock.tick(timedelta(seconds=settings.code_ttl_seconds))
+        with db.session() as session:
+            assert handoff.unexchanged(session, settings=settings) == []  # the sweeper expires it
+
+
+def test_a_signup_being_exchanged_or_exchanged_is_not_resumed(
+    db: Database, sandbox: Sandbox, graph: GraphClient, settings: Settings, cipher: TokenCipher
+) -> None:
+    """Neither an exchange holding its lease nor a finished one is enqueued again."""
+    with freeze_time("2026-11-26 10:00:00") as clock:
+        with db.session() as session:
+            busy = signup(session, sandbox, settings, cipher)
+            done = signup(session, sandbox, settings, cipher)
+        assert _exchange(db, graph, settings, cipher, done.id) is Next.CONNECT
+        with db.session() as session:
+            row = session.get_one(Onboarding, busy.id)
+            row.lease_until = row.signup_completed_at + timedelta(seconds=20)
+        clock.tick(timedelta(seconds=handoff.RESUME_AFTER_SECONDS + 1))
+        with db.session() as session:
+            assert handoff.unexchanged(session, settings=settings) == []
+
+
+def test_beat_resumes_unexchanged_signups_every_few_seconds() -> None:
+    """The resume entry runs far more often than the code's 30 s life, and never piles up."""
+    entry = celery_config(make_settings())["beat_schedule"]["resume-signups"]
+    assert entry["task"] == "coexist.signup.resume"
+    assert entry["schedule"] <= 5.0
+    assert entry["options"]["expires"] <= entry["schedule"]
+
+
+def test_the_resume_task_exchanges_a_signup_whose_message_was_lost(
+    rt: Runtime, sandbox: Sandbox
+) -> None:
+    """A signup stored without its exchange message is exchanged by beat's resume task."""
+    from tasks.signup import resume_exchanges  # noqa: PLC0415 - registers the task on import
+
+    with freeze_time("2026-11-26 10:00:00") as clock:
+        with rt.db.session() as session:
+            onboarding_id = signup(session, sandbox, rt.settings, rt.cipher).id
+        clock.tick(timedelta(seconds=handoff.RESUME_AFTER_SECONDS + 1))
+        resume_exchanges.delay()
+    with rt.db.sessions() as session:
+        assert session.get_one(Onboarding, onboarding_id).state != S.RECEIVED
