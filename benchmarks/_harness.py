@@ -516,6 +516,28 @@ def start_worker(
     return process
 
 
+def start_beat(
+    config: StackConfig, graph_url: str, log_dir: Path, *, timeout: float = 30.0
+) -> ManagedProcess:
+    """``celery beat`` with coexist's schedule (a fresh schedule file), once it has started."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        *(sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "INFO"),
+        *("--schedule", str(log_dir / "beat-schedule")),
+    ]
+    process = ManagedProcess(
+        "celery beat", argv, env=config.environment(graph_url), log_path=log_dir / "beat.log"
+    ).start()
+    try:
+        process.wait_until(
+            lambda: "beat: Starting" in process.log_tail(), what="beat to start", timeout=timeout
+        )
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
 @dataclass(frozen=True)
 class WebServer:
     """The uvicorn process and the URL it serves."""

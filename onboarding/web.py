@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from models import Onboarding
@@ -255,9 +256,13 @@ async def _run_in_thread(fn: Any, *args: Any) -> Response:
 
 
 def _accept(r: Runtime, body: SignupBody) -> Response:
-    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
-    from tasks.signup import exchange_code  # noqa: PLC0415
+    """Record the signup; a new onboarding's exchange is enqueued once the answer is sent.
 
+    The ``202`` never waits for the broker: the row is committed, which is the promise. While
+    the broker is unreachable each enqueue costs most of a second of retries before it gives
+    up; then beat's ``coexist.signup.resume`` sends the exchange within seconds, well inside
+    the code's 30 s, as it does for a message the broker lost.
+    """
     with r.db.sessions() as session:
         outcome = accept_signup(session, body, settings=r.settings, cipher=r.cipher)
     if outcome.abandoned_signup_id is not None:
@@ -265,11 +270,9 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
             {"abandoned_signup_id": outcome.abandoned_signup_id, "status": "recorded"},
             status_code=202,
         )
-    if outcome.created:
-        from tasks.ingest import wake_waiting  # noqa: PLC0415
-
-        enqueue_after_commit(None, exchange_code, outcome.onboarding_id)
-        enqueue_after_commit(None, wake_waiting, outcome.onboarding_id)
+    start = None
+    if outcome.created and outcome.onboarding_id is not None:
+        start = BackgroundTask(_start_onboarding, outcome.onboarding_id)
     return JSONResponse(
         {
             "onboarding_id": outcome.onboarding_id,
@@ -277,7 +280,17 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
             "created": outcome.created,
         },
         status_code=202,
+        background=start,
     )
+
+
+def _start_onboarding(onboarding_id: int) -> None:
+    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
+    from tasks.ingest import wake_waiting  # noqa: PLC0415
+    from tasks.signup import exchange_code  # noqa: PLC0415
+
+    enqueue_after_commit(None, exchange_code, onboarding_id)
+    enqueue_after_commit(None, wake_waiting, onboarding_id)
 
 
 class IntakeBatcher:

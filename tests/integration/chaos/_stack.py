@@ -20,6 +20,7 @@ from benchmarks._harness import (
     ManagedProcess,
     StackConfig,
     WebServer,
+    start_beat,
     start_web,
     start_worker,
 )
@@ -60,8 +61,9 @@ def private_stack(
     overrides: Mapping[str, str],
     urgent: bool = True,
     ingest_concurrency: int = 1,
+    beat: bool = False,
 ) -> Iterator[PrivateStack]:
-    """A Redis server, an ``ingest`` worker, optionally an urgent worker, and the web app."""
+    """A Redis server, an ``ingest`` worker, optionally an urgent worker and beat, the web app."""
     with contextlib.ExitStack() as stack:
         server = RedisServer(log_dir)
         config = dataclasses.replace(
@@ -86,6 +88,8 @@ def private_stack(
                 concurrency=ingest_concurrency,
             )
         )
+        if beat:
+            processes["beat"] = stack.enter_context(start_beat(config, graph_url, log_dir / "beat"))
         web = stack.enter_context(start_web(config, graph_url, log_dir / "web"))
         processes["web"] = web.process
         api = stack.enter_context(CoexistApi(web.url, config))
