@@ -56,6 +56,10 @@ MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 MAX_PHASE = 2
 MAX_CHUNK_ORDER = 1_000_000
 WEBHOOK_SEEN_RESOLUTION = timedelta(seconds=10)
+#: Media ids are digit strings stored in a 64-character column; a longer one is no media id.
+MAX_MEDIA_ID_LENGTH = 64
+#: A rejection reason quotes what was wrong; a huge value is quoted only this far.
+MAX_REASON_LENGTH = 300
 
 
 @dataclass
@@ -69,7 +73,7 @@ class Tally:
     def reject(self, reason: str) -> None:
         self.counts["rejected"] += 1
         if len(self.rejected) < 20:
-            self.rejected.append(reason)
+            self.rejected.append(reason[:MAX_REASON_LENGTH])
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.counts)
@@ -117,7 +121,12 @@ def message_row(
     tally: Tally,
     now: datetime,
 ) -> dict[str, Any] | None:
-    """A row for one message object, or None (counted) if it is unusable."""
+    """A row for one message object, or None (counted) if it is unusable.
+
+    ``msg`` comes from :func:`onboarding.payloads.load`, so its strings and numbers are all
+    storable, ``raw`` included. What is checked here is that the key fields (id, timestamp,
+    type) are usable after that cleaning, and that ids fit their columns.
+    """
     if not isinstance(msg, dict):
         tally.reject("message is not an object")
         return None
@@ -167,13 +176,9 @@ def message_row(
         row["raw"] = msg
         media = msg.get(kind)
         if kind in MEDIA_TYPES and isinstance(media, dict):
-            media_id = media.get("id")
-            if (
-                isinstance(media_id, str | int)
-                and str(media_id).isascii()
-                and str(media_id).isdigit()
-            ):
-                row["media_id"] = str(media_id)
+            media_id = _media_id(media.get("id"))
+            if media_id is not None:
+                row["media_id"] = media_id
                 row["media_id_at"] = now
                 row["media_state"] = MediaState.AWAITING.value
                 mime, sha = media.get("mime_type"), media.get("sha256")
@@ -183,6 +188,20 @@ def message_row(
             if isinstance(media, dict) and isinstance(media.get("caption"), str):
                 row["text_body"] = clean_text(media["caption"])
     return row
+
+
+def _media_id(value: Any) -> str | None:
+    """A Graph media id (digits, as a string or a number), or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= MAX_MEDIA_ID_LENGTH
+    ):
+        return value
+    return None
 
 
 # -- history ------------------------------------------------------------------------------
@@ -255,7 +274,7 @@ def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any
 def _int_in(value: Any, low: int, high: int) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if isinstance(value, int) and low <= value <= high:
         return value
