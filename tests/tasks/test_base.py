@@ -32,6 +32,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
         "coexist.ingest.watchdog",
         "coexist.send.send_message",
         "coexist.signup.exchange_code",
+        "coexist.signup.resume",
         "coexist.sync.connect",
         "coexist.sync.request_syncs",
         "coexist.sync.sweep",
@@ -50,6 +51,7 @@ def test_tasks_route_to_their_queue() -> None:
     """Signup tasks go to the signup queue, sync tasks to sync."""
     router = app.amqp.router
     assert router.route({}, "coexist.signup.exchange_code")["queue"].name == "signup"
+    assert router.route({}, "coexist.signup.resume")["queue"].name == "signup"
     assert router.route({}, "coexist.sync.connect")["queue"].name == "sync"
     assert router.route({}, "coexist.sync.request_syncs")["queue"].name == "sync"
     assert router.route({}, "coexist.ingest.process_delivery")["queue"].name == "ingest"
