@@ -19,11 +19,13 @@ from onboarding.webhooks import receive, sign
 from tests.badinput.conftest import count
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.onboarding.deliveries import (
+    HUGE_INTEGER,
     Business,
     chunk,
     contacts,
     echoes,
     envelope,
+    meta_json,
     signed,
     text,
 )
@@ -553,16 +555,6 @@ def test_superscript_digits_are_rejected_not_a_crash(
 
 # -- values no column can hold: cleaned where they are content, rejected where they are keys ---
 
-#: Stands for an integer too long for Python to read (5,000 digits) in a body.
-HUGE = "<huge integer>"
-
-
-def raw_body(payload: dict[str, Any]) -> bytes:
-    """``payload`` as Meta's JSON would carry it: NaN and infinities as bare words, lone
-    surrogates as ``\\udXXX`` escapes, :data:`HUGE` as a 5,000-digit integer."""
-    raw = json.dumps(payload, allow_nan=True).encode("utf-8", "surrogatepass")
-    return raw.replace(json.dumps(HUGE).encode(), b"9" * 5_000)
-
 
 def image(caption: Any, media_id: Any = "1234") -> dict[str, Any]:
     return msg(type="image", text=..., image={"id": media_id, "caption": caption})
@@ -597,7 +589,7 @@ POISON_MESSAGES = [
         id="nan-and-infinity",
     ),
     pytest.param(
-        location(latitude=HUGE, longitude=10**40),
+        location(latitude=HUGE_INTEGER, longitude=10**40),
         {"raw.location": {"name": "Shop", "latitude": None, "longitude": 10**40}},
         id="huge-integers",
     ),
@@ -629,7 +621,7 @@ def test_unstorable_value_in_a_message_is_cleaned_or_rejected_beside_good_ones(
 ) -> None:
     """NUL, lone surrogates, NaN and huge numbers sink nothing: the good message is stored, the
     poison one stored clean or, when its id or type is then unusable, rejected with the reason."""
-    post(web, raw_body(history_with(business, bad)))
+    post(web, meta_json(history_with(business, bad)))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert row.summary is not None
@@ -651,7 +643,7 @@ def test_unstorable_contact_names_are_stored_clean(
     web: TestClient, rt: Runtime, business: Business
 ) -> None:
     """A contact's name with NUL and a lone surrogate is stored as a column can hold it."""
-    post(web, raw_body(contacts(business, ("add", USER, RECENT, "Ann\x00 Lee\ud800"))))
+    post(web, meta_json(contacts(business, ("add", USER, RECENT, "Ann\x00 Lee\ud800"))))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     with rt.db.sessions() as session:
@@ -664,7 +656,7 @@ def test_unstorable_echo_is_stored_clean(web: TestClient, rt: Runtime, business:
     payload = echoes(business, ("wamid.E", USER, RECENT, "hi"))
     echo = payload["entry"][0]["changes"][0]["value"]["message_echoes"][0]
     echo |= {"to": "1" * 100, "type": "image", "image": {"caption": "\x00hi", "width": math.nan}}
-    post(web, raw_body(payload))
+    post(web, meta_json(payload))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     with rt.db.sessions() as session:
@@ -688,7 +680,7 @@ def test_unstorable_edit_is_applied_clean(web: TestClient, rt: Runtime, business
             "message": {"type": "text", "text": {"body": "new\x00 text\ud800"}},
         },
     }
-    post(web, raw_body(envelope(business, "messages", {"messages": [edit]})))
+    post(web, meta_json(envelope(business, "messages", {"messages": [edit]})))
     rows = inbox(rt)
     assert [r.status for r in rows] == [InboxStatus.PROCESSED] * 2, rows[-1].last_error
     assert rows[-1].summary == {"messages": {"edits": 1}}
@@ -704,7 +696,7 @@ def test_a_phone_number_id_too_long_for_its_column_routes_by_waba(
     onboarding and the chunk is stored."""
     payload = chunk(business, 1, 1, 10, {USER: [text("wamid.P", USER, RECENT, "x")]})
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "1" * 40
-    post(web, raw_body(payload))
+    post(web, meta_json(payload))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert (row.phone_number_id, row.onboarding_id) == (None, business.onboarding_id)
@@ -720,7 +712,7 @@ def test_account_update_with_an_entry_time_no_date_holds_is_applied(
         "event": "PARTNER_REMOVED",
         "disconnection_info": {"reason": "PRIMARY\x00_INACTIVITY\ud800", "initiated_by": "\x00"},
     }
-    post(web, raw_body(envelope(business, "account_update", value, time=10**30)))
+    post(web, meta_json(envelope(business, "account_update", value, time=10**30)))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     with rt.db.sessions() as session:

@@ -182,6 +182,18 @@ def body_of(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
+#: Stands, in a payload given to :func:`meta_json`, for an integer of 5,000 digits (more than
+#: Python reads by default, so no Python value can carry it).
+HUGE_INTEGER = "<a 5,000-digit integer>"
+
+
+def meta_json(payload: dict[str, Any]) -> bytes:
+    """``payload`` as JSON a signed delivery may carry: NaN and infinities as bare words, lone
+    surrogates as ``\\udXXX`` escapes, :data:`HUGE_INTEGER` as 5,000 digits."""
+    raw = json.dumps(payload, allow_nan=True).encode("utf-8", "surrogatepass")
+    return raw.replace(json.dumps(HUGE_INTEGER).encode(), b"9" * 5_000)
+
+
 def signed(payload: dict[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
     raw = payload if isinstance(payload, bytes) else body_of(payload)
     return raw, {"X-Hub-Signature-256": sign(raw, APP_SECRET), "Content-Type": "application/json"}
