@@ -13,6 +13,7 @@ from typing import Any
 
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
+from config.broker import broker_transport
 from config.settings import Settings
 
 QUEUES = ("signup", "sync", "ingest", "followups", "send")
@@ -31,6 +32,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         raise ValueError("broker_visibility_timeout must exceed every task countdown")
     return {
         "broker_url": settings.broker_url,
+        # kombu's Redis transport, guarded so that a worker survives Redis dying while it
+        # closes a channel or acknowledges a message (see config/broker.py).
+        "broker_transport": broker_transport(settings.broker_url),
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": settings.broker_visibility_timeout,
