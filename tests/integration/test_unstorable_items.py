@@ -10,6 +10,7 @@ reason, and the delivery is processed once: never retried, never quarantined.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -17,13 +18,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from benchmarks._harness import CoexistApi, ManagedProcess, StackConfig, WebServer, poll_until
 from models import Contact, Database, HistoryChunk, InboxDelivery, InboxStatus, Message
-from onboarding.payloads import digits
+from onboarding.ingest import HANDLERS, process_delivery
+from onboarding.payloads import clean_text, digits, storable
 from onboarding.sandbox import Sandbox
-from onboarding.webhooks import sign
+from onboarding.webhooks import receive, sign
 from tests.integration._flow import finished_signup, start_onboarding
 from tests.onboarding.deliveries import (
     HUGE_INTEGER,
@@ -306,3 +310,284 @@ def test_unstorable_routing_values_do_not_stop_the_delivery(
     assert row.summary is not None
     assert row.summary["x\ufffd"] == {"ignored": 1}
     assert messages(db)["wamid.R"].text_body == "routed"
+
+
+# -- properties: whatever a signed delivery carries -------------------------------------------
+
+SETTINGS = StackConfig().settings("http://127.0.0.1:9")
+PROPERTY = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+#: Unique ids and chunk orders across the examples of a test, which share one onboarding.
+SERIAL = itertools.count(1)
+
+anything = st.characters(blacklist_categories=()) | st.sampled_from(
+    ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\\", '"', "\U0001f335"]
+)
+texts = st.text(anything, max_size=20)
+numbers = (
+    st.integers()
+    | st.integers(min_value=2**63, max_value=10**100)
+    | st.floats()
+    | st.sampled_from([math.nan, math.inf, -math.inf, HUGE_INTEGER])
+)
+digit_strings = st.text(st.sampled_from("0123456789"), min_size=1, max_size=80)
+scalars = st.none() | st.booleans() | numbers | texts | digit_strings
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
+    max_leaves=10,
+)
+extras = st.dictionaries(texts, values, max_size=3)
+KINDS = ["text", "image", "document", "sticker", "reaction", "location", "media_placeholder", "x"]
+
+
+@st.composite
+def good_messages(draw: st.DrawFn) -> dict[str, Any]:
+    """A history message with a usable timestamp and type (the test gives it its id) and
+    anything in every other field, including extra keys."""
+    kind = draw(st.sampled_from(KINDS))
+    sent = recent() - draw(st.integers(0, 86_400))
+    message = draw(extras) | {
+        "from": draw(st.just(USER) | scalars),
+        "to": draw(scalars),
+        "timestamp": draw(st.sampled_from([str(sent), sent])),
+        "type": kind,
+        "history_context": draw(extras) | {"status": draw(scalars)},
+    }
+    if kind == "text":
+        message["text"] = draw(extras) | {"body": draw(texts)}
+    elif kind in ("image", "document", "sticker"):
+        caption = {"caption": draw(texts), "mime_type": draw(scalars), "sha256": draw(scalars)}
+        message[kind] = draw(extras) | caption
+    elif kind != "media_placeholder":
+        message[kind] = draw(values)
+    return message
+
+
+#: Anything at all where a message is expected, or a message-like object with any id, type
+#: and timestamp.
+poison_messages = values | st.builds(
+    lambda fields, rest: rest | fields,
+    st.fixed_dictionaries(
+        {"id": scalars, "type": scalars | st.sampled_from(KINDS), "timestamp": scalars},
+        optional={"from": scalars, "text": values, "image": values},
+    ),
+    extras,
+)
+
+
+def expected_json(value: Any) -> Any:
+    """``value`` as stored: a 5,000-digit integer is null, everything else :func:`storable`."""
+    if value == HUGE_INTEGER:
+        return None
+    if isinstance(value, dict):
+        return storable({key: expected_json(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [expected_json(item) for item in value]
+    return storable(value)
+
+
+def same_json(stored: Any, expected: Any) -> bool:
+    """Equal as JSON: numbers by value (JSONB's numeric may read a float back as an integer)."""
+    if isinstance(expected, dict):
+        return (
+            isinstance(stored, dict)
+            and stored.keys() == expected.keys()
+            and all(same_json(stored[key], expected[key]) for key in expected)
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(stored, list)
+            and len(stored) == len(expected)
+            and all(same_json(a, b) for a, b in zip(stored, expected, strict=True))
+        )
+    if isinstance(expected, float) and not isinstance(stored, bool):
+        return isinstance(stored, int | float) and float(stored) == expected
+    return type(stored) is type(expected) and stored == expected
+
+
+def process(db: Database, payload: dict[str, Any]) -> InboxDelivery:
+    """Store ``payload`` as the receiver does and process it as the ingest task does."""
+    with db.sessions() as session:
+        delivery_id = receive(session, meta_json(payload)).delivery_id
+    with db.sessions() as session:
+        outcome = process_delivery(session, delivery_id, settings=SETTINGS)
+        row = session.get_one(InboxDelivery, delivery_id)
+    assert outcome.status == InboxStatus.PROCESSED, row.last_error
+    assert (row.attempts, row.last_error) == (1, None)
+    return row
+
+
+@PROPERTY
+@given(
+    goods=st.lists(good_messages(), min_size=1, max_size=4),
+    poisons=st.lists(poison_messages, max_size=4),
+    poison_threads=st.lists(st.tuples(scalars, st.lists(poison_messages, max_size=2)), max_size=2),
+    phase=st.integers(0, 2),
+    as_strings=st.booleans(),
+    progress=st.integers(0, 100),
+    number=st.sampled_from([None]) | scalars,
+    phone_number_id=st.sampled_from([None]) | scalars,
+    metadata=extras,
+    value=extras,
+    data=st.data(),
+)
+def test_any_history_chunk_stores_its_good_messages_and_reaches_the_ledger(
+    db: Database,
+    business: Business,
+    goods: list[dict[str, Any]],
+    poisons: list[Any],
+    poison_threads: list[tuple[Any, list[Any]]],
+    phase: int,
+    as_strings: bool,
+    progress: int,
+    number: Any,
+    phone_number_id: Any,
+    metadata: dict[str, Any],
+    value: dict[str, Any],
+    data: st.DataObject,
+) -> None:
+    """Arbitrary Unicode (NUL, lone surrogates), NaN, infinities and huge numbers in every
+    field of a history chunk: every good message is stored with all the text PostgreSQL can
+    hold, and the chunk reaches the ledger."""
+    serial = next(SERIAL)
+    wamids = [f"wamid.P{serial}.{i}" for i in range(len(goods))]
+    goods = [message | {"id": wamid} for message, wamid in zip(goods, wamids, strict=True)]
+    mixed = data.draw(st.permutations(goods + poisons))
+    payload = chunk(business, phase, serial, progress, {USER: mixed})
+    change = payload["entry"][0]["changes"][0]
+    item = change["value"]["history"][0]
+    item["threads"] += [{"id": tid, "messages": msgs} for tid, msgs in poison_threads]
+    item["metadata"] = metadata | {
+        "phase": str(phase) if as_strings else phase,
+        "chunk_order": str(serial) if as_strings else serial,
+        "progress": progress,
+    }
+    change["value"] = value | change["value"]
+    if number is not None:
+        change["value"]["metadata"]["display_phone_number"] = number
+    if phone_number_id is not None:
+        change["value"]["metadata"]["phone_number_id"] = phone_number_id
+
+    row = process(db, payload)
+
+    with db.sessions() as session:
+        stored = {
+            m.wamid: m for m in session.scalars(select(Message).where(Message.wamid.in_(wamids)))
+        }
+        ledger = session.scalars(
+            select(HistoryChunk).where(
+                HistoryChunk.phase == phase, HistoryChunk.chunk_order == serial
+            )
+        ).one()
+    assert sorted(stored) == sorted(wamids), row.summary
+    for good in goods:
+        message = stored[good["id"]]
+        if good["type"] == "text":
+            assert message.text_body == clean_text(good["text"]["body"])
+        elif good["type"] != "media_placeholder":
+            assert same_json(message.raw, expected_json(good)), (message.raw, good)
+    assert ledger.messages >= len(goods)
+    assert row.onboarding_id == business.onboarding_id
+
+
+#: Names of fields coexist does not handle, as a change can carry them (not empty once clean).
+field_names = texts.filter(lambda name: 0 < len(storable(name)) <= 64).filter(
+    lambda name: storable(name) not in HANDLERS
+)
+poison_items = values | st.builds(
+    lambda fields, rest: rest | fields,
+    st.fixed_dictionaries(
+        {"type": scalars | st.just("contact"), "action": scalars | st.just("add")},
+        optional={"contact": values, "metadata": values},
+    ),
+    extras,
+)
+
+
+@PROPERTY
+@given(
+    names=st.tuples(texts, texts),
+    contact_extras=st.tuples(extras, extras, extras),
+    poison_contacts=st.lists(poison_items, max_size=3),
+    echo_body=texts,
+    echo_extras=extras,
+    poison_echoes=st.lists(poison_messages, max_size=3),
+    edited=texts,
+    poison_events=st.lists(values, max_size=3),
+    event=extras,
+    entry_time=scalars,
+    other_field=field_names,
+    other_value=extras,
+)
+def test_any_contacts_echoes_edits_and_events_store_their_good_items(
+    db: Database,
+    business: Business,
+    names: tuple[str, str],
+    contact_extras: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    poison_contacts: list[Any],
+    echo_body: str,
+    echo_extras: dict[str, Any],
+    poison_echoes: list[Any],
+    edited: str,
+    poison_events: list[Any],
+    event: dict[str, Any],
+    entry_time: Any,
+    other_field: str,
+    other_value: dict[str, Any],
+) -> None:
+    """The same for every other field that writes rows, in one delivery: a contact with any
+    names, an echo and an edit of it with any text, an account event and an unknown field with
+    anything, each beside poison items."""
+    serial = next(SERIAL)
+    phone, wamid = f"1650{serial:07d}", f"wamid.E{serial}"
+    item_extras, contact_fields, metadata = contact_extras
+    contact = item_extras | {
+        "type": "contact",
+        "action": "add",
+        "contact": contact_fields | {"phone_number": phone, "full_name": names[0]},
+        "metadata": metadata | {"timestamp": str(recent())},
+    }
+    contact["contact"]["first_name"] = names[1]
+    echo = echo_extras | {
+        "from": business.number,
+        "to": USER,
+        "id": wamid,
+        "timestamp": str(recent()),
+        "type": "text",
+        "text": {"body": echo_body},
+    }
+    edit = {
+        "type": "edit",
+        "edit": {
+            "original_message_id": wamid,
+            "message": {"type": "text", "text": {"body": edited}},
+        },
+    }
+    changes = [
+        ("smb_app_state_sync", {"state_sync": [*poison_contacts, contact]}),
+        ("smb_message_echoes", {"message_echoes": [*poison_echoes, echo]}),
+        ("messages", {"messages": [*poison_events, edit]}),
+        ("account_update", event | {"event": f"UNKNOWN_{serial}"}),
+        (other_field, other_value),
+    ]
+    payload = envelope(business, *changes[0], time=entry_time)
+    for field, value in changes[1:]:
+        payload["entry"][0]["changes"].append({"field": field, "value": value})
+
+    row = process(db, payload)
+
+    with db.sessions() as session:
+        stored_contact = session.scalars(select(Contact).where(Contact.phone == phone)).one()
+        message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
+    assert stored_contact.full_name == clean_text(names[0], 512)
+    assert stored_contact.first_name == clean_text(names[1], 256)
+    assert (message.source, message.direction) == ("app_echo", "outbound")
+    assert message.text_body == clean_text(edited)
+    assert message.edited_at is not None
+    assert row.summary is not None
+    assert row.summary["account_update"] == {"unknown_events": 1}
+    assert row.summary[storable(other_field)] == {"ignored": 1}
