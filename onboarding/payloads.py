@@ -47,6 +47,11 @@ MAX_ID_DIGITS = 32
 MAX_PHONE_DIGITS = 64
 #: The last second a timestamp can name (9999-12-31T23:59:59Z).
 LATEST = 253_402_300_799
+#: Calls left free below the JSON decoder. Python bounds nesting by its call stack, and a
+#: stored value is walked (:func:`storable`) and encoded again for JSONB deeper in the stack
+#: than it was decoded: a body that decodes with this much to spare can be, and one that needs
+#: it is "nested too deeply" at once instead of failing every write of its delivery.
+DECODING_HEADROOM = 200
 
 #: Candidates for a JSON escape that decodes to NUL or to a lone surrogate: ``\\u0000``, a high
 #: surrogate not followed by a low one, a low one not preceded by a high one, and (group
@@ -118,19 +123,25 @@ def load(body: bytes) -> Any:
     NaN, ±Infinity and floats beyond a double decode to None at once. An integer too long for
     Python (over 4,300 digits) fails the first decoding, and the second reads such integers as
     None. Only a body with an escape of NUL or of a lone surrogate is walked and cleaned, so a
-    body without one costs a scan of its bytes.
+    body without one costs a scan of its bytes. Decoding leaves :data:`DECODING_HEADROOM` calls
+    free, so a body nested too deeply is refused here rather than failing its writes.
     """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError(f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        value = _decode(text)
+        value = _below(DECODING_HEADROOM, text)
         return storable(value) if _has_risky_escape(body) else value
     except RecursionError:
         raise PayloadError("body is nested too deeply") from None
     except ValueError as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
+
+
+def _below(calls: int, text: str) -> Any:
+    """:func:`_decode`, ``calls`` calls deeper in the stack than this one."""
+    return _below(calls - 1, text) if calls else _decode(text)
 
 
 def _decode(text: str) -> Any:
@@ -209,7 +220,7 @@ def storable(value: Any) -> Any:
                 out[key] = storable(item)
         return out
     if isinstance(value, list):
-        return [storable(item) for item in value]
+        return list(map(storable, value))  # one call per level, as deep as the decoder went
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

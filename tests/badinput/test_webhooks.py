@@ -23,6 +23,7 @@ from tests.onboarding.deliveries import (
     Business,
     chunk,
     contacts,
+    deepest_decodable,
     echoes,
     envelope,
     meta_json,
@@ -720,3 +721,29 @@ def test_account_update_with_an_entry_time_no_date_holds_is_applied(
         assert onboarding.state == "disconnected"
         assert onboarding.lifecycle_reason == "PRIMARY_INACTIVITY\ufffd"
         assert onboarding.lifecycle_initiated_by is None
+
+
+def test_nesting_at_the_decoders_limit_is_processed_or_quarantined_never_a_failed_write(
+    rt: Runtime, business: Business
+) -> None:
+    """Around the deepest body the decoder accepts, a message's JSON nested that deep is stored
+    or its delivery quarantined as nested too deeply; no delivery fails writing it."""
+    limit = deepest_decodable()
+    statuses = []
+    for depth in range(limit - 60, limit + 5):
+        bad = msg(id=f"wamid.D{depth}", type="reaction", text=..., reaction="<nested>")
+        raw = meta_json(history_with(business, bad))
+        raw = raw.replace(b'"<nested>"', b"[" * depth + b"]" * depth)
+        with rt.db.session() as session:
+            delivery_id = receive(session, raw).delivery_id
+        with rt.db.session() as session:
+            status = process_delivery(session, delivery_id, settings=rt.settings).status
+            row = session.get_one(InboxDelivery, delivery_id)
+            if status == InboxStatus.QUARANTINED:
+                assert row.last_error == "body is nested too deeply"
+            else:
+                assert status == InboxStatus.PROCESSED
+                assert session.scalar(select(Message.id).where(Message.wamid == f"wamid.D{depth}"))
+        statuses.append(status)
+    assert statuses[0] == InboxStatus.PROCESSED
+    assert statuses[-1] == InboxStatus.QUARANTINED

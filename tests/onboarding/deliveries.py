@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from onboarding.payloads import PayloadError, load
 from onboarding.webhooks import sign
 from tests.conftest import APP_SECRET
 
@@ -192,6 +193,20 @@ def meta_json(payload: dict[str, Any]) -> bytes:
     surrogates as ``\\udXXX`` escapes, :data:`HUGE_INTEGER` as 5,000 digits."""
     raw = json.dumps(payload, allow_nan=True).encode("utf-8", "surrogatepass")
     return raw.replace(json.dumps(HUGE_INTEGER).encode(), b"9" * 5_000)
+
+
+def deepest_decodable() -> int:
+    """How deeply nested a list the decoder accepts, called from the caller's stack."""
+    low, high = 1, 5_000
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            load(b"[" * middle + b"]" * middle)
+        except PayloadError:
+            high = middle - 1
+        else:
+            low = middle
+    return low
 
 
 def signed(payload: dict[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
