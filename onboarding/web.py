@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -77,6 +78,14 @@ def _not_found() -> JSONResponse:
 def _no_constant(name: str) -> Any:
     """``NaN`` and ``Infinity`` are not JSON (Python's parser accepts them; the database not)."""
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(literal: str) -> float:
+    """A JSON number as a float; one beyond a double (``1e400``) would be stored as Infinity."""
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"{literal[:32]} is beyond the range of a number")
+    return number
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -170,7 +179,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
             request, r.settings.signup_max_body_bytes, r.settings.request_body_timeout_seconds
         )
         try:
-            payload: Any = json.loads(raw, parse_constant=_no_constant)
+            payload: Any = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except RecursionError:
             return _invalid([{"field": "body", "message": "nested too deeply"}])
         except (ValueError, UnicodeDecodeError) as exc:

@@ -260,11 +260,11 @@ def test_unstorable_strings_are_422_naming_the_field(
     nothing_written(rt)
 
 
-@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400", "-2.5e999"])
 def test_non_json_numbers_in_the_session_are_422(
     web: TestClient, rt: Runtime, constant: str
 ) -> None:
-    """NaN and Infinity are not JSON: 422 on the body, nothing recorded."""
+    """NaN, Infinity and numbers beyond a double are not storable: 422, nothing recorded."""
     raw = json.dumps(with_data(extra=0)).replace('"extra": 0', f'"extra": {constant}').encode()
     response = web.post("/signup", content=raw, headers=AUTH)
     assert response.status_code == 422
