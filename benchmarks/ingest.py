@@ -2,8 +2,9 @@
 
 The sandbox's generator builds a business's history (default 1,000,000 messages in chunks of
 500 over 5,000 threads, as Meta would send it), each chunk is stored in the inbox exactly as the
-receiver stores it, then ``onboarding.ingest.process_delivery`` — the function the ``ingest``
-queue's task runs — processes every row into PostgreSQL, in ``--workers`` processes. Reported in
+receiver stores it, then ``onboarding.ingest.dispatch.process_delivery`` — the function the
+``ingest`` queue's task runs — processes every row into PostgreSQL, in ``--workers`` processes.
+Reported in
 the same run, on the same rows:
 
 * ``naive``: one ORM ``add`` + ``flush`` per message, on a sample (the obvious way);
@@ -34,12 +35,13 @@ from benchmarks._harness import check_postgres, exclusive_stack, reset_database
 from config.logging import configure_logging
 from models import Database, Message, MessageSource, Onboarding, SyncState, SyncType
 from models.crypto import TokenCipher
-from onboarding import ingest, webhooks
-from onboarding.history import Context, Tally, message_row
-from onboarding.payloads import parse_delivery
+from onboarding.ingest import dispatch as ingest
+from onboarding.ingest import inbox as webhooks
+from onboarding.ingest.history import Context, Tally, message_row
+from onboarding.meta.payloads import parse_delivery
 from onboarding.sandbox import HistoryGenerator, HistoryProfile
 from onboarding.sandbox.history import NumberContext, envelope
-from onboarding.signup import SignupBody, accept_signup
+from onboarding.signup.intake import SignupBody, accept_signup
 from onboarding.store import MESSAGE_COLUMNS
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/coexist_bench"

@@ -34,7 +34,7 @@ from benchmarks._harness import (
     start_web,
 )
 from models import Database
-from onboarding.webhooks import sign
+from onboarding.ingest.inbox import sign
 
 BODY_BYTES = 4096
 

@@ -62,9 +62,9 @@ from models import (
     SyncType,
     Transition,
 )
-from onboarding.graph import GraphClient
-from onboarding.handoff import NUMBER_FIELDS
+from onboarding.meta.graph import GraphClient
 from onboarding.sandbox import Business, FaultRule, Faults, Sandbox, SandboxServer
+from onboarding.signup.handoff import NUMBER_FIELDS
 
 GOAL_TOKEN_P99_S: Final = 5.0
 SANDBOX_SEED: Final = 20

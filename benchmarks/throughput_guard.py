@@ -3,11 +3,11 @@
 Serves the Meta sandbox over HTTP (in this process) with its per-number throughput rule
 (at most ``--rate`` sends accepted in any sliding second, else ``130429``), seeds one
 coexistence number, then runs two phases with two worker processes each sending
-``--messages`` text messages to that number through :func:`onboarding.sending.send_message`
+``--messages`` text messages to that number through :func:`onboarding.outbound.send.send_message`
 (the Graph call the send task makes):
 
 * **guarded**: each send first takes a token from the number's Redis bucket
-  (:class:`onboarding.throttle.TokenBucket`, shared by both processes); a send refused with
+  (:class:`onboarding.outbound.throttle.TokenBucket`, shared by both processes); a send refused with
   ``130429`` anyway takes another token and tries again, so every message is delivered;
 * **baseline** (same run, a second number): the same two processes without the guard, each
   sending as fast as it can, once per message: what the sandbox accepts and refuses.
@@ -36,10 +36,10 @@ import redis
 
 from benchmarks._harness import DEFAULT_BROKER_URL, ServiceUnavailableError, check_redis, redact
 from config.logging import configure_logging
-from onboarding.graph import GraphClient, GraphError, RateLimitedError
+from onboarding.meta.graph import GraphClient, GraphError, RateLimitedError
+from onboarding.outbound.send import THROUGHPUT_LIMIT, send_message, validate_payload
+from onboarding.outbound.throttle import Shape, TokenBucket
 from onboarding.sandbox import Faults, Sandbox, SandboxServer
-from onboarding.sending import THROUGHPUT_LIMIT, send_message, validate_payload
-from onboarding.throttle import Shape, TokenBucket
 
 APP_ID: Final = "1234567890123456"
 APP_SECRET: Final = "throughput-guard-benchmark-secret"

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     relink_reminder_hours: list[float] = Field(default_factory=lambda: [0.0, 24.0, 72.0])
     throughput_per_number: int = Field(default=20, ge=1)
 
-    # Follow-up notifications (onboarding/notify.py).
+    # Follow-up notifications (onboarding/followups/notifier.py).
     #: Channels, comma separated: log, webhook, whatsapp_template.
     notify_channels: str = "log"
     #: Attempts per notification across task runs before it is failed.

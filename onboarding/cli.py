@@ -26,9 +26,9 @@ from models import (
 )
 from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
-from onboarding.admin import RetryRefusedError, replay, retry
-from onboarding.followups import FollowUpError, acknowledge
+from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.outcomes import Next
+from onboarding.sync.retry import RetryRefusedError, replay, retry
 from onboarding.views import (
     alert_json,
     follow_up_json,
@@ -259,7 +259,7 @@ def demo(
     with progress per history phase and a summary. Exits 1 if the flow did not end as
     expected: synced, or history_declined with --declined.
     """
-    from onboarding.demo import run_demo, summary_table  # noqa: PLC0415 - starts servers
+    from onboarding.demo.run import run_demo, summary_table  # noqa: PLC0415 - starts servers
 
     result = run_demo(
         console=err if as_json else console,

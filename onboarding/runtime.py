@@ -13,7 +13,7 @@ from config import Settings, get_settings
 from config.logging import configure_logging, register_secret
 from models import Database
 from models.crypto import TokenCipher
-from onboarding.graph import GraphClient
+from onboarding.meta.graph import GraphClient
 
 
 class ConfigurationError(RuntimeError):

@@ -21,7 +21,7 @@ from models import (
     SyncType,
     utcnow,
 )
-from onboarding.history import chunk_phases
+from onboarding.ingest.history import chunk_phases
 
 
 def iso(value: datetime | None) -> str | None:

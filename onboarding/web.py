@@ -29,11 +29,11 @@ from starlette.concurrency import run_in_threadpool
 
 from models import Onboarding
 from onboarding import runtime as runtime_module
-from onboarding.followups import FollowUpError, acknowledge
+from onboarding.followups.schedule import FollowUpError, acknowledge
+from onboarding.ingest.inbox import AsyncInboxWriter, Intake, receive_many, signature_valid
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.signup import SignupBody, accept_signup, unstorable
+from onboarding.signup.intake import SignupBody, accept_signup, unstorable
 from onboarding.views import follow_up_json, onboarding_detail
-from onboarding.webhooks import AsyncInboxWriter, Intake, receive_many, signature_valid
 
 log = structlog.get_logger(__name__)
 

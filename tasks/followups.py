@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from onboarding import followups
-from onboarding.notify import Notifier
+from onboarding.followups import schedule as followups
+from onboarding.followups.notifier import Notifier
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import structlog
 
-from onboarding import history, ingest, media
+from onboarding.ingest import dispatch as ingest
+from onboarding.ingest import history, media
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 

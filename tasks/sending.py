@@ -1,4 +1,4 @@
-"""Outbound sends through the Cloud API, throttled per number (:mod:`onboarding.sending`).
+"""Outbound sends through the Cloud API, throttled per number (:mod:`onboarding.outbound.send`).
 
 Meant for its own queue ``send``, so a backlog of sends never delays signups, syncs or
 ingestion; until ``config/celery.py`` routes ``coexist.send.*`` there, it runs on the default
@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from celery import current_task
 
-from onboarding import sending
+from onboarding.outbound import send as sending
 from onboarding.outcomes import RetryLater
 from onboarding.runtime import current
 from tasks.base import coexist_task
@@ -34,7 +34,7 @@ def send_message(onboarding_id: int, payload: dict[str, Any]) -> None:
 
     Waits (retries) while the account is reconnecting or paused, or Meta answers 130429 or
     131056; refuses for good when the business disconnected. ``payload`` is
-    :func:`onboarding.sending.validate_payload`'s shape, with an optional ``idempotency_key``
+    :func:`onboarding.outbound.send.validate_payload`'s shape, with an optional ``idempotency_key``
     that makes a redelivered task send nothing twice. Redis unreachable (bucket or ledger) is
     retried like any transient error.
     """

@@ -3,9 +3,9 @@ connect on queue ``sync``, so a burst of connects never delays an exchange."""
 
 from __future__ import annotations
 
-from onboarding import handoff
 from onboarding.outcomes import Next
 from onboarding.runtime import current
+from onboarding.signup import handoff
 from tasks.base import coexist_task, enqueue_after_commit
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from onboarding import sync
 from onboarding.outcomes import Next
 from onboarding.runtime import current
+from onboarding.sync import trigger as sync
 from tasks.base import coexist_task, enqueue_after_commit
 from tasks.signup import connect, exchange_code
 

@@ -18,7 +18,7 @@ from config.logging import configure_logging
 from models import Base, Database
 from models.crypto import TokenCipher
 from onboarding import runtime
-from onboarding.graph import GraphClient
+from onboarding.meta.graph import GraphClient
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from tasks.app import app as celery_app

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onboarding.payloads import Change, PayloadError, parse_delivery
+from onboarding.meta.payloads import Change, PayloadError, parse_delivery
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

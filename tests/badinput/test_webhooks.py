@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from models import Contact, HistoryChunk, InboxDelivery, InboxStatus, Message, Onboarding
-from onboarding.ingest import process_delivery
-from onboarding.payloads import storable_text
+from onboarding.ingest.dispatch import process_delivery
+from onboarding.ingest.inbox import receive, sign
+from onboarding.meta.payloads import storable_text
 from onboarding.runtime import Runtime
-from onboarding.webhooks import receive, sign
 from tests.badinput.conftest import count
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.onboarding.deliveries import (

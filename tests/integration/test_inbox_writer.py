@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError
 
 from benchmarks._harness import StackConfig
 from models import Database, InboxDelivery, InboxStatus, utcnow
-from onboarding import ingest
-from onboarding.ingest import process_delivery
-from onboarding.webhooks import AsyncInboxWriter, Intake
+from onboarding.ingest import dispatch as ingest
+from onboarding.ingest.dispatch import process_delivery
+from onboarding.ingest.inbox import AsyncInboxWriter, Intake
 
 SETTINGS = StackConfig().settings("http://127.0.0.1:9")
 

@@ -20,8 +20,8 @@ import pytest
 import redis
 
 from benchmarks._harness import ServiceUnavailableError, check_redis
-from onboarding.sending import ClaimState, RedisSendLedger
-from onboarding.throttle import Shape, TokenBucket
+from onboarding.outbound.send import ClaimState, RedisSendLedger
+from onboarding.outbound.throttle import Shape, TokenBucket
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ from sqlalchemy import select
 
 from benchmarks._harness import CoexistApi, ManagedProcess, StackConfig, WebServer, poll_until
 from models import Contact, Database, HistoryChunk, InboxDelivery, InboxStatus, Message
-from onboarding.ingest import HANDLERS, process_delivery
-from onboarding.payloads import clean_text, digits, storable
+from onboarding.ingest.dispatch import HANDLERS, process_delivery
+from onboarding.ingest.inbox import receive, sign
+from onboarding.meta.payloads import clean_text, digits, storable
 from onboarding.sandbox import Sandbox
-from onboarding.webhooks import receive, sign
 from tests.integration._flow import finished_signup, start_onboarding
 from tests.onboarding.deliveries import (
     HUGE_INTEGER,

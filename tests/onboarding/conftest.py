@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from config import Settings
 from models import Database
 from models.crypto import TokenCipher
-from onboarding import handoff
-from onboarding.graph import GraphClient
+from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import Next
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
+from onboarding.signup import handoff
 from onboarding.web import create_app
 from tests.conftest import SIGNUP_TOKEN
 from tests.onboarding.deliveries import Business

@@ -10,7 +10,7 @@ from config import Settings
 from models import Onboarding
 from models.crypto import TokenCipher
 from onboarding.sandbox import Sandbox
-from onboarding.signup import SignupBody, accept_signup
+from onboarding.signup.intake import SignupBody, accept_signup
 
 
 def signup(

@@ -13,11 +13,11 @@ from models import Onboarding, OnboardingState, SyncType
 from models.crypto import TokenCipher
 from onboarding import runtime
 from onboarding.cli import app
-from onboarding.ingest import process_delivery
+from onboarding.ingest.dispatch import process_delivery
+from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
-from onboarding.webhooks import receive
 from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
 
 runner = CliRunner()

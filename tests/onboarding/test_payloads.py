@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onboarding.payloads import (
+from onboarding.meta.payloads import (
     PayloadError,
     clean_text,
     digits,

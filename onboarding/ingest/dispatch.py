@@ -1,0 +1,287 @@
+"""Dispatch of inbox rows: route every change by ``field`` to its handler.
+
+A delivery is matched to its onboarding by ``value.metadata.phone_number_id``, falling back to
+the entry's WABA id. A delivery whose onboarding is not known yet waits as
+``waiting_for_onboarding`` and is dispatched again when one appears (:func:`waiting_for`);
+after Meta's own redelivery horizon (7 days) it is ``orphaned``. Unknown fields are kept and
+marked ignored. Every handler is idempotent, so processing a row twice is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from config import Settings
+from config.logging import bind
+from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
+from onboarding.ingest import history, lifecycle
+from onboarding.ingest.history import Context, Tally
+from onboarding.meta.payloads import Change, PayloadError, parse_delivery
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[Session, Onboarding, Change, Settings], Tally]
+Finder = Callable[[Session, Change], Onboarding | None]
+
+
+def _with_context(
+    handle: Callable[[Session, Context, dict[str, Any], Settings], Tally],
+) -> Handler:
+    """A handler of a message-level value, given the onboarding and business number."""
+
+    def run(session: Session, onboarding: Onboarding, change: Change, settings: Settings) -> Tally:
+        return handle(
+            session,
+            Context.of(onboarding, change.business_number, settings),
+            change.value,
+            settings,
+        )
+
+    return run
+
+
+#: What each ``field`` is routed to; fields not listed are kept and marked ignored.
+HANDLERS: dict[str, Handler] = {
+    "history": _with_context(lambda s, c, v, cfg: history.ingest_history(s, c, v, settings=cfg)),
+    "smb_app_state_sync": _with_context(lambda s, c, v, cfg: history.ingest_contacts(s, c, v)),
+    "smb_message_echoes": _with_context(lambda s, c, v, cfg: history.ingest_echoes(s, c, v)),
+    "messages": _with_context(lambda s, c, v, cfg: history.apply_message_events(s, c, v)),
+    "account_update": lambda s, o, change, cfg: lifecycle.apply_account_update(s, o, change),
+}
+#: Processing attempts before a delivery that keeps failing is quarantined for an operator
+#: (``coexist inbox replay`` after a fix); every retry is bounded.
+MAX_ATTEMPTS = 10
+
+
+@dataclass
+class Outcome:
+    status: str
+    onboarding_id: int | None = None
+    media_message_ids: list[int] = field(default_factory=list)
+
+
+def find_onboarding(session: Session, change: Change) -> Onboarding | None:
+    """The newest onboarding of the change's number, else of its WABA."""
+    pnid = change.phone_number_id
+    if pnid is not None:
+        found = session.scalar(
+            select(Onboarding)
+            .where(Onboarding.phone_number_id == pnid)
+            .order_by(Onboarding.id.desc())
+            .limit(1)
+        )
+        if found is not None:
+            return found
+    if change.waba_id is not None:
+        return session.scalar(
+            select(Onboarding)
+            .where(Onboarding.waba_id == change.waba_id)
+            .order_by(Onboarding.id.desc())
+            .limit(1)
+        )
+    return None
+
+
+#: How a change finds its onboarding, where not by number then WABA (:func:`find_onboarding`).
+FINDERS: dict[str, Finder] = {"account_update": lifecycle.find_for_event}
+
+
+def process_delivery(
+    session: Session, delivery_id: int, *, settings: Settings, now: datetime | None = None
+) -> Outcome:
+    """Process one inbox row (idempotent). Commits as it goes.
+
+    An unexpected error is recorded on the row (``last_error``) and raised; after
+    :data:`MAX_ATTEMPTS` the row is quarantined instead of being tried forever.
+    """
+    try:
+        return _process(session, delivery_id, settings=settings, now=now)
+    except Exception as exc:
+        session.rollback()
+        with contextlib.suppress(SQLAlchemyError):  # the database may be what failed
+            session.execute(
+                update(InboxDelivery)
+                .where(InboxDelivery.id == delivery_id)
+                .values(last_error=f"{type(exc).__name__}: {exc}"[:2000])
+            )
+            session.commit()
+        raise
+
+
+def _process(
+    session: Session, delivery_id: int, *, settings: Settings, now: datetime | None
+) -> Outcome:
+    now = now or utcnow()
+    row = session.get(InboxDelivery, delivery_id)
+    if row is None:
+        log.warning("inbox_row_missing", delivery_id=delivery_id)
+        return Outcome("missing")
+    bind(delivery_id=row.id)
+    if row.status in (InboxStatus.PROCESSED, InboxStatus.QUARANTINED, InboxStatus.ORPHANED):
+        return Outcome(row.status, row.onboarding_id)
+    if row.attempts >= MAX_ATTEMPTS:
+        return _quarantine(
+            session, row, f"gave up after {row.attempts} attempts: {row.last_error or 'unknown'}"
+        )
+    row.attempts += 1
+    row.dispatched_at = now
+    session.commit()
+    try:
+        changes = parse_delivery(row.body)
+    except PayloadError as exc:
+        return _quarantine(session, row, str(exc))
+    if row.fields is None:  # the receiver stores raw bytes; routing columns are filled here
+        row.fields = ",".join(sorted({c.field for c in changes}))[:256]
+        row.waba_id = row.waba_id or changes[0].waba_id
+        row.phone_number_id = row.phone_number_id or changes[0].phone_number_id
+
+    resolved: list[tuple[Change, Onboarding | None]] = []
+    for change in changes:
+        onboarding = FINDERS.get(change.field, find_onboarding)(session, change)
+        if onboarding is None and change.field in HANDLERS:
+            if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
+                row.status = InboxStatus.ORPHANED.value
+                row.last_error = "no onboarding matched within Meta's redelivery horizon"
+                session.commit()
+                log.warning("webhook_orphaned", fields=row.fields)
+                return Outcome(row.status)
+            row.status = InboxStatus.WAITING.value
+            row.waba_id = row.waba_id or change.waba_id
+            row.phone_number_id = row.phone_number_id or change.phone_number_id
+            row.last_error = (
+                f"no onboarding yet for number {change.phone_number_id} / WABA {change.waba_id}"
+            )
+            session.commit()
+            log.info(
+                "webhook_waiting_for_onboarding",
+                waba_id=change.waba_id,
+                phone_number_id=change.phone_number_id,
+            )
+            return Outcome(row.status)
+        resolved.append((change, onboarding))
+
+    summary: dict[str, Any] = {}
+    media_wamids: dict[int, list[str]] = {}
+    for change, onboarding in resolved:
+        entry = summary.setdefault(change.field, {})
+        if onboarding is None or change.field not in HANDLERS:
+            entry["ignored"] = entry.get("ignored", 0) + 1
+            continue
+        row.onboarding_id = onboarding.id
+        tally = HANDLERS[change.field](session, onboarding, change, settings)
+        for key, value in tally.as_dict().items():
+            if isinstance(value, int):
+                entry[key] = entry.get(key, 0) + value
+            else:
+                entry.setdefault(key, []).extend(value)
+        if tally.media_wamids:
+            media_wamids.setdefault(onboarding.id, []).extend(tally.media_wamids)
+
+    row = session.get_one(InboxDelivery, delivery_id)
+    row.status = InboxStatus.PROCESSED.value
+    row.processed_at = utcnow()
+    row.summary = summary
+    row.last_error = None
+    session.commit()
+    log.info("webhook_processed", fields=row.fields, summary=summary)
+    return Outcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
+
+
+def _downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
+    ids: list[int] = []
+    for onboarding_id, batch in wamids.items():
+        for start in range(0, len(batch), 500):
+            ids += session.scalars(
+                select(Message.id).where(
+                    Message.onboarding_id == onboarding_id,
+                    Message.wamid.in_(batch[start : start + 500]),
+                    Message.media_state == MediaState.AWAITING.value,
+                    Message.media_id.is_not(None),
+                )
+            ).all()
+    return ids
+
+
+def _quarantine(session: Session, row: InboxDelivery, reason: str) -> Outcome:
+    row.status = InboxStatus.QUARANTINED.value
+    row.last_error = reason
+    session.commit()
+    log.warning("webhook_quarantined", delivery_id=row.id, reason=reason)
+    return Outcome(row.status)
+
+
+def waiting_for(session: Session, onboarding: Onboarding) -> list[int]:
+    """Inbox rows waiting for this onboarding's number or WABA, put back to pending."""
+    conditions = [InboxDelivery.waba_id == onboarding.waba_id]
+    if onboarding.phone_number_id:
+        conditions.append(InboxDelivery.phone_number_id == onboarding.phone_number_id)
+    ids = list(
+        session.scalars(
+            select(InboxDelivery.id).where(
+                InboxDelivery.status == InboxStatus.WAITING.value, or_(*conditions)
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(ids))
+            .values(status=InboxStatus.PENDING.value)
+        )
+        session.commit()
+    return ids
+
+
+def stale_pending(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> list[int]:
+    """Pending rows nobody processed in time (broker outage, lost message): dispatch again.
+
+    Also wakes waiting rows whose onboarding has appeared since and orphans those past
+    Meta's 7-day horizon. Commits.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.inbox_redispatch_after_seconds)
+    stale = (
+        InboxDelivery.status == InboxStatus.PENDING.value,
+        InboxDelivery.received_at < cutoff,
+        or_(InboxDelivery.dispatched_at.is_(None), InboxDelivery.dispatched_at < cutoff),
+    )
+    # Claimed by one UPDATE that re-checks the conditions: of two runs at the same moment,
+    # the second waits for the first's row locks, then finds the rows dispatched already.
+    batch = select(InboxDelivery.id).where(*stale).order_by(InboxDelivery.id).limit(5000)
+    pending = sorted(
+        session.scalars(
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(batch.scalar_subquery()), *stale)
+            .values(dispatched_at=now)
+            .returning(InboxDelivery.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    waiting = session.scalars(
+        select(InboxDelivery).where(InboxDelivery.status == InboxStatus.WAITING.value).limit(5000)
+    ).all()
+    woken: list[int] = []
+    orphan_before = now - timedelta(days=settings.inbox_orphan_after_days)
+    for row in waiting:
+        change = Change(
+            row.waba_id, "", {"metadata": {"phone_number_id": row.phone_number_id}}, None
+        )
+        if find_onboarding(session, change) is not None:
+            row.status = InboxStatus.PENDING.value
+            woken.append(row.id)
+        elif row.received_at < orphan_before:
+            row.status = InboxStatus.ORPHANED.value
+            row.last_error = "no onboarding matched within Meta's redelivery horizon"
+    session.commit()
+    return pending + woken

@@ -1,0 +1,238 @@
+"""Webhook intake: verify, persist raw, then let the ingest queue process.
+
+Meta signs each delivery with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body,
+keyed with the app secret>`` (meta-platform.md §4.6). The signature is checked on the raw bytes
+before anything is parsed; a delivery that fails it is refused and leaves no trace. A signed
+delivery is committed to the inbox (deduplicated by the sha256 of its bytes) before Meta gets
+its ``200``, and nothing more: persist first, process after. Parsing is the ingest worker's
+(:mod:`onboarding.ingest.dispatch`), which fills the row's routing columns and keeps a signed
+body that cannot be a Meta delivery as ``quarantined`` with the reason; it was answered ``200``
+all the same, since retrying cannot fix it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import hmac
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from models import InboxDelivery, InboxStatus, utcnow
+from onboarding.store import insert_for
+
+log = structlog.get_logger(__name__)
+
+SIGNATURE_PREFIX = "sha256="
+
+
+def signature_valid(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Whether ``header`` is the HMAC-SHA256 of ``body`` with ``app_secret`` (constant time)."""
+    if not header or not app_secret or not header.startswith(SIGNATURE_PREFIX):
+        return False
+    presented = header[len(SIGNATURE_PREFIX) :].strip().lower()
+    if len(presented) != 64:
+        return False
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def sign(body: bytes, app_secret: str) -> str:
+    """The ``X-Hub-Signature-256`` value Meta would send for ``body``."""
+    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What happened to a delivery at the door."""
+
+    delivery_id: int
+    status: str
+    duplicate: bool
+
+
+def receive(session: Session, body: bytes, *, now: datetime | None = None) -> Intake:
+    """Store one signed delivery (once per distinct body) and commit."""
+    return receive_many(session, [body], now=now)[0]
+
+
+def receive_many(
+    session: Session, bodies: Sequence[bytes], *, now: datetime | None = None
+) -> list[Intake]:
+    """Store signed deliveries, each once per distinct body, in one transaction; commit.
+
+    One ``INSERT … ON CONFLICT (sha256) DO NOTHING RETURNING`` for the batch; a conflict is Meta
+    redelivering the same bytes, counted on the existing row. Returns one :class:`Intake` per
+    body, in order.
+    """
+    digests, rows = _plan(bodies, now or utcnow())
+    inserted = _insert_rows(session, list(rows.values()))
+    existing: dict[str, tuple[int, str]] = {}
+    missing = [d for d in rows if d not in inserted]
+    if missing:
+        query = select(InboxDelivery.id, InboxDelivery.sha256, InboxDelivery.status).where(
+            InboxDelivery.sha256.in_(missing)
+        )
+        for id_, sha, status in session.execute(query):
+            existing[sha] = (id_, status)
+    out, repeats = _outcome(digests, rows, inserted, existing)
+    for target, count in repeats.items():
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id == target)
+            .values(duplicates=InboxDelivery.duplicates + count)
+        )
+    session.commit()
+    return out
+
+
+def _plan(bodies: Sequence[bytes], now: datetime) -> tuple[list[str], dict[str, dict[str, object]]]:
+    digests = [hashlib.sha256(body).hexdigest() for body in bodies]
+    rows: dict[str, dict[str, object]] = {}
+    for digest, body in zip(digests, bodies, strict=True):
+        if digest not in rows:
+            rows[digest] = _row(digest, body, now)
+    return digests, rows
+
+
+def _outcome(
+    digests: list[str],
+    rows: dict[str, dict[str, object]],
+    inserted: dict[str, int],
+    existing: dict[str, tuple[int, str]],
+) -> tuple[list[Intake], dict[int, int]]:
+    """One Intake per body, and the duplicate counts to add per existing row id."""
+    seen: Counter[str] = Counter()
+    out: list[Intake] = []
+    for digest in digests:
+        seen[digest] += 1
+        if digest in inserted:
+            status = str(rows[digest]["status"])
+            out.append(Intake(inserted[digest], status, duplicate=seen[digest] > 1))
+        else:
+            out.append(Intake(existing[digest][0], existing[digest][1], duplicate=True))
+    repeats: dict[int, int] = {}
+    for digest, count in seen.items():
+        extra = count if digest in existing else count - 1
+        if extra:
+            target = inserted[digest] if digest in inserted else existing[digest][0]
+            repeats[target] = extra
+    return out, repeats
+
+
+class AsyncInboxWriter:
+    """The receiver's inbox writes on PostgreSQL, awaited on the event loop.
+
+    Same statements and guarantees as :func:`receive_many` (committed before it returns), on
+    one asynchronous connection, so a batch does not hop to a thread and back. A database
+    error closes the connection (the next batch reconnects) and is raised as SQLAlchemy's
+    ``OperationalError``, which the web app answers with 503.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def write(self, bodies: Sequence[bytes]) -> list[Intake]:
+        digests, rows = _plan(bodies, utcnow())
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+            connection = self._connection
+            # One statement for the batch, committed as it returns (autocommit): the usual
+            # case, every delivery new, costs a single round trip.
+            cursor = await connection.execute(
+                _pg_insert(len(rows)),
+                [row[c] for row in rows.values() for c in _COLUMNS],
+            )
+            inserted: dict[str, int] = {sha: id_ for id_, sha in await cursor.fetchall()}
+            existing: dict[str, tuple[int, str]] = {}
+            missing = [d for d in rows if d not in inserted]
+            if missing:  # Meta redelivering bytes stored before
+                cursor = await connection.execute(
+                    "SELECT id, sha256, status FROM inbox WHERE sha256 = ANY(%s)", (missing,)
+                )
+                for id_, sha, status in await cursor.fetchall():
+                    existing[sha] = (id_, status)
+            out, repeats = _outcome(digests, rows, inserted, existing)
+            if repeats:  # counted on the stored rows
+                async with connection.transaction():
+                    for target, count in repeats.items():
+                        await connection.execute(
+                            "UPDATE inbox SET duplicates = duplicates + %s WHERE id = %s",
+                            (count, target),
+                        )
+        except psycopg.Error as exc:
+            await self.close()
+            raise OperationalError("inbox write", None, exc) from exc
+        return out
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._connection.close()
+            self._connection = None
+
+
+_COLUMNS = (
+    "sha256",
+    "body",
+    "size",
+    "received_at",
+    "attempts",
+    "duplicates",
+    "status",
+    "last_error",
+    "fields",
+    "waba_id",
+    "phone_number_id",
+)
+_ROW_PLACEHOLDERS = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_insert(count: int) -> str:
+    """``INSERT`` of ``count`` inbox rows in one statement (cached per batch size)."""
+    values = ", ".join([_ROW_PLACEHOLDERS] * count)
+    return (
+        f"INSERT INTO inbox ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608 - constants
+        "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
+    )
+
+
+def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, int]:
+    """Insert new inbox rows; ``{sha256: id}`` of those that were not there yet."""
+    stmt = (
+        insert_for(session, InboxDelivery.__table__)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+        .returning(InboxDelivery.id, InboxDelivery.sha256)
+    )
+    return {sha: id_ for id_, sha in session.execute(stmt, rows)}
+
+
+def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
+    """A new inbox row: the raw bytes, ``pending`` until the ingest worker has parsed them."""
+    return {
+        "sha256": digest,
+        "body": body,
+        "size": len(body),
+        "received_at": now,
+        "attempts": 0,
+        "duplicates": 0,
+        "status": InboxStatus.PENDING.value,
+        "last_error": None,
+        "fields": None,
+        "waba_id": None,
+        "phone_number_id": None,
+    }

@@ -1,0 +1,243 @@
+"""Media from history: download what Meta still offers, say why the rest is not there.
+
+Placeholders for media older than the cut-off (14 days before signup) are ``skipped_too_old``
+and never fetched. Newer media waits (``awaiting_media``) for the follow-up webhook that carries
+its media id; then ``GET /{media-id}`` gives a short-lived URL, fetched with the business token,
+checked against Meta's sha256, and stored under ``COEX_MEDIA_DIR`` by content hash (one copy
+per distinct content). Media ids die 7 days after they are sent: not downloaded by then, the
+media is ``expired``. Failures are retried a bounded number of times, then ``failed`` with the
+reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import random
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
+
+from config import Settings
+from config.logging import bind, register_secret
+from models import MediaState, Message, Onboarding, utcnow
+from models.crypto import TokenCipher
+from onboarding.meta.graph import GraphClient, GraphError, TransientGraphError
+from onboarding.outcomes import RetryLater
+
+log = structlog.get_logger(__name__)
+
+
+def sha256_matches(expected: str | None, content: bytes) -> bool:
+    """Meta's sha256 as hex or base64; absent means nothing to check against."""
+    if not expected:
+        return True
+    digest = hashlib.sha256(content).digest()
+    text = expected.strip()
+    if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return text.lower() == digest.hex()
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=False) == digest
+    except (binascii.Error, ValueError):
+        return False
+
+
+def store_bytes(media_dir: Path, content: bytes) -> Path:
+    """Write ``content`` under its sha256 (atomically, once) and return the path."""
+    digest = hashlib.sha256(content).hexdigest()
+    folder = media_dir / digest[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / digest
+    if path.exists() and path.stat().st_size == len(content):
+        return path
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def download(
+    session: Session,
+    graph: GraphClient,
+    *,
+    settings: Settings,
+    cipher: TokenCipher,
+    message_id: int,
+    now: datetime | None = None,
+) -> str:
+    """Download one message's media. Returns the media state it ended in.
+
+    Raises :class:`RetryLater` for a transient failure with attempts left. A message removed
+    meanwhile (a group chat's chunk dropping a follow-up stored first) ends as ``missing``.
+    """
+    try:
+        return _download(
+            session, graph, settings=settings, cipher=cipher, message_id=message_id, now=now
+        )
+    except (StaleDataError, ObjectDeletedError):
+        session.rollback()
+        log.info("media_message_removed", message_id=message_id)
+        return "missing"
+
+
+def _download(
+    session: Session,
+    graph: GraphClient,
+    *,
+    settings: Settings,
+    cipher: TokenCipher,
+    message_id: int,
+    now: datetime | None,
+) -> str:
+    now = now or utcnow()
+    message = session.get(Message, message_id)
+    if message is None:
+        return "missing"
+    bind(onboarding_id=message.onboarding_id, message_id=message.id)
+    if message.media_state != MediaState.AWAITING or message.media_id is None:
+        return message.media_state
+    onboarding = session.get_one(Onboarding, message.onboarding_id)
+    if onboarding.token_ciphertext is None:
+        # Announced before the code exchange finished: nothing to download with yet.
+        raise RetryLater("media download: no business token yet", 2.0)
+    born = message.media_id_at or now
+    if now - born > timedelta(days=settings.media_id_ttl_days):
+        return _settle(
+            session,
+            message,
+            MediaState.EXPIRED,
+            "media id older than 7 days: Meta no longer serves it",
+        )
+    if message.media_attempts >= settings.media_max_attempts:
+        # Whatever ended the earlier attempts (even a failure nothing classified), the
+        # budget holds: no attempt past it.
+        return _settle(
+            session,
+            message,
+            MediaState.FAILED,
+            f"gave up after {message.media_attempts} attempts: "
+            f"{message.media_error or 'the last attempt ended without an answer'}",
+        )
+    claimed = session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.media_attempts == message.media_attempts)
+        .values(media_attempts=message.media_attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return "busy"
+    session.expire(message)  # reloaded on next access; ObjectDeletedError if it is gone
+    token = cipher.decrypt(onboarding.token_ciphertext)
+    register_secret(token)
+    try:
+        meta = graph.get_media(message.media_id, token)
+        register_secret(meta["url"])
+        size = meta.get("file_size")
+        if isinstance(size, int) and size > settings.media_max_bytes:
+            return _settle(
+                session,
+                message,
+                MediaState.FAILED,
+                f"media is {size} bytes, over the {settings.media_max_bytes} limit",
+            )
+        content = graph.download(
+            meta["url"],
+            token,
+            max_bytes=settings.media_max_bytes,
+            allowed_hosts=settings.media_hosts,
+        )
+    except TransientGraphError as exc:
+        if message.media_attempts >= settings.media_max_attempts:
+            return _settle(
+                session,
+                message,
+                MediaState.FAILED,
+                f"gave up after {message.media_attempts} attempts: {exc}",
+            )
+        message.media_error = str(exc)
+        session.commit()
+        wait = min(600.0, 5.0 * 2**message.media_attempts) * random.uniform(0.5, 1.0)
+        raise RetryLater(f"media download: {exc.message}", wait) from exc
+    except GraphError as exc:
+        return _settle(session, message, MediaState.FAILED, str(exc))
+    expected = message.media_sha256 or (
+        meta.get("sha256") if isinstance(meta.get("sha256"), str) else None
+    )
+    if not sha256_matches(expected, content):
+        if message.media_attempts >= settings.media_max_attempts:
+            return _settle(session, message, MediaState.FAILED, "sha256 mismatch on every attempt")
+        message.media_error = "sha256 mismatch; will download again"
+        session.commit()
+        raise RetryLater("media sha256 mismatch", 5.0)
+    path = store_bytes(settings.media_dir, content)
+    message.media_path = str(path)
+    message.media_size = len(content)
+    mime = meta.get("mime_type")
+    if isinstance(mime, str) and not message.media_mime:
+        message.media_mime = mime[:128]
+    return _settle(session, message, MediaState.STORED, None)
+
+
+def _settle(session: Session, message: Message, state: MediaState, error: str | None) -> str:
+    message.media_state = state.value
+    message.media_error = error
+    session.commit()
+    log.info("media_settled", media_state=state.value, error=error)
+    return state.value
+
+
+def expire_overdue(session: Session, *, settings: Settings, now: datetime | None = None) -> int:
+    """Awaiting media past the 7-day life of media ids becomes ``expired``. Commits."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.media_id_ttl_days)
+    ids = list(
+        session.scalars(
+            select(Message.id)
+            .join(Onboarding, Onboarding.id == Message.onboarding_id)
+            .where(
+                Message.media_state == MediaState.AWAITING.value,
+                # With an id: 7 days after it came. Without one: no follow-up came in 7 days.
+                ((Message.media_id_at.is_not(None)) & (Message.media_id_at < cutoff))
+                | ((Message.media_id_at.is_(None)) & (Onboarding.signup_completed_at < cutoff)),
+            )
+            .limit(10_000)
+        )
+    )
+    if ids:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids))
+            .values(
+                media_state=MediaState.EXPIRED.value,
+                media_error="no download within the 7-day life of Meta's media ids",
+            )
+        )
+    session.commit()
+    return len(ids)
+
+
+def due_downloads(session: Session, *, limit: int = 1000) -> list[int]:
+    """Awaiting media with an id whose download was never completed (for the beat job)."""
+    return list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.media_state == MediaState.AWAITING.value, Message.media_id.is_not(None))
+            .order_by(Message.id)
+            .limit(limit)
+        )
+    )

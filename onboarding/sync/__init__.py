@@ -1,0 +1,7 @@
+"""The one-shot ``smb_app_data`` calls for contacts and history, inside the 24-hour window.
+
+* :mod:`.trigger` — request each sync once (intent recorded before the call, lost answers probed),
+  the beat sweep that re-fires stalled steps, alerts near the deadline and closes missed windows;
+* :mod:`.retry` — what an operator may safely resume (``coexist onboardings retry``) and replay
+  (``coexist inbox replay``).
+"""

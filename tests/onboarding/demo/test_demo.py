@@ -1,0 +1,186 @@
+"""``coexist demo``: signup, trigger, contacts and history in, against the sandbox, on SQLite."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from config import Settings
+from onboarding.cli import app
+from onboarding.demo.run import DemoResult, DemoSummary, demo_profile, run_demo, summarize
+from onboarding.sandbox import HistoryPlan
+from tests.conftest import make_settings
+
+SMALL = 300
+"""Messages in the tests' history: a few chunks per phase, a second or so per run."""
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=120)
+
+
+@pytest.fixture(scope="module")
+def base_settings() -> Settings:
+    """Explicit settings for the demo to derive its own from (it replaces database and secrets)."""
+    return make_settings()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the shared demo run: its SQLite database and downloaded media."""
+    return tmp_path_factory.mktemp("demo")
+
+
+@pytest.fixture(scope="module")
+def normal(base_settings: Settings, workdir: Path) -> DemoResult:
+    """One demo run whose business shares its history, shared by the tests that read it."""
+    return run_demo(console=_quiet(), workdir=workdir, messages=SMALL, base_settings=base_settings)
+
+
+def test_history_is_ingested_and_counts_add_up(normal: DemoResult) -> None:
+    """Every planned history message is stored, dropped as too old or dropped as a group one."""
+    summary = normal.summary
+    assert summary.ok, summary.problems
+    assert summary.history_sync == "completed"
+    assert summary.onboarding_state == "synced"
+    assert summary.messages_history > 0
+    assert sum(p.messages for p in summary.phases) == summary.messages_history
+    assert all(p.messages > 0 for p in summary.phases)
+    assert (
+        summary.messages_history + summary.dropped_out_of_window + summary.dropped_group
+        == summary.planned_messages
+        == SMALL
+    )
+    assert summary.messages_total >= summary.messages_history
+    assert summary.messages_inbound + summary.messages_outbound == summary.messages_total
+    assert summary.gaps == {}
+
+
+def test_media_of_every_age_is_settled(normal: DemoResult, workdir: Path) -> None:
+    """Recent media is downloaded to the media folder, older media is skipped, none awaits."""
+    summary = normal.summary
+    assert summary.media_stored > 0
+    assert summary.media_skipped_too_old > 0
+    assert summary.media_awaiting == summary.media_failed == summary.media_expired == 0
+    assert [f for f in (workdir / "media").rglob("*") if f.is_file()]
+
+
+def test_each_sync_is_accepted_once_and_contacts_arrive(normal: DemoResult) -> None:
+    """The sandbox accepted one sync per type, and every generated contact is stored."""
+    per_type = Counter(s["sync_type"] for s in normal.accepted_syncs)
+    assert per_type == {"smb_app_state_sync": 1, "history": 1}
+    summary = normal.summary
+    assert summary.contacts > 0
+    assert summary.contacts + summary.contacts_removed == demo_profile(SMALL).contacts
+    assert summary.app_echoes > 0
+    assert summary.webhooks_failed == 0
+    assert 0 < summary.sync_window_seconds_left <= 24 * 3600
+
+
+def test_declined_history_ends_history_declined(base_settings: Settings, tmp_path: Path) -> None:
+    """A business that turned history sharing off ends `history_declined`, contacts still in."""
+    result = run_demo(
+        console=_quiet(),
+        workdir=tmp_path,
+        messages=SMALL,
+        declined=True,
+        base_settings=base_settings,
+    )
+    summary = result.summary
+    assert summary.ok, summary.problems
+    assert summary.declined
+    assert summary.onboarding_state == "history_declined"
+    assert summary.messages_history == 0
+    assert summary.contacts > 0
+    assert result.onboarding["alerts"][0]["kind"] == "history_declined"
+
+
+PLAN = HistoryPlan(total_messages=30, beyond_window=0, phase_messages=(10, 10, 10), chunk_size=5)
+"""Two chunks of five messages per phase."""
+
+
+def _summary(
+    *,
+    contacts_state: str = "requested",
+    contacts: int = 4,
+    per_phase: dict[int, tuple[int, list[int]]] | None = None,
+) -> DemoSummary:
+    """The summary of a finished run: synced, history completed, four contacts planned."""
+    counts = dict.fromkeys(
+        (
+            "contacts_removed",
+            "threads",
+            "messages",
+            "messages_inbound",
+            "messages_outbound",
+            "app_echoes",
+            "media_stored",
+            "media_awaiting",
+            "media_skipped_too_old",
+            "media_expired",
+            "media_failed",
+            "dropped_out_of_window",
+            "dropped_group",
+        ),
+        0,
+    )
+    counts["contacts"] = contacts
+    detail = {
+        "state": "synced",
+        "sync": {"contacts": {"state": contacts_state}, "history": {"state": "completed"}},
+        "counts": counts,
+        "sync_window_seconds_left": 86_000,
+    }
+    return summarize(
+        detail,
+        per_phase=per_phase or {0: (10, [1, 2]), 1: (10, [1, 2]), 2: (10, [1, 2])},
+        plan=PLAN,
+        planned_contacts=4,
+        dispatcher_stats={"delivered": 12, "failed": 0},
+        expected_state="synced",
+        expected_history="completed",
+        timed_out=False,
+        seconds=1.0,
+    )
+
+
+def test_a_complete_run_has_no_problem() -> None:
+    """Every planned chunk and contact stored, both syncs ended as expected: the demo passes."""
+    summary = _summary()
+    assert summary.ok
+    assert summary.messages_history == 30
+    assert summary.gaps == {}
+
+
+def test_a_chunk_never_received_is_a_gap_and_a_failure() -> None:
+    """A chunk_order the sandbox planned but coexist never recorded fails the demo."""
+    summary = _summary(per_phase={0: (10, [1, 2]), 1: (5, [1]), 2: (10, [1, 2])})
+    assert summary.gaps == {"1": [2]}
+    assert summary.problems == ("history chunks never received: {1: [2]}",)
+
+
+def test_a_contacts_sync_never_accepted_is_a_failure() -> None:
+    """A synced onboarding whose contacts sync is still unknown, contacts missing, fails."""
+    summary = _summary(contacts_state="unknown", contacts=0)
+    assert summary.problems == (
+        "contacts sync ended unknown, expected requested",
+        "0 of the 4 contacts stored",
+    )
+
+
+def test_cli_demo_json_exits_zero() -> None:
+    """`coexist demo --json --messages 300` prints the run and its summary, and exits 0."""
+    result = CliRunner().invoke(app, ["demo", "--json", "--messages", str(SMALL)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert {"onboarding", "accepted_syncs", "register_calls", "seconds", "summary"} <= set(printed)
+    summary = printed["summary"]
+    assert summary["ok"] is True
+    assert summary["syncs"]["history"] == "completed"
+    assert sum(summary["messages"]["per_phase"].values()) == summary["messages"]["history"]

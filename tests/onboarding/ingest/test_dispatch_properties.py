@@ -1,0 +1,209 @@
+"""Property: any order and duplication of a set of deliveries ends in the same database state."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from models import Base, Contact, Database, HistoryChunk, Message, Onboarding, SyncState, SyncType
+from models.crypto import TokenCipher
+from onboarding.ingest import dispatch as ingest
+from onboarding.ingest import inbox as webhooks
+from onboarding.signup.intake import SignupBody, accept_signup
+from tests.conftest import TOKEN_KEY, make_settings
+from tests.onboarding.deliveries import (
+    Business,
+    body_of,
+    chunk,
+    contacts,
+    echoes,
+    media_followup,
+    placeholder,
+    text,
+)
+
+NOW = int(time.time())
+USER, OTHER = "16505550000", "447700900123"
+BIZ = Business(1, "102290129340398", "106540352242922", "15550783881")
+
+
+def ago(days: float) -> int:
+    return int(NOW - days * 86_400)
+
+
+DELIVERIES: list[bytes] = [
+    body_of(p)
+    for p in (
+        chunk(
+            BIZ,
+            0,
+            1,
+            20,
+            {USER: [text("w.1", USER, ago(0.5), "hi"), placeholder("w.img", USER, ago(0.4))]},
+        ),
+        chunk(
+            BIZ,
+            1,
+            1,
+            50,
+            {
+                OTHER: [
+                    text("w.2", BIZ.number, ago(30), "hello", to=OTHER),
+                    placeholder("w.old", OTHER, ago(40)),
+                ]
+            },
+        ),
+        chunk(
+            BIZ,
+            1,
+            2,
+            70,
+            {
+                OTHER: [text("w.3", OTHER, ago(31), "ok")],
+                "1203630@g.us": [text("w.g", USER, ago(5), "group")],
+            },
+        ),
+        chunk(
+            BIZ,
+            2,
+            1,
+            100,
+            {USER: [text("w.4", USER, ago(120), "old"), text("w.5", USER, ago(200), "too old")]},
+        ),
+        media_followup(BIZ, "w.img", USER, ago(0.4), media_id="987654321", sha256="ab" * 32),
+        contacts(BIZ, ("add", "16505551111", ago(3), "Pablo"), ("add", USER, ago(3), "Ana")),
+        contacts(BIZ, ("add", "16505551111", ago(2), "Pablo Morales")),
+        contacts(BIZ, ("remove", USER, ago(1), None)),
+        echoes(BIZ, ("w.2", OTHER, ago(30), "hello"), ("w.e", USER, ago(0.1), "see you")),
+    )
+]
+
+
+def fresh_db() -> Database:
+    db = Database("sqlite://")
+    Base.metadata.create_all(db.engine)
+    cfg = make_settings()
+    with db.session() as session:
+        body = SignupBody.model_validate(
+            {
+                "code": "AQcode",
+                "session": {
+                    "type": "WA_EMBEDDED_SIGNUP",
+                    "event": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                    "data": {"waba_id": BIZ.waba_id},
+                },
+            }
+        )
+        outcome = accept_signup(session, body, settings=cfg, cipher=TokenCipher(TOKEN_KEY))
+        onboarding = session.get_one(Onboarding, outcome.onboarding_id)
+        onboarding.phone_number_id = BIZ.phone_number_id
+        onboarding.display_phone_number = "+1 555-078-3881"
+        onboarding.state = "syncing"
+        for t in SyncType:
+            onboarding.sync(t).state = SyncState.REQUESTED.value
+    return db
+
+
+def deliver_all(db: Database, order: list[int]) -> None:
+    cfg = make_settings()
+    for index in order:
+        with db.session() as session:
+            intake = webhooks.receive(session, DELIVERIES[index])
+            ingest.process_delivery(session, intake.delivery_id, settings=cfg)
+
+
+def snapshot(db: Database) -> dict[str, Any]:
+    with db.sessions() as session:
+        msgs = sorted(
+            (
+                m.wamid,
+                m.thread,
+                m.direction,
+                m.source,
+                m.type,
+                m.text_body,
+                m.media_state,
+                m.media_id,
+                m.media_sha256,
+                int(m.sent_at.timestamp()),
+            )
+            for m in session.scalars(select(Message))
+        )
+        people = sorted(
+            (c.phone, c.full_name, c.first_name, c.removed_at is not None)
+            for c in session.scalars(select(Contact))
+        )
+        ledger = sorted(
+            (
+                h.phase,
+                h.chunk_order,
+                h.progress,
+                h.messages,
+                h.dropped_out_of_window,
+                h.dropped_group,
+            )
+            for h in session.scalars(select(HistoryChunk))
+        )
+        onboarding = session.scalars(select(Onboarding)).one()
+        history = onboarding.sync(SyncType.HISTORY)
+        return {
+            "messages": msgs,
+            "contacts": people,
+            "ledger": ledger,
+            "history": (history.state, history.progress),
+            "state": onboarding.state,
+            "last_app_activity": onboarding.last_app_activity_at,
+        }
+
+
+@functools.cache
+def reference() -> dict[str, Any]:
+    db = fresh_db()
+    deliver_all(db, list(range(len(DELIVERIES))))
+    state = snapshot(db)
+    db.dispose()
+    return state
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    order=st.permutations(range(len(DELIVERIES))),
+    repeats=st.lists(st.integers(0, len(DELIVERIES) - 1), max_size=6),
+    data=st.data(),
+)
+def test_any_order_and_duplication_gives_the_same_state(
+    order: list[int], repeats: list[int], data: st.DataObject
+) -> None:
+    """Shuffled and repeated deliveries always converge to the in-order result."""
+    sequence = list(order)
+    for item in repeats:
+        sequence.insert(data.draw(st.integers(0, len(sequence))), item)
+    db = fresh_db()
+    deliver_all(db, sequence)
+    assert snapshot(db) == reference()
+    db.dispose()
+
+
+def test_reference_state_is_what_the_deliveries_say() -> None:
+    """The in-order state itself is right: exact messages, contacts and completion."""
+    state = reference()
+    wamids = [m[0] for m in state["messages"]]
+    assert wamids == ["w.1", "w.2", "w.3", "w.4", "w.e", "w.img", "w.old"]
+    by_id = {m[0]: m for m in state["messages"]}
+    assert by_id["w.2"][3] == "app_echo"
+    assert by_id["w.img"][4] == "image"
+    assert by_id["w.img"][6:8] == ("awaiting_media", "987654321")
+    assert by_id["w.old"][6] == "skipped_too_old"
+    assert state["contacts"] == [
+        ("16505550000", "Ana", "Ana", True),
+        ("16505551111", "Pablo Morales", "Pablo", False),
+    ]
+    assert state["history"] == ("completed", 100)
+    assert state["state"] == "synced"
+    assert sum(row[4] for row in state["ledger"]) == 1  # w.5, beyond 180 days
+    assert sum(row[5] for row in state["ledger"]) == 1  # the group message
