@@ -108,7 +108,7 @@ def load_inbox(db: Database, messages: int, threads: int, chunk_size: int) -> tu
         NumberContext(WABA, PNID, NUMBER, onboarded_at=time.time()),
     )
     rows = size = 0
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         for chunk in generator.chunks():
             body = json.dumps(
                 envelope(WABA, "history", generator.history_value(chunk), int(time.time())),
@@ -133,12 +133,12 @@ def _worker(args: tuple[str, int, int, int]) -> dict[str, float]:
                 {"n": workers, "k": worker},
             )
         ]
-    with db.sessions() as session:  # connect before the clock starts
+    with db.sessionmaker() as session:  # connect before the clock starts
         session.execute(text("SELECT 1"))
     started = time.time()
     window = time.time()
     for n, delivery_id in enumerate(ids, 1):
-        with db.sessions() as session:
+        with db.sessionmaker() as session:
             ingest.process_delivery(session, delivery_id, settings=cfg)
         if n % 100 == 0:
             now = time.time()
@@ -178,7 +178,7 @@ def rows_for_baselines(
     """The same message rows the processing path builds, from the stored deliveries."""
     cfg = settings_for(db.url, 1000)
     out: list[tuple[Any, ...]] = []
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, onboarding_id)
         ctx = Context.of(onboarding, NUMBER, cfg)
         now = datetime.now(UTC)

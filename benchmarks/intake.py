@@ -34,7 +34,7 @@ from benchmarks._harness import (
     start_web,
 )
 from models import Database
-from onboarding.ingest.inbox import sign
+from onboarding.meta.signatures import sign
 
 BODY_BYTES = 4096
 

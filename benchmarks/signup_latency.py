@@ -180,7 +180,7 @@ def in_flight(db: Database) -> int:
         )
         .exists()
     )
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         query = select(func.count(Onboarding.id)).where(
             or_(
                 Onboarding.state.in_(IN_FLIGHT),
@@ -222,7 +222,7 @@ def read_timelines(db: Database) -> list[Timeline]:
         reached(OnboardingState.TOKEN_EXCHANGED),
         both_requested,
     ).order_by(Onboarding.id)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return [Timeline(*row) for row in session.execute(query)]
 
 

@@ -36,7 +36,8 @@ import redis
 
 from benchmarks._harness import DEFAULT_BROKER_URL, ServiceUnavailableError, check_redis, redact
 from config.logging import configure_logging
-from onboarding.meta.graph import GraphClient, GraphError, RateLimitedError
+from onboarding.meta.errors import GraphError, RateLimitedError
+from onboarding.meta.graph import GraphClient
 from onboarding.outbound.send import THROUGHPUT_LIMIT, send_message, validate_payload
 from onboarding.outbound.throttle import Shape, TokenBucket
 from onboarding.sandbox import Faults, Sandbox, SandboxServer

@@ -10,7 +10,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -54,12 +54,16 @@ def make_engine(url: str, *, synchronous_commit: bool = True, **kwargs: Any) -> 
 
 
 class Database:
-    """One engine and its session factory."""
+    """One engine and its session factory.
+
+    ``sessionmaker()`` opens a plain session (the caller commits); ``session()`` is a unit of
+    work that commits on success and rolls back on error.
+    """
 
     def __init__(self, url: str, *, synchronous_commit: bool = True, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, synchronous_commit=synchronous_commit, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -68,7 +72,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
-        with self.sessions() as session:
+        with self.sessionmaker() as session:
             try:
                 yield session
                 session.commit()
@@ -90,9 +94,6 @@ class Database:
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
-
-    def has_schema(self) -> bool:
-        return inspect(self.engine).has_table("onboardings")
 
     def dispose(self) -> None:
         self.engine.dispose()

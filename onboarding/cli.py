@@ -109,7 +109,7 @@ def onboardings_list(
         known = ", ".join(s.value for s in OnboardingState)
         raise _fail(f"unknown state {state!r}; known: {known}", 2)
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         query = select(Onboarding).order_by(Onboarding.id.desc()).limit(limit)
         if state:
             query = query.where(Onboarding.state == state)
@@ -136,7 +136,7 @@ def onboardings_list(
 def onboardings_show(onboarding_id: int, as_json: JsonFlag = False) -> None:
     """Show one onboarding: number, syncs, alerts and its timeline."""
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get(Onboarding, onboarding_id)
         if onboarding is None:
             raise _fail(f"no onboarding {onboarding_id}")
@@ -190,7 +190,7 @@ def onboardings_retry(
     from tasks.sync import request_syncs  # noqa: PLC0415
 
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         try:
             plan = retry(
                 session,
@@ -213,7 +213,7 @@ def alerts_list(
 ) -> None:
     """List alerts raised for operators (deadline near, window missed, failures)."""
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         query = select(Alert).order_by(Alert.id.desc()).limit(500)
         if onboarding_id is not None:
             query = query.where(Alert.onboarding_id == onboarding_id)
@@ -333,7 +333,7 @@ def inbox_list(
         known = ", ".join(s.value for s in InboxStatus)
         raise _fail(f"unknown status {status!r}; known: {known}", 2)
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         query = select(InboxDelivery).order_by(InboxDelivery.id.desc()).limit(limit)
         if status:
             query = query.where(InboxDelivery.status == status)
@@ -392,7 +392,7 @@ def follow_ups_list(
 ) -> None:
     """List follow-ups (relink and app-open reminders, alerts), soonest first."""
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         query = select(FollowUp).order_by(FollowUp.due_at, FollowUp.id).limit(limit)
         if due:
             query = query.where(
@@ -422,7 +422,7 @@ def follow_ups_list(
 def follow_ups_ack(follow_up_id: int) -> None:
     """Acknowledge a follow-up: the business did it; the rest of its series is cancelled."""
     rt = _runtime()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         try:
             follow_up = acknowledge(session, follow_up_id)
         except FollowUpError as exc:

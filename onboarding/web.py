@@ -30,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from models import Onboarding
 from onboarding import runtime as runtime_module
 from onboarding.followups.schedule import FollowUpError, acknowledge
-from onboarding.ingest.inbox import AsyncInboxWriter, Intake, receive_many, signature_valid
+from onboarding.ingest.inbox import AsyncInboxWriter, Intake, receive_many
+from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.signup.intake import SignupBody, accept_signup, unstorable
 from onboarding.views import follow_up_json, onboarding_detail
@@ -272,7 +273,7 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
     up; then beat's ``coexist.signup.resume`` sends the exchange within seconds, well inside
     the code's 30 s, as it does for a message the broker lost.
     """
-    with r.db.sessions() as session:
+    with r.db.sessionmaker() as session:
         outcome = accept_signup(session, body, settings=r.settings, cipher=r.cipher)
     if outcome.abandoned_signup_id is not None:
         return JSONResponse(
@@ -407,7 +408,7 @@ class IntakeBatcher:
 
 
 def _store_batch(r: Runtime, bodies: list[bytes]) -> list[Intake]:
-    with r.db.sessions() as session:
+    with r.db.sessionmaker() as session:
         return receive_many(session, bodies)
 
 
@@ -420,7 +421,7 @@ def _enqueue_processing(ids: list[int]) -> None:
 
 
 def _ack(r: Runtime, follow_up_id: int) -> Response:
-    with r.db.sessions() as session:
+    with r.db.sessionmaker() as session:
         try:
             follow_up = acknowledge(session, follow_up_id)
         except FollowUpError as exc:
@@ -430,7 +431,7 @@ def _ack(r: Runtime, follow_up_id: int) -> Response:
 
 
 def _show(r: Runtime, onboarding_id: int) -> Response:
-    with r.db.sessions() as session:
+    with r.db.sessionmaker() as session:
         onboarding = session.get(Onboarding, onboarding_id)
         if onboarding is None:
             return _not_found()

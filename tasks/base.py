@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from config.celery import MAX_COUNTDOWN
-from onboarding.meta.graph import TransientGraphError
+from onboarding.meta.errors import TransientGraphError
 from onboarding.outcomes import RetryLater
 from tasks.app import app
 

@@ -565,7 +565,7 @@ class _Bars:
 
 def _ledger(rt: Runtime, onboarding_id: int) -> dict[int, tuple[int, list[int]]]:
     """Per phase, from the ``history_chunks`` ledger: messages stored and chunk_orders seen."""
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         rows = session.execute(
             select(HistoryChunk.phase, HistoryChunk.chunk_order, HistoryChunk.messages)
             .where(HistoryChunk.onboarding_id == onboarding_id)

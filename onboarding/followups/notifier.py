@@ -67,14 +67,14 @@ from tenacity import (
 
 from config.logging import register_secret
 from models import Alert, FollowUp, FollowUpKind, FollowUpStatus, Notification, Onboarding, utcnow
-from onboarding.ingest.inbox import sign
-from onboarding.meta.graph import (
-    GraphClient,
+from onboarding.meta.errors import (
     GraphError,
     MalformedResponseError,
     RateLimitedError,
     TransientGraphError,
 )
+from onboarding.meta.graph import GraphClient
+from onboarding.meta.signatures import sign
 from onboarding.outcomes import RetryLater
 from onboarding.states import raise_alert
 from onboarding.store import insert_for

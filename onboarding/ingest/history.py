@@ -38,7 +38,7 @@ from models import (
     SyncType,
     utcnow,
 )
-from onboarding.meta.graph import HISTORY_DECLINED
+from onboarding.meta.errors import HISTORY_DECLINED
 from onboarding.meta.payloads import clean_text, digits, unix_time
 from onboarding.states import note, raise_alert, transition
 from onboarding.store import (

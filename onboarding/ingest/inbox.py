@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import hmac
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,24 +32,6 @@ from models import InboxDelivery, InboxStatus, utcnow
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
-
-SIGNATURE_PREFIX = "sha256="
-
-
-def signature_valid(body: bytes, header: str | None, app_secret: str) -> bool:
-    """Whether ``header`` is the HMAC-SHA256 of ``body`` with ``app_secret`` (constant time)."""
-    if not header or not app_secret or not header.startswith(SIGNATURE_PREFIX):
-        return False
-    presented = header[len(SIGNATURE_PREFIX) :].strip().lower()
-    if len(presented) != 64:
-        return False
-    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(presented.encode(), expected.encode())
-
-
-def sign(body: bytes, app_secret: str) -> str:
-    """The ``X-Hub-Signature-256`` value Meta would send for ``body``."""
-    return SIGNATURE_PREFIX + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from config import Settings
 from config.logging import bind, register_secret
 from models import MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
-from onboarding.meta.graph import GraphClient, GraphError, TransientGraphError
+from onboarding.meta.errors import GraphError, TransientGraphError
+from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
 
 log = structlog.get_logger(__name__)

@@ -66,13 +66,13 @@ from sqlalchemy.orm import Session
 from config.logging import bind, register_secret
 from models import Direction, MediaState, MessageSource, Onboarding, OnboardingState
 from models.crypto import TokenCipher
-from onboarding.meta.graph import (
-    GraphClient,
+from onboarding.meta.errors import (
     GraphError,
     RateLimitedError,
     TokenInvalidError,
     TransientGraphError,
 )
+from onboarding.meta.graph import GraphClient
 from onboarding.outbound.throttle import LocalTokenBucket, Throttle, TokenBucket
 from onboarding.outcomes import RetryLater
 from onboarding.runtime import Runtime

@@ -22,14 +22,14 @@ from config import Settings
 from config.logging import bind, register_secret
 from models import Onboarding, OnboardingState, utcnow
 from models.crypto import TokenCipher
-from onboarding.meta.graph import (
+from onboarding.meta.errors import (
     CodeExchangeError,
-    GraphClient,
     GraphError,
     PermanentGraphError,
     RateLimitedError,
     TransientGraphError,
 )
+from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import Next, RetryLater
 from onboarding.signup import eligibility
 from onboarding.states import claim, fail, raise_alert, release, transition

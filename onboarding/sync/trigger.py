@@ -41,8 +41,7 @@ from models import (
     utcnow,
 )
 from models.crypto import TokenCipher
-from onboarding.meta.graph import (
-    GraphClient,
+from onboarding.meta.errors import (
     PermanentGraphError,
     RateLimitedError,
     SyncAlreadyRequestedError,
@@ -50,6 +49,7 @@ from onboarding.meta.graph import (
     TokenInvalidError,
     TransientGraphError,
 )
+from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import Next, RetryLater
 from onboarding.states import fail, raise_alert, transition
 

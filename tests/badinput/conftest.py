@@ -12,5 +12,5 @@ __all__ = ["business", "count", "web"]
 
 def count(rt: Runtime, model: type) -> int:
     """How many rows ``model`` has."""
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from models import Contact, HistoryChunk, InboxDelivery, InboxStatus, Message, Onboarding
 from onboarding.ingest.dispatch import process_delivery
-from onboarding.ingest.inbox import receive, sign
+from onboarding.ingest.inbox import receive
 from onboarding.meta.payloads import storable_text
+from onboarding.meta.signatures import sign
 from onboarding.runtime import Runtime
 from tests.badinput.conftest import count
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
@@ -38,7 +39,7 @@ WABA = "102290129340398"
 
 
 def inbox(rt: Runtime) -> list[InboxDelivery]:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return list(session.scalars(select(InboxDelivery).order_by(InboxDelivery.id)))
 
 
@@ -267,7 +268,7 @@ def test_bad_history_message_is_rejected_and_the_rest_stored(
     assert row.summary["history"]["rejected"] == 1
     assert any(reason in r for r in row.summary["history"]["rejected_reasons"])
     assert count(rt, Message) == messages + 1
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.scalars(select(Message.wamid)).all() == ["wamid.GOOD"]
 
 
@@ -429,13 +430,13 @@ def test_unknown_account_event_is_counted_and_changes_nothing(
     web: TestClient, rt: Runtime, business: Business, event: str
 ) -> None:
     """An account_update with an event we do not know is counted and leaves the state alone."""
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         state = session.get_one(Onboarding, business.onboarding_id).state
     post(web, envelope(business, "account_update", {"event": event}))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert row.summary == {"account_update": {"unknown_events": 1}}
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.get_one(Onboarding, business.onboarding_id).state == state
 
 
@@ -444,14 +445,14 @@ def test_account_update_without_event_is_rejected(
     web: TestClient, rt: Runtime, business: Business, event: Any
 ) -> None:
     """An account_update whose event is missing, empty, too long or not a string is rejected."""
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         state = session.get_one(Onboarding, business.onboarding_id).state
     post(web, envelope(business, "account_update", {"event": event}))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert row.summary is not None
     assert row.summary["account_update"]["rejected"] == 1
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.get_one(Onboarding, business.onboarding_id).state == state
 
 
@@ -474,7 +475,7 @@ def test_nul_and_unicode_in_text_are_stored_clean(
 ) -> None:
     """A text body with NUL characters and astral unicode is stored without the NULs."""
     post(web, chunk(business, 1, 1, 10, {USER: [text("wamid.N", USER, RECENT, "a\x00b 🌵\u202e")]}))
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.scalars(select(Message.text_body)).all() == ["ab 🌵\u202e"]
 
 
@@ -626,7 +627,7 @@ def test_unstorable_value_in_a_message_is_cleaned_or_rejected_beside_good_ones(
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert row.summary is not None
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         messages = {m.wamid: m for m in session.scalars(select(Message))}
         assert session.scalar(select(HistoryChunk.messages)) == len(messages)
     assert messages["wamid.GOOD"].text_body == "fine"
@@ -647,7 +648,7 @@ def test_unstorable_contact_names_are_stored_clean(
     post(web, meta_json(contacts(business, ("add", USER, RECENT, "Ann\x00 Lee\ud800"))))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         contact = session.scalars(select(Contact)).one()
     assert (contact.full_name, contact.first_name) == ("Ann Lee\ufffd", "Ann")
 
@@ -660,7 +661,7 @@ def test_unstorable_echo_is_stored_clean(web: TestClient, rt: Runtime, business:
     post(web, meta_json(payload))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         message = session.scalars(select(Message)).one()
     assert (message.thread, message.direction, message.text_body) == ("", "outbound", "hi")
     assert message.raw is not None
@@ -685,7 +686,7 @@ def test_unstorable_edit_is_applied_clean(web: TestClient, rt: Runtime, business
     rows = inbox(rt)
     assert [r.status for r in rows] == [InboxStatus.PROCESSED] * 2, rows[-1].last_error
     assert rows[-1].summary == {"messages": {"edits": 1}}
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         edited = session.scalars(select(Message).where(Message.wamid == "wamid.OLD")).one()
     assert edited.text_body == "new text\ufffd"
 
@@ -716,7 +717,7 @@ def test_account_update_with_an_entry_time_no_date_holds_is_applied(
     post(web, meta_json(envelope(business, "account_update", value, time=10**30)))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, business.onboarding_id)
         assert onboarding.state == "disconnected"
         assert onboarding.lifecycle_reason == "PRIMARY_INACTIVITY\ufffd"

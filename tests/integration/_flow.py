@@ -208,7 +208,7 @@ def collect_deliveries(
 
 def inbox(db: Database) -> Counter[str]:
     """Stored deliveries per status."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return Counter(session.scalars(select(InboxDelivery.status)))
 
 

@@ -45,7 +45,7 @@ def write(db: Database, bodies: list[bytes]) -> list[Intake]:
 
 
 def rows(db: Database) -> list[InboxDelivery]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return list(session.scalars(select(InboxDelivery).order_by(InboxDelivery.id)))
 
 
@@ -62,7 +62,7 @@ def test_a_batch_is_stored_once_per_distinct_body(db: Database) -> None:
     assert stored[1].duplicates == 0
     assert bytes(stored[0].body) == delivery(1)
     assert stored[0].fields is None
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         outcome = process_delivery(session, stored[0].id, settings=SETTINGS)
     assert outcome.status == InboxStatus.WAITING  # no onboarding for this number yet
     (routed, _) = rows(db)
@@ -87,7 +87,7 @@ def test_a_malformed_body_is_stored_then_quarantined_with_its_reason(db: Databas
     """A signed body that is not a Meta delivery is kept; the worker quarantines it, saying why."""
     (intake,) = write(db, [b'{"object":"page","entry":[]}'])
     assert intake.status == InboxStatus.PENDING
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         outcome = process_delivery(session, intake.delivery_id, settings=SETTINGS)
     (stored,) = rows(db)
     assert outcome.status == InboxStatus.QUARANTINED
@@ -111,7 +111,7 @@ def test_two_redispatch_runs_at_once_dispatch_a_stale_row_once(db: Database) -> 
     waited for another's row lock finds the row dispatched already and leaves it alone."""
     (intake,) = write(db, [delivery(7)])
     old = utcnow() - timedelta(hours=1)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         session.execute(
             update(InboxDelivery)
             .where(InboxDelivery.id == intake.delivery_id)
@@ -119,7 +119,7 @@ def test_two_redispatch_runs_at_once_dispatch_a_stale_row_once(db: Database) -> 
         )
         session.commit()
     claimed: list[list[int]] = []
-    with db.sessions() as first:
+    with db.sessionmaker() as first:
         # The first run holds the row (as its UPDATE does) while the second one starts.
         first.execute(
             update(InboxDelivery)
@@ -128,7 +128,7 @@ def test_two_redispatch_runs_at_once_dispatch_a_stale_row_once(db: Database) -> 
         )
 
         def second() -> None:
-            with db.sessions() as session:
+            with db.sessionmaker() as session:
                 claimed.append(ingest.stale_pending(session, settings=SETTINGS))
 
         runner = threading.Thread(target=second)

@@ -153,14 +153,14 @@ def deliver_before_signup(
 
 def history_sync_state(db: Database) -> str | None:
     """The state of the (only) onboarding's history sync, read from the database."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.scalar(
             select(SyncRequest.state).where(SyncRequest.sync_type == SyncType.HISTORY.value)
         )
 
 
 def stored_media(db: Database) -> list[Message]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return list(
             session.scalars(select(Message).where(Message.media_state == MediaState.STORED.value))
         )
@@ -220,7 +220,7 @@ def test_every_delivery_three_times_shuffled_ends_in_the_same_counts(
     )
     assert detail["sync"]["history"]["state"] == "completed", describe(detail)
     assert detail["state"] == "synced", describe(detail)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         duplicates = session.scalars(select(InboxDelivery.duplicates)).all()
     distinct = len({delivery.body for delivery in deliveries})
     assert len(duplicates) == distinct

@@ -48,7 +48,7 @@ def test_no_plaintext_secret_in_postgresql_or_the_logs_after_an_onboarding(
     detail = api.wait_for_onboarding(response.json()["onboarding_id"])
     assert detail["state"] == "syncing"
 
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, detail["id"])
         assert onboarding.token_ciphertext
         token = TokenCipher(stack_config.token_keys).decrypt(onboarding.token_ciphertext)

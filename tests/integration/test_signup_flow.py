@@ -68,7 +68,7 @@ def at(value: str) -> datetime:
 
 
 def count(db: Database, model: type[Any]) -> int:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
@@ -206,7 +206,7 @@ def test_cancelled_signup_is_recorded_and_starts_nothing(
     api.wait_for_onboarding(post(api, barrier)["onboarding_id"])
 
     assert body["status"] == "recorded"
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         abandoned = session.scalars(select(AbandonedSignup)).all()
     assert [(a.id, a.event, a.current_step) for a in abandoned] == [
         (body["abandoned_signup_id"], "CANCEL", "PHONE_NUMBER_SETUP")

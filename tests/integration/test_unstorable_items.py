@@ -25,8 +25,9 @@ from sqlalchemy import select
 from benchmarks._harness import CoexistApi, ManagedProcess, StackConfig, WebServer, poll_until
 from models import Contact, Database, HistoryChunk, InboxDelivery, InboxStatus, Message
 from onboarding.ingest.dispatch import HANDLERS, process_delivery
-from onboarding.ingest.inbox import receive, sign
+from onboarding.ingest.inbox import receive
 from onboarding.meta.payloads import clean_text, digits, storable
+from onboarding.meta.signatures import sign
 from onboarding.sandbox import Sandbox
 from tests.integration._flow import finished_signup, start_onboarding
 from tests.onboarding.deliveries import (
@@ -85,7 +86,7 @@ def deliver(
     digest = hashlib.sha256(raw).hexdigest()
 
     def row() -> InboxDelivery | None:
-        with db.sessions() as session:
+        with db.sessionmaker() as session:
             query = select(InboxDelivery).where(InboxDelivery.sha256 == digest)
             return session.scalars(query).one_or_none()
 
@@ -108,7 +109,7 @@ def raw(message: Message, key: str) -> Any:
 
 
 def messages(db: Database) -> dict[str, Message]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return {m.wamid: m for m in session.scalars(select(Message))}
 
 
@@ -193,7 +194,7 @@ def test_a_chunk_with_one_poison_message_of_each_kind_stores_every_good_message(
         "message without a usable id",
         "wamid.TYPE_NUL: no message type",
     ]
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         ledger = session.scalars(select(HistoryChunk)).one()
     assert (ledger.phase, ledger.chunk_order, ledger.messages) == (1, 1, len(stored))
 
@@ -218,7 +219,7 @@ def test_contacts_with_unstorable_names_are_stored_clean_beside_good_ones(
         ),
     )
 
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         names = {c.phone: (c.full_name, c.first_name) for c in session.scalars(select(Contact))}
     assert names == {
         "16505551111": ("Ann Lee", "Ann"),
@@ -411,9 +412,9 @@ def same_json(stored: Any, expected: Any) -> bool:
 
 def process(db: Database, payload: dict[str, Any]) -> InboxDelivery:
     """Store ``payload`` as the receiver does and process it as the ingest task does."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         delivery_id = receive(session, meta_json(payload)).delivery_id
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         outcome = process_delivery(session, delivery_id, settings=SETTINGS)
         row = session.get_one(InboxDelivery, delivery_id)
     assert outcome.status == InboxStatus.PROCESSED, row.last_error
@@ -474,7 +475,7 @@ def test_any_history_chunk_stores_its_good_messages_and_reaches_the_ledger(
 
     row = process(db, payload)
 
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         stored = {
             m.wamid: m for m in session.scalars(select(Message).where(Message.wamid.in_(wamids)))
         }
@@ -580,7 +581,7 @@ def test_any_contacts_echoes_edits_and_events_store_their_good_items(
 
     row = process(db, payload)
 
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         stored_contact = session.scalars(select(Contact).where(Contact.phone == phone)).one()
         message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
     assert stored_contact.full_name == clean_text(names[0], 512)

@@ -113,7 +113,7 @@ def signed(config: StackConfig, body: bytes) -> str:
 
 
 def rows(db: Database, model: type) -> int:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return int(session.scalar(sql_select(func.count()).select_from(model)) or 0)
 
 

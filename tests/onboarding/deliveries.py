@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from onboarding.ingest.inbox import sign
 from onboarding.meta.payloads import PayloadError, load
+from onboarding.meta.signatures import sign
 from tests.conftest import APP_SECRET
 
 DECLINED_TEXT = "History sync is turned off by the business from the WhatsApp Business App"

@@ -121,7 +121,7 @@ def test_retry_force_probes_an_unknown_sync(
     assert "--force" in refused.output
     result = runner.invoke(app, ["onboardings", "retry", str(onboarding_id), "--force"])
     assert result.exit_code == 0, result.output
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, onboarding_id)
         assert onboarding.sync(SyncType.HISTORY).state == "requested"
         assert onboarding.state == OnboardingState.SYNCING
@@ -157,7 +157,7 @@ def test_rotate_keys_reencrypts_with_the_newest_key(rt: Runtime, onboarding_id: 
     runtime.install(rotated)
     result = runner.invoke(app, ["db", "rotate-keys"])
     assert result.exit_code == 0, result.output
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, onboarding_id)
         assert TokenCipher(new_key).decrypt(onboarding.token_ciphertext or b"").startswith("EAAG")
 

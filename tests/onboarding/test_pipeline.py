@@ -73,7 +73,7 @@ def flow(
         assert response.status_code == 202
         dispatcher.drain(30)
         assert dispatcher.stats()["failed"] == 0
-        with rt.db.sessions() as session:
+        with rt.db.sessionmaker() as session:
             onboarding = session.get_one(Onboarding, response.json()["onboarding_id"])
             detail = onboarding_detail(session, onboarding)
         yield detail, expected(sandbox, business.phone_number_ids[0], onboarded_at)
@@ -85,7 +85,7 @@ def test_every_in_window_message_is_stored_once(
     """Shuffled, duplicated chunks end in exactly the messages Meta's rules allow."""
     detail, oracle = flow
     counts = detail["counts"]
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         stored = {
             row.wamid: row.source for row in session.execute(select(Message.wamid, Message.source))
         }
@@ -118,7 +118,7 @@ def test_recent_media_is_downloaded_and_old_media_skipped(
     assert counts["media_skipped_too_old"] == oracle["media_old"]
     assert counts["media_stored"] == oracle["media_recent"]
     assert counts["media_awaiting"] == 0
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         stored = session.scalars(
             select(Message).where(Message.media_state == MediaState.STORED.value)
         ).all()

@@ -32,7 +32,7 @@ def finished_signup(sandbox: Sandbox) -> dict[str, Any]:
 
 
 def count(rt: Runtime, model: type) -> int:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
@@ -89,7 +89,7 @@ def test_cancel_is_recorded_and_starts_nothing(
     response = client.post("/signup", json={"session": session}, headers=AUTH)
     assert response.status_code == 202
     assert "abandoned_signup_id" in response.json()
-    with rt.db.sessions() as db_session:
+    with rt.db.sessionmaker() as db_session:
         row = db_session.scalars(select(AbandonedSignup)).one()
         assert (row.error_code, row.session_id) == ("524126", "f34b51dab5e0498")
         assert row.reported_at is not None
@@ -105,7 +105,7 @@ def test_cancel_with_current_step_is_recorded(client: TestClient, rt: Runtime) -
         "data": {"current_step": "PHONE_NUMBER_SETUP"},
     }
     assert client.post("/signup", json={"session": session}, headers=AUTH).status_code == 202
-    with rt.db.sessions() as db_session:
+    with rt.db.sessionmaker() as db_session:
         assert db_session.scalars(select(AbandonedSignup.current_step)).one() == (
             "PHONE_NUMBER_SETUP"
         )

@@ -54,7 +54,7 @@ def onboard(rt: Runtime, sandbox: Sandbox, tmp_path: Path) -> tuple[str, int]:
 
 
 def business_token(rt: Runtime, onboarding_id: int) -> str:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, onboarding_id)
         return rt.cipher.decrypt(onboarding.token_ciphertext or b"")
 

@@ -71,7 +71,7 @@ class Recorder:
 def test_enqueue_waits_for_the_commit(db: Database) -> None:
     """A task enqueued inside a transaction is sent only when it commits."""
     recorder = Recorder()
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         session.execute(text("SELECT 1"))
         enqueue_after_commit(session, recorder, 7)  # type: ignore[arg-type]
         assert recorder.sent == []
@@ -82,7 +82,7 @@ def test_enqueue_waits_for_the_commit(db: Database) -> None:
 def test_enqueue_is_dropped_on_rollback(db: Database) -> None:
     """A task enqueued in a transaction that rolls back is never sent."""
     recorder = Recorder()
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         session.execute(text("SELECT 1"))
         enqueue_after_commit(session, recorder, 7)  # type: ignore[arg-type]
         session.rollback()

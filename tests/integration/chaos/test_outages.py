@@ -89,7 +89,7 @@ def sha256(delivery: ReceivedWebhook) -> str:
 
 def inbox_events(db: Database) -> tuple[int, int]:
     """(rows, rows + duplicates): deliveries stored, and times a POST stored one (commits)."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         rows, duplicates = session.execute(
             select(func.count(), func.coalesce(func.sum(InboxDelivery.duplicates), 0))
         ).one()
@@ -98,7 +98,7 @@ def inbox_events(db: Database) -> tuple[int, int]:
 
 def stored(db: Database, digests: Sequence[str]) -> set[str]:
     """Which of these bodies (by sha256) the inbox holds."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return set(
             session.scalars(select(InboxDelivery.sha256).where(InboxDelivery.sha256.in_(digests)))
         )
@@ -452,7 +452,7 @@ FAULTY_TIMEOUT = 60.0
 
 def download_attempts(db: Database) -> dict[int, int]:
     """Stored media per number of download attempts it took."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         attempts = session.scalars(
             select(Message.media_attempts).where(Message.media_state == MediaState.STORED.value)
         )

@@ -427,7 +427,7 @@ def expected_ledger(
 
 
 def stored_ledger(db: Database, onboarding_id: int) -> dict[tuple[int, int], tuple[int, ...]]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         rows = session.execute(
             select(
                 HistoryChunk.phase,
@@ -443,14 +443,14 @@ def stored_ledger(db: Database, onboarding_id: int) -> dict[tuple[int, int], tup
 
 def stored_wamids(db: Database, onboarding_id: int) -> Counter[str]:
     """Stored rows per wamid (the unique index allows one; this checks it holds)."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return Counter(
             session.scalars(select(Message.wamid).where(Message.onboarding_id == onboarding_id))
         )
 
 
 def message_count(db: Database, onboarding_id: int) -> int:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         count = session.scalar(
             select(func.count()).select_from(Message).where(Message.onboarding_id == onboarding_id)
         )
@@ -458,7 +458,7 @@ def message_count(db: Database, onboarding_id: int) -> int:
 
 
 def inbox_status(db: Database, delivery_id: int) -> str:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.get_one(InboxDelivery, delivery_id).status
 
 
@@ -468,7 +468,7 @@ def distinct(deliveries: Sequence[ReceivedWebhook]) -> set[bytes]:
 
 
 def inbox_rows(db: Database) -> list[InboxDelivery]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return list(session.scalars(select(InboxDelivery).order_by(InboxDelivery.id)))
 
 

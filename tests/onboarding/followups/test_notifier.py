@@ -110,17 +110,17 @@ def relink(db: Database, onboarding_id: int) -> int:
 
 
 def deliver(db: Database, notifier: Notifier, follow_up_id: int) -> list[Any]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return notifier.deliver(session, follow_up_id)
 
 
 def follow_up(db: Database, follow_up_id: int) -> FollowUp:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.get_one(FollowUp, follow_up_id)
 
 
 def notification(db: Database, follow_up_id: int, channel: str) -> Notification:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.scalars(
             select(Notification).where(
                 Notification.follow_up_id == follow_up_id, Notification.channel == channel
@@ -265,7 +265,7 @@ def test_relink_text_names_the_companions_that_work_and_those_that_do_not(
     db: Database, relink: int
 ) -> None:
     """A relink reminder says how to relink, which companions work, and not Windows or WearOS."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(FollowUp, relink)
         message = render(row, session.get_one(Onboarding, row.onboarding_id))
     assert "Linked devices" in message.text
@@ -281,7 +281,7 @@ def test_heartbeat_text_counts_days_since_the_app_was_last_opened(
 ) -> None:
     """A heartbeat reminder gives the days without app activity and the days left before 14."""
     follow_up_id = add_follow_up(db, onboarding_id, K.APP_OPEN, days_without_activity=10)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(FollowUp, follow_up_id)
         message = render(row, session.get_one(Onboarding, onboarding_id))
     assert "has not been opened for 11 days" in message.text
@@ -299,7 +299,7 @@ def test_alert_text_is_the_alert_message(db: Database, onboarding_id: int) -> No
         severity="warning",
         message="history sync not requested; 6 h left",
     )
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(FollowUp, follow_up_id)
         message = render(row, session.get_one(Onboarding, onboarding_id))
     assert message.text == "history sync not requested; 6 h left"
@@ -356,7 +356,7 @@ def test_webhook_gives_up_after_max_attempts(
 ) -> None:
     """Quick retries stop after max_attempts with a transient error that may have been sent."""
     receiver.statuses = [500, 503, 502, 200]
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(FollowUp, relink)
         message = render(row, session.get_one(Onboarding, row.onboarding_id))
     with pytest.raises(TransientNotifyError) as caught:
@@ -407,7 +407,7 @@ def test_webhook_failing_every_run_fails_after_the_notifier_attempts(
     assert outcome.result is Result.FAILED
     assert "gave up after 2 attempts" in (outcome.error or "")
     assert follow_up(db, relink).status == FollowUpStatus.FAILED
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         alert = session.scalars(select(Alert).where(Alert.onboarding_id == onboarding_id)).one()
     assert alert.kind == "notification_failed"
 
@@ -551,7 +551,7 @@ def test_whatsapp_interrupted_attempt_is_marked_unknown_and_not_sent(
     assert outcome.result is Result.UNKNOWN
     assert meta.requests == []
     assert notification(db, relink, "whatsapp_template").status == "unknown"
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         alert = session.scalars(select(Alert).where(Alert.onboarding_id == onboarding_id)).one()
     assert alert.kind == "notification_unknown"
 
@@ -589,7 +589,7 @@ def test_operator_confirming_an_unknown_send_settles_it_as_sent(
     interrupted(db, relink, "whatsapp_template")
     notifier = Notifier([whatsapp])
     deliver(db, notifier, relink)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         resolve(session, relink, "whatsapp_template", delivered=True)
     [outcome] = deliver(db, notifier, relink)
     assert outcome.result is Result.ALREADY_SENT
@@ -604,7 +604,7 @@ def test_operator_saying_an_unknown_send_was_lost_sends_it_again(
     interrupted(db, relink, "whatsapp_template")
     notifier = Notifier([whatsapp])
     deliver(db, notifier, relink)
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         resolve(session, relink, "whatsapp_template", delivered=False)
     [outcome] = deliver(db, notifier, relink)
     assert outcome.result is Result.SENT
@@ -640,7 +640,7 @@ def test_cancelled_follow_up_is_not_sent(db: Database, relink: int) -> None:
     with structlog.testing.capture_logs() as logs:
         assert deliver(db, Notifier([LogChannel()]), relink) == []
     assert not [e for e in logs if e["event"] == "follow_up_notification"]
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         assert session.scalars(select(Notification)).all() == []
 
 

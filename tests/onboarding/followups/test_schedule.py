@@ -62,7 +62,7 @@ def test_acknowledging_a_relink_reminder_stops_the_series(rt: Runtime, business:
         )
         followups.acknowledge(session, first)
     assert due_kinds(rt, start + timedelta(days=5)) == []
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         statuses = sorted(
             r.status
             for r in session.scalars(select(FollowUp).where(FollowUp.kind == "companion_relink"))
@@ -105,7 +105,7 @@ def test_disconnection_stops_every_reminder(rt: Runtime, business: Business) -> 
         onboarding = session.get_one(Onboarding, business.onboarding_id)
         transition(session, onboarding, S.DISCONNECTED, "PARTNER_REMOVED: PRIMARY_INACTIVITY")
     assert due_kinds(rt, start + timedelta(days=13)) == []
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert {r.status for r in session.scalars(select(FollowUp))} == {"cancelled"}
 
 
@@ -171,7 +171,7 @@ def test_beat_schedules_and_delivers_each_follow_up_once(rt: Runtime, business: 
         schedule.delay()
     sent = [e for e in logs if e["event"] == "follow_up_notification"]
     assert len(sent) == 1
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         relink = session.scalars(
             select(FollowUp).where(FollowUp.kind == "companion_relink", FollowUp.step == 0)
         ).one()

@@ -59,12 +59,12 @@ def post(web: TestClient, payload: dict[str, Any] | bytes) -> None:
 
 
 def messages(rt: Runtime) -> dict[str, Message]:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return {m.wamid: m for m in session.scalars(select(Message))}
 
 
 def detail(rt: Runtime, business: Business) -> dict[str, Any]:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return onboarding_detail(session, session.get_one(Onboarding, business.onboarding_id))
 
 
@@ -175,7 +175,7 @@ def test_large_chunks_are_written_in_pages(
     msgs = [text(f"wamid.big{i}", USER, ago(5) + i, f"m{i}") for i in range(35)]
     post(web, chunk(business, 1, 1, 100, {USER: msgs}))
     assert len(messages(rt)) == 35
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         [ledger] = session.scalars(select(HistoryChunk)).all()
         assert ledger.messages == 35
 
@@ -250,7 +250,7 @@ def test_contacts_last_write_wins_under_reordering(
         ),
     )
     post(web, contacts(business, ("add", "12125557890", ago(1.5), "Ana Late")))
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         rows = {c.phone: c for c in session.scalars(select(Contact))}
     assert rows["16505551111"].full_name == "Pablo Morales New"
     assert rows["12125557890"].removed_at is not None
@@ -268,7 +268,7 @@ def test_echoes_are_outbound_app_messages_and_update_app_activity(
     post(web, echoes(business, ("wamid.E1", USER, ts, "See you at 5pm")))
     echo = messages(rt)["wamid.E1"]
     assert (echo.direction, echo.source, echo.thread) == ("outbound", "app_echo", USER)
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, business.onboarding_id)
         assert onboarding.last_app_activity_at is not None
         assert int(onboarding.last_app_activity_at.timestamp()) == ts
@@ -359,7 +359,7 @@ def test_unknown_fields_are_kept_and_ignored(
 ) -> None:
     """A field coexist does not handle is stored, processed and marked ignored."""
     post(web, envelope(business, "message_template_status_update", {"event": "APPROVED"}))
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         [row] = session.scalars(select(InboxDelivery)).all()
     assert row.status == InboxStatus.PROCESSED
     assert row.summary == {"message_template_status_update": {"ignored": 1}}
@@ -371,7 +371,7 @@ def test_early_arrivals_wait_for_their_onboarding(
     """A delivery for an unknown number waits, then is processed once its onboarding exists."""
     stranger = Business(0, "999888777666555", "111222333444555", "15550001111")
     post(web, chunk(stranger, 1, 1, 10, {USER: [text("wamid.W", USER, ago(2), "early")]}))
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         [row] = session.scalars(select(InboxDelivery)).all()
         assert row.status == InboxStatus.WAITING
     with rt.db.session() as session:
@@ -409,7 +409,7 @@ def test_waiting_deliveries_are_orphaned_after_seven_days(rt: Runtime, web: Test
     post(web, chunk(stranger, 1, 1, 10, {USER: [text("wamid.W", USER, ago(2), "early")]}))
     with freeze_time(utcnow() + timedelta(days=8)), rt.db.session() as session:
         ingest.stale_pending(session, settings=rt.settings)
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.scalars(select(InboxDelivery.status)).one() == InboxStatus.ORPHANED
 
 
@@ -467,7 +467,7 @@ def test_bad_messages_are_skipped_and_counted_not_fatal(
     stored = messages(rt)
     assert set(stored) == {"wamid.good", "wamid.nul"}
     assert stored["wamid.nul"].text_body == "ab"
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         row = session.scalars(select(InboxDelivery)).one()
     assert row.summary is not None
     assert row.summary["history"]["rejected"] == 5
@@ -553,7 +553,7 @@ def test_a_delivery_that_keeps_failing_is_quarantined_after_bounded_attempts(
     with rt.db.session() as session:
         outcome = ingest.process_delivery(session, intake.delivery_id, settings=rt.settings)
     assert outcome.status == InboxStatus.QUARANTINED
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         row = session.get_one(InboxDelivery, intake.delivery_id)
     assert row.last_error is not None
     assert "handler bug" in row.last_error

@@ -118,7 +118,7 @@ def deliver_all(db: Database, order: list[int]) -> None:
 
 
 def snapshot(db: Database) -> dict[str, Any]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         msgs = sorted(
             (
                 m.wamid,

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from models import Database, InboxDelivery, InboxStatus, Message
-from onboarding.ingest.inbox import sign, signature_valid
+from onboarding.meta.signatures import sign, signature_valid
 from onboarding.runtime import Runtime
 from onboarding.web import create_app
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
@@ -19,7 +19,7 @@ RECENT = int(time.time()) - 3 * 86_400
 
 
 def inbox(rt: Runtime) -> list[InboxDelivery]:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return list(session.scalars(select(InboxDelivery).order_by(InboxDelivery.id)))
 
 
@@ -123,7 +123,7 @@ def test_the_same_bytes_twice_are_stored_once(
         assert web.post("/webhooks/meta", content=raw, headers=headers).status_code == 200
     [row] = inbox(rt)
     assert row.duplicates == 2
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 1
 
 

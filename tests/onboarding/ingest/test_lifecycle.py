@@ -36,7 +36,7 @@ def post(web: TestClient, payload: dict[str, Any]) -> None:
 
 
 def detail(rt: Runtime, business: Business) -> dict[str, Any]:
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         return onboarding_detail(session, session.get_one(Onboarding, business.onboarding_id))
 
 
@@ -85,7 +85,7 @@ def test_stale_events_never_overwrite_newer_state(
     shown = detail(rt, business)
     assert shown["state"] == S.DISCONNECTED
     assert shown["lifecycle"]["reason"] == "CHANGE_NUMBER"
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         summaries = [r.summary for r in session.scalars(select(InboxDelivery))]
     assert {"account_update": {"stale_events": 1}} in summaries
 
@@ -108,7 +108,7 @@ def test_restrictions_pause_sends_with_the_reason(
     shown = detail(rt, business)
     assert shown["lifecycle"]["paused_reason"].startswith("ACCOUNT_RESTRICTION")
     assert shown["state"] == S.SYNCING  # the onboarding itself goes on
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         kinds = set(session.scalars(select(Alert.kind)))
     assert "paused_account_restriction" in kinds
 
@@ -146,7 +146,7 @@ def test_unknown_account_events_are_kept_on_the_timeline(
 ) -> None:
     """An event coexist does not know is noted, not fatal."""
     post(web, account_update(business, {"event": "SOMETHING_NEW"}, 1_800_000_000))
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         row = session.scalars(select(InboxDelivery)).one()
     assert row.status == InboxStatus.PROCESSED
     assert detail(rt, business)["timeline"][-1]["cause"].startswith("account_update SOMETHING_NEW")
@@ -166,7 +166,7 @@ def test_disconnected_onboarding_requests_nothing_and_a_new_signup_starts_fresh(
     )
     new_id = response.json()["onboarding_id"]
     assert new_id != business.onboarding_id
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         old = session.get_one(Onboarding, business.onboarding_id)
         new = session.get_one(Onboarding, new_id)
         assert old.state == S.DISCONNECTED

@@ -94,7 +94,7 @@ def run(db: Database, settings: Settings, cipher: TokenCipher, handler: Handler,
 
 
 def load(db: Database, mid: int) -> Message:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return session.get_one(Message, mid)
 
 
@@ -215,7 +215,7 @@ def test_a_message_removed_during_its_download_ends_missing(
         return serve(request)
 
     assert run(db, settings, cipher, handler, message_id) == "missing"
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         assert session.get(Message, message_id) is None
 
 

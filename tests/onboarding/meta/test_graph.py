@@ -9,10 +9,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from onboarding.meta.graph import (
+from onboarding.meta.errors import (
     BadRequestError,
     CodeExchangeError,
-    GraphClient,
     GraphPermissionError,
     GraphTransportError,
     MalformedResponseError,
@@ -24,6 +23,7 @@ from onboarding.meta.graph import (
     TokenInvalidError,
     TransientGraphError,
 )
+from onboarding.meta.graph import GraphClient
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

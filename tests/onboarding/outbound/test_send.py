@@ -86,7 +86,7 @@ def ledger() -> LocalSendLedger:
 @pytest.fixture
 def number(db: Database, subscribed: int) -> str:
     """The phone number id of the subscribed onboarding."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         pnid = session.get_one(Onboarding, subscribed).phone_number_id
     assert pnid is not None
     return pnid
@@ -120,7 +120,7 @@ def run(
 
 
 def stored(db: Database, onboarding_id: int) -> list[Message]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return list(session.scalars(select(Message).where(Message.onboarding_id == onboarding_id)))
 
 
@@ -130,7 +130,7 @@ def set_state(db: Database, onboarding_id: int, **values: Any) -> None:
 
 
 def alert_kinds(db: Database, onboarding_id: int) -> set[str]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return set(session.scalars(select(Alert.kind).where(Alert.onboarding_id == onboarding_id)))
 
 
@@ -256,7 +256,7 @@ def test_api_sends_are_counted_apart_from_app_messages(
     send()
     send(TEMPLATE)
 
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         figures = counts(session, subscribed)
 
     assert (figures["messages_api"], figures["app_echoes"], figures["messages_outbound"]) == (

@@ -275,5 +275,5 @@ def test_the_resume_task_exchanges_a_signup_whose_message_was_lost(
             onboarding_id = signup(session, sandbox, rt.settings, rt.cipher).id
         clock.tick(timedelta(seconds=handoff.RESUME_AFTER_SECONDS + 1))
         resume_exchanges.delay()
-    with rt.db.sessions() as session:
+    with rt.db.sessionmaker() as session:
         assert session.get_one(Onboarding, onboarding_id).state != S.RECEIVED

@@ -34,7 +34,7 @@ def test_failed_connect_is_resumed(
             session, onboarding.id, settings=settings, phone_number_id="106540352242922"
         )
     assert plan.step is Next.CONNECT
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(Onboarding, onboarding.id)
         assert row.state == S.TOKEN_EXCHANGED
         assert row.phone_number_id == "106540352242922"
@@ -63,7 +63,7 @@ def test_unknown_sync_needs_force(db: Database, settings: Settings, subscribed: 
     with db.session() as session:
         plan = admin.retry(session, subscribed, settings=settings, force=True)
     assert plan.step is Next.SYNC
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         row = session.get_one(Onboarding, subscribed).sync(SyncType.HISTORY)
         assert row.state == SyncState.UNKNOWN
         assert row.ambiguous_attempts == 0
@@ -73,7 +73,7 @@ def test_retry_is_refused_after_the_window(
     db: Database, settings: Settings, subscribed: int
 ) -> None:
     """No sync is ever re-sent after the 24 h window, force or not."""
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         deadline = session.get_one(Onboarding, subscribed).sync_deadline_at
     with (
         freeze_time(deadline + timedelta(seconds=1)),

@@ -34,14 +34,14 @@ def run_syncs(
 
 
 def load(db: Database, onboarding_id: int) -> Onboarding:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         onboarding = session.get_one(Onboarding, onboarding_id)
         _ = onboarding.syncs, onboarding.transitions
         return onboarding
 
 
 def alerts(db: Database, onboarding_id: int) -> set[str]:
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         return set(session.scalars(select(Alert.kind).where(Alert.onboarding_id == onboarding_id)))
 
 
@@ -352,7 +352,7 @@ def test_sweeper_lists_due_syncs_and_alerts_near_the_deadline(
                 now=onboarding.signup_completed_at + timedelta(hours=hours),
             )
     assert alerts(db, subscribed) == {"sync_deadline_near"}
-    with db.sessions() as session:
+    with db.sessionmaker() as session:
         rows = session.scalars(select(Alert).where(Alert.kind == "sync_deadline_near")).all()
         assert len(rows) == 1
         assert "left in the 24 h window" in rows[0].message
