@@ -1,6 +1,6 @@
 """Meta Graph API errors as the sandbox produces them.
 
-Every Graph error the sandbox returns goes through :class:`GraphError`, which renders Meta's
+Every Graph error the sandbox returns goes through :class:`GraphReplyError`, which renders Meta's
 envelope (meta-platform.md §6.1)::
 
     {"error": {"message": "...", "type": "OAuthException", "code": 100,
@@ -44,8 +44,8 @@ def json_response(
     )
 
 
-class GraphError(Exception):
-    """A Graph API error, raised inside the sandbox and rendered as Meta's envelope."""
+class GraphReplyError(Exception):
+    """An error reply of the fake Graph: raised inside the sandbox, rendered as Meta's envelope."""
 
     def __init__(
         self,
@@ -88,10 +88,10 @@ class GraphError(Exception):
         return json_response(self.status, self.envelope(fbtrace_id), headers)
 
 
-def unsupported_request(method: str, object_id: str) -> GraphError:
+def unsupported_request(method: str, object_id: str) -> GraphReplyError:
     """Graph's answer for an unknown object, an object the token cannot see, or a bad method."""
     verb = method.lower()
-    return GraphError(
+    return GraphReplyError(
         f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be "
         "loaded due to missing permissions, or does not support this operation. Please read "
         f"the Graph API documentation at {GRAPH_DOCS_URL}",
@@ -101,36 +101,38 @@ def unsupported_request(method: str, object_id: str) -> GraphError:
     )
 
 
-def nonexisting_field(field_name: str, node_type: str) -> GraphError:
+def nonexisting_field(field_name: str, node_type: str) -> GraphReplyError:
     """Graph's answer for a field or edge the node type does not have."""
-    return GraphError(
+    return GraphReplyError(
         f"(#100) Tried accessing nonexisting field ({field_name}) on node type ({node_type})",
         100,
     )
 
 
-def invalid_parameter(details: str) -> GraphError:
+def invalid_parameter(details: str) -> GraphReplyError:
     """The WhatsApp APIs' ``(#100) Invalid parameter`` error with ``error_data.details``."""
-    return GraphError(
+    return GraphReplyError(
         "(#100) Invalid parameter",
         100,
         error_data={"messaging_product": "whatsapp", "details": details},
     )
 
 
-def missing_token() -> GraphError:
+def missing_token() -> GraphReplyError:
     """No access token on a call that needs one."""
-    return GraphError("An access token is required to request this resource.", 104)
+    return GraphReplyError("An access token is required to request this resource.", 104)
 
 
-def invalid_token() -> GraphError:
+def invalid_token() -> GraphReplyError:
     """An access token the sandbox never issued."""
-    return GraphError("Invalid OAuth access token - Cannot parse access token", 190, status=401)
+    return GraphReplyError(
+        "Invalid OAuth access token - Cannot parse access token", 190, status=401
+    )
 
 
-def revoked_token(app_id: str) -> GraphError:
+def revoked_token(app_id: str) -> GraphReplyError:
     """An access token the sandbox issued and later revoked."""
-    return GraphError(
+    return GraphReplyError(
         f"Error validating access token: The user has not authorized application {app_id}.",
         190,
         status=401,

@@ -73,7 +73,7 @@ import httpx
 
 from onboarding.sandbox import control
 from onboarding.sandbox.errors import (
-    GraphError,
+    GraphReplyError,
     invalid_parameter,
     invalid_token,
     json_response,
@@ -253,7 +253,7 @@ class _Route:
 @dataclass(frozen=True, slots=True)
 class _FaultPlan:
     delay_seconds: float = 0.0
-    error: GraphError | None = None
+    error: GraphReplyError | None = None
     drop: bool = False
 
 
@@ -970,7 +970,7 @@ class Sandbox:
         with self._lock:
             try:
                 response, accepted = self._dispatch(request, route)
-            except GraphError as error:
+            except GraphReplyError as error:
                 response = self._render_error(error, trace_id, route)
         if accepted is not None:
             self.on_sync_accepted(accepted)
@@ -978,7 +978,7 @@ class Sandbox:
             raise DroppedResponse(route.endpoint, response)
         return response
 
-    def _render_error(self, error: GraphError, trace_id: str, route: _Route) -> httpx.Response:
+    def _render_error(self, error: GraphReplyError, trace_id: str, route: _Route) -> httpx.Response:
         response = error.to_response(trace_id)
         if route.version:
             response.headers["facebook-api-version"] = route.version
@@ -1031,21 +1031,23 @@ class Sandbox:
         return _FaultPlan(delay, None, drop)
 
     @staticmethod
-    def _server_error(rng: random.Random) -> GraphError:
+    def _server_error(rng: random.Random) -> GraphReplyError:
         if rng.random() < 0.25:
-            return GraphError("Service temporarily unavailable", 2, status=503, is_transient=True)
-        return GraphError("An unknown error has occurred.", 1, status=500, is_transient=False)
+            return GraphReplyError(
+                "Service temporarily unavailable", 2, status=503, is_transient=True
+            )
+        return GraphReplyError("An unknown error has occurred.", 1, status=500, is_transient=False)
 
     def _throttle_error(
         self, rng: random.Random, route: _Route, regain_minutes: float = 1.0
-    ) -> GraphError:
+    ) -> GraphReplyError:
         """Code 4 (app-level, ``X-App-Usage``) or 80007 (WABA-level, with
         ``X-Business-Use-Case-Usage`` carrying ``estimated_time_to_regain_access``)."""
         app_usage = json.dumps(
             {"call_count": 100, "total_cputime": 10, "total_time": 20}, separators=(",", ":")
         )
         if rng.random() < 0.5:
-            return GraphError(
+            return GraphReplyError(
                 "(#4) Application request limit reached",
                 4,
                 is_transient=True,
@@ -1070,7 +1072,7 @@ class Sandbox:
                 ]
             }
             headers["x-business-use-case-usage"] = json.dumps(usage, separators=(",", ":"))
-        return GraphError(
+        return GraphReplyError(
             "(#80007) There have been too many calls to this WhatsApp Business account. "
             "Wait a bit and try again.",
             80007,
@@ -1106,7 +1108,7 @@ class Sandbox:
             raise unsupported_request(method, route.object_id)
         edge = route.edge
         if edge is not None and "/" in edge:
-            raise GraphError(f"Unknown path components: /{edge}", 2500)
+            raise GraphReplyError(f"Unknown path components: /{edge}", 2500)
         if edge is None:
             if method != "GET":
                 raise unsupported_request(method, route.object_id)
@@ -1214,11 +1216,11 @@ class Sandbox:
         try:
             decoded = json.loads(body)
         except (UnicodeDecodeError, ValueError):
-            raise GraphError(
+            raise GraphReplyError(
                 "(#100) The request body could not be parsed: expected a JSON object", 100
             ) from None
         if not isinstance(decoded, dict):
-            raise GraphError(
+            raise GraphReplyError(
                 "(#100) The request body could not be parsed: expected a JSON object", 100
             )
         params.update(decoded)
@@ -1246,20 +1248,20 @@ class Sandbox:
     def _exchange_code(self, params: Mapping[str, Any], route: _Route) -> httpx.Response:
         for name in ("client_id", "client_secret", "code"):
             if not params.get(name):
-                raise GraphError(f"Missing {name} parameter.", 100)
+                raise GraphReplyError(f"Missing {name} parameter.", 100)
         if str(params["client_id"]) != self.app_id:
-            raise GraphError("Error validating application. Invalid application ID.", 101)
+            raise GraphReplyError("Error validating application. Invalid application ID.", 101)
         if not hmac.compare_digest(
             str(params["client_secret"]).encode(), self._app_secret.encode()
         ):
-            raise GraphError("Error validating client secret.", 1)
+            raise GraphReplyError("Error validating client secret.", 1)
         record = self._codes.get(str(params["code"]))
         if record is None:
-            raise GraphError("Invalid verification code format.", 100, subcode=36008)
+            raise GraphReplyError("Invalid verification code format.", 100, subcode=36008)
         if record.used:
-            raise GraphError("This authorization code has been used.", 100, subcode=36009)
+            raise GraphReplyError("This authorization code has been used.", 100, subcode=36009)
         if self.now() - record.issued_at > self.code_ttl:
-            raise GraphError("This authorization code has expired.", 100, subcode=36007)
+            raise GraphReplyError("This authorization code has expired.", 100, subcode=36007)
         record.used = True
         token = self._mint_token(record.business_id)
         return self._ok({"access_token": token, "token_type": "bearer"}, route)
@@ -1386,9 +1388,9 @@ class Sandbox:
         try:
             limit = int(raw)
         except (TypeError, ValueError):
-            raise GraphError("(#100) Param limit must be a positive integer", 100) from None
+            raise GraphReplyError("(#100) Param limit must be a positive integer", 100) from None
         if limit <= 0:
-            raise GraphError("(#100) Param limit must be a positive integer", 100)
+            raise GraphReplyError("(#100) Param limit must be a positive integer", 100)
         return limit
 
     @staticmethod
@@ -1403,9 +1405,9 @@ class Sandbox:
                 base64.urlsafe_b64decode(padded.encode()).decode().split(":")
             )
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise GraphError("(#100) Invalid pagination cursor", 100) from None
+            raise GraphReplyError("(#100) Invalid pagination cursor", 100) from None
         if prefix != "sandbox" or waba_id != waba.id or number_id not in waba.number_ids:
-            raise GraphError("(#100) Invalid pagination cursor", 100)
+            raise GraphReplyError("(#100) Invalid pagination cursor", 100)
         return waba.number_ids.index(number_id)
 
     @staticmethod
@@ -1444,11 +1446,11 @@ class Sandbox:
             waba.override_callback_uri = None
             return
         if not isinstance(uri, str) or not uri or not isinstance(verify_token, str):
-            raise GraphError(
+            raise GraphReplyError(
                 "(#100) override_callback_uri and verify_token must be provided together", 100
             )
         if len(uri) > 200 or not uri.startswith("https://"):
-            raise GraphError(
+            raise GraphReplyError(
                 "(#100) Param override_callback_uri must be an https URL of at most 200 characters",
                 100,
             )
@@ -1496,7 +1498,7 @@ class Sandbox:
             )
         now = self.now()
         if number.onboarded_at is None or now - number.onboarded_at > self.sync_window:
-            raise GraphError(
+            raise GraphReplyError(
                 "(#2593108) Synchronization request can only be made within 24 hours of onboarding",
                 2593108,
                 error_data={
@@ -1507,7 +1509,7 @@ class Sandbox:
                 },
             )
         if sync_type in number.synced_types:
-            raise GraphError(
+            raise GraphReplyError(
                 "(#2593107) Too many synchronization requests",
                 2593107,
                 error_data={
@@ -1553,7 +1555,7 @@ class Sandbox:
         else:
             _check_template(params.get("template"))
         if number.platform_type != "CLOUD_API":
-            raise GraphError(
+            raise GraphReplyError(
                 "(#133010) Account not registered",
                 133010,
                 error_data={
@@ -1569,7 +1571,7 @@ class Sandbox:
             self._throughput_rejections[number.id] = (
                 self._throughput_rejections.get(number.id, 0) + 1
             )
-            raise GraphError(
+            raise GraphReplyError(
                 "(#130429) Rate limit hit",
                 130429,
                 error_data={
@@ -1603,7 +1605,7 @@ class Sandbox:
 
     def _registration(self, number: _Number, edge: str, params: Mapping[str, Any]) -> None:
         if number.is_on_biz_app:
-            raise GraphError(
+            raise GraphReplyError(
                 f"(#100) Phone number {number.id} is on the WhatsApp Business app (coexistence) "
                 "and already registered; it must not be registered or deregistered through "
                 "the Cloud API",
