@@ -38,7 +38,8 @@ from benchmarks._harness import DEFAULT_BROKER_URL, ServiceUnavailableError, che
 from config.logging import configure_logging
 from onboarding.meta.errors import GraphError, RateLimitedError
 from onboarding.meta.graph import GraphClient
-from onboarding.outbound.send import THROUGHPUT_LIMIT, send_message, validate_payload
+from onboarding.outbound.payload import validate_payload
+from onboarding.outbound.send import THROUGHPUT_LIMIT, send_message
 from onboarding.outbound.throttle import Shape, TokenBucket
 from onboarding.sandbox import Faults, Sandbox, SandboxServer
 

@@ -1,4 +1,5 @@
-"""The long-lived objects one process shares: settings, database, Graph client, cipher.
+"""The long-lived objects one process shares: settings, database, Graph client, cipher, and
+the send guard (throttle and idempotency ledger) once the first send builds it.
 
 Built once per process from :func:`config.get_settings`; tests, the demo and benchmarks install
 their own with :func:`install`.
@@ -7,13 +8,14 @@ their own with :func:`install`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from config import Settings, get_settings
 from config.logging import configure_logging, register_secret
 from models import Database
 from models.crypto import TokenCipher
 from onboarding.meta.graph import GraphClient
+from onboarding.outbound.guard import SendGuard
 
 
 class ConfigurationError(RuntimeError):
@@ -22,11 +24,14 @@ class ConfigurationError(RuntimeError):
 
 @dataclass
 class Runtime:
+    """One process's shared objects; :meth:`close` releases them."""
+
     settings: Settings
     db: Database
     cipher: TokenCipher
     graph: GraphClient
-    extras: dict[str, object] = field(default_factory=dict)
+    #: Built on first use by :func:`onboarding.outbound.guard.guard_for`; tests set their own.
+    send_guard: SendGuard | None = None
     _ingest_db: Database | None = None
 
     @property

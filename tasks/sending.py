@@ -17,6 +17,7 @@ import redis
 from celery import current_task
 
 from onboarding.outbound import send as sending
+from onboarding.outbound.guard import guard_for
 from onboarding.outcomes import RetryLater
 from onboarding.runtime import current
 from tasks.base import coexist_task
@@ -34,12 +35,12 @@ def send_message(onboarding_id: int, payload: dict[str, Any]) -> None:
 
     Waits (retries) while the account is reconnecting or paused, or Meta answers 130429 or
     131056; refuses for good when the business disconnected. ``payload`` is
-    :func:`onboarding.outbound.send.validate_payload`'s shape, with an optional ``idempotency_key``
-    that makes a redelivered task send nothing twice. Redis unreachable (bucket or ledger) is
-    retried like any transient error.
+    :func:`onboarding.outbound.payload.validate_payload`'s shape, with an optional
+    ``idempotency_key`` that makes a redelivered task send nothing twice. Redis unreachable
+    (bucket or ledger) is retried like any transient error.
     """
     rt = current()
-    guard = sending.guard_for(rt)
+    guard = guard_for(rt)
     attempt = int(current_task.request.retries or 0) if current_task else 0
     try:
         with rt.db.session() as session:

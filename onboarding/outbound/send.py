@@ -4,8 +4,8 @@
 outbound message with source ``api`` (billed, unlike what the business sends from the app), so
 ``show --json`` counts it under ``messages_api``. On its way it:
 
-1. validates the payload (:func:`validate_payload`): ``to`` as digits, ``type`` ``text`` with a
-   ``body`` or ``template`` with a ``name`` and ``language.code``;
+1. validates the payload (:mod:`onboarding.outbound.payload`): ``to`` as digits, ``type``
+   ``text`` with a ``body`` or ``template`` with a ``name`` and ``language.code``;
 2. checks the onboarding can send (:data:`SENDING_STATES`):
 
    * ``reconnecting`` (Meta offboarded the companion and is reconnecting it, §7) or paused
@@ -16,7 +16,8 @@ outbound message with source ``api`` (billed, unlike what the business sends fro
      deliver a stale message hours later, if ever;
    * any other state (signup not finished, failed, ineligible) → refused;
 
-3. claims the optional ``idempotency_key`` in a :class:`SendLedger` (below);
+3. claims the optional ``idempotency_key`` in the ledger (:mod:`onboarding.outbound.ledger`,
+   below);
 4. takes a token from the number's bucket (:mod:`onboarding.outbound.throttle`), waiting at most
    ``token_wait`` seconds, else :class:`RetryLater` (a worker is not held for long);
 5. calls Graph once, never retried inside the client (a send is not idempotent):
@@ -47,19 +48,13 @@ told to retry after it. A failure that certainly did not send releases the key.
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
-import math
 import random
-import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-import redis
 import structlog
 from sqlalchemy.orm import Session
 
@@ -73,9 +68,10 @@ from onboarding.meta.errors import (
     TransientGraphError,
 )
 from onboarding.meta.graph import GraphClient
-from onboarding.outbound.throttle import LocalTokenBucket, Throttle, TokenBucket
+from onboarding.outbound.ledger import Claim, ClaimState, SendLedger
+from onboarding.outbound.payload import InvalidMessageError, OutboundMessage, validate_payload
+from onboarding.outbound.throttle import Throttle
 from onboarding.outcomes import RetryLater
-from onboarding.runtime import Runtime
 from onboarding.states import raise_alert
 from onboarding.store import upsert_messages
 
@@ -89,25 +85,16 @@ SENDING_STATES: Final = frozenset(
 #: States in which sends wait (``RetryLater``) for Meta to reconnect the account.
 WAITING_STATES: Final = frozenset({S.RECONNECTING})
 
-MESSAGE_TYPES: Final = ("text", "template")
-MAX_TEXT_BODY: Final = 4096
-MAX_KEY_LENGTH: Final = 128
-PAYLOAD_KEYS: Final = frozenset({"to", "type", "text", "template", "idempotency_key"})
-
 THROUGHPUT_LIMIT: Final = 130429
 PAIR_RATE_LIMIT: Final = 131056
 MAX_BACKOFF: Final = 600.0
 DEFAULT_TOKEN_WAIT: Final = 2.0
 DEFAULT_INTENT_LEASE: Final = 60.0
-DEFAULT_LEDGER_TTL: Final = 2 * 24 * 3600.0
-LEDGER_PREFIX: Final = "coexist:send"
-
-
-class InvalidMessageError(ValueError):
-    """The payload is not a message coexist can send; the message says why."""
 
 
 class SendStatus(enum.StrEnum):
+    """What became of one :func:`send` (``RetryLater`` aside)."""
+
     SENT = "sent"  # Meta accepted it now
     ALREADY_SENT = "already_sent"  # the idempotency key was sent before: nothing sent now
     UNKNOWN = "unknown"  # the key's earlier send may or may not have gone out: not re-sent
@@ -125,92 +112,13 @@ class SendOutcome:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """A validated payload: the Graph body to send and what to record."""
+class _Sender:
+    """An onboarding that may send now: its number, its token and the validated message."""
 
-    to: str
-    type: str
-    content: dict[str, Any]
-    idempotency_key: str | None = None
-
-    @property
-    def text_body(self) -> str | None:
-        """The text of a text message (None for a template)."""
-        body = self.content.get("body") if self.type == "text" else None
-        return body if isinstance(body, str) else None
-
-    def graph_body(self) -> dict[str, Any]:
-        """The JSON body of ``POST /{phone-number-id}/messages``."""
-        return {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": self.to,
-            "type": self.type,
-            self.type: self.content,
-        }
-
-
-def validate_payload(payload: Mapping[str, Any]) -> OutboundMessage:
-    """Check a send payload and return it as an :class:`OutboundMessage`.
-
-    ``{"to": "16505551234", "type": "text", "text": {"body": "...", "preview_url"?: bool},
-    "idempotency_key"?: "..."}`` or ``{"to": ..., "type": "template", "template": {"name": ...,
-    "language": {"code": "en_US"}, "components"?: [...]}}``. Raises
-    :class:`InvalidMessageError`.
-    """
-    if not isinstance(payload, Mapping):
-        raise InvalidMessageError("payload must be an object")
-    unknown = set(payload) - PAYLOAD_KEYS
-    if unknown:
-        raise InvalidMessageError(f"unknown payload keys: {sorted(unknown)}")
-    to = payload.get("to")
-    if not isinstance(to, str) or not to.isdigit() or not 6 <= len(to) <= 15:
-        raise InvalidMessageError("to must be the recipient's number as 6 to 15 digits, no +")
-    kind = payload.get("type", "text")
-    if kind not in MESSAGE_TYPES:
-        raise InvalidMessageError(f"type must be one of {list(MESSAGE_TYPES)}, got {kind!r}")
-    content = payload.get(kind)
-    if not isinstance(content, Mapping):
-        raise InvalidMessageError(f"a {kind} message needs a {kind!r} object")
-    content = dict(content)
-    if kind == "text":
-        _check_text(content)
-    else:
-        _check_template(content)
-    key = payload.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH):
-        raise InvalidMessageError(
-            f"idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters"
-        )
-    return OutboundMessage(to=to, type=kind, content=content, idempotency_key=key)
-
-
-def _check_text(content: dict[str, Any]) -> None:
-    unknown = set(content) - {"body", "preview_url"}
-    if unknown:
-        raise InvalidMessageError(f"unknown text keys: {sorted(unknown)}")
-    body = content.get("body")
-    if not isinstance(body, str) or not body.strip():
-        raise InvalidMessageError("text.body must be a non-empty string")
-    if len(body) > MAX_TEXT_BODY:
-        raise InvalidMessageError(f"text.body is over {MAX_TEXT_BODY} characters")
-    if not isinstance(content.get("preview_url", False), bool):
-        raise InvalidMessageError("text.preview_url must be true or false")
-
-
-def _check_template(content: dict[str, Any]) -> None:
-    unknown = set(content) - {"name", "language", "components"}
-    if unknown:
-        raise InvalidMessageError(f"unknown template keys: {sorted(unknown)}")
-    name = content.get("name")
-    if not isinstance(name, str) or not name or len(name) > 512:
-        raise InvalidMessageError("template.name must be a non-empty string")
-    language = content.get("language")
-    code = language.get("code") if isinstance(language, Mapping) else None
-    if not isinstance(code, str) or not code:
-        raise InvalidMessageError("template.language.code is required (e.g. en_US)")
-    if not isinstance(content.get("components", []), list):
-        raise InvalidMessageError("template.components must be a list")
+    onboarding: Onboarding
+    phone_number_id: str
+    token: str
+    message: OutboundMessage
 
 
 # -- the Graph call ------------------------------------------------------------------------
@@ -227,207 +135,6 @@ def send_message(
     if not phone_number_id.isdigit():
         raise ValueError(f"not a phone number id: {phone_number_id[:32]!r}")
     return graph.send_message(phone_number_id, token, dict(body))
-
-
-# -- the idempotency ledger ----------------------------------------------------------------
-
-
-class ClaimState(enum.StrEnum):
-    NEW = "new"  # the caller now holds the key and may send
-    INTENT = "intent"  # someone claimed it and has not finished (or died)
-    SENT = "sent"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The ledger's answer: who holds the key, and what is known of its send."""
-
-    state: ClaimState
-    at: float
-    owner: str | None = None
-    wamid: str | None = None
-
-
-class SendLedger(Protocol):
-    """Remembers each idempotency key's send: intent, then wamid (or unknown)."""
-
-    def claim(self, onboarding_id: int, key: str) -> Claim:
-        """Record an intent if the key is free (``NEW``, with ``owner``), else what it holds."""
-        ...
-
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """The key's message went out as ``wamid`` at ``at`` (Unix seconds)."""
-        ...
-
-    def mark_unknown(self, onboarding_id: int, key: str) -> None:
-        """The key's send may have gone out: it is never sent again."""
-        ...
-
-    def release(self, onboarding_id: int, key: str, owner: str) -> None:
-        """Nothing was sent: free the key, if ``owner`` still holds it."""
-        ...
-
-
-def _entry(state: ClaimState, at: float, **extra: str) -> str:
-    return json.dumps({"state": state.value, "at": at, **extra}, separators=(",", ":"))
-
-
-def _parse(raw: str | bytes) -> Claim:
-    data = json.loads(raw)
-    return Claim(
-        state=ClaimState(data["state"]),
-        at=float(data["at"]),
-        owner=data.get("owner"),
-        wamid=data.get("wamid"),
-    )
-
-
-_RELEASE_LUA: Final = """
-local raw = redis.call('GET', KEYS[1])
-if raw and cjson.decode(raw)['owner'] == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-class RedisSendLedger:
-    """The ledger in Redis: one string per ``(onboarding_id, key)``, JSON, expiring after
-    ``ttl`` seconds (longer than any retry or redelivery of the task)."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str = LEDGER_PREFIX,
-        ttl: float = DEFAULT_LEDGER_TTL,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        self._client = client
-        self.prefix = prefix
-        self.ttl_ms = math.ceil(ttl * 1000)
-        self._clock = clock or time.time
-        self._release = client.register_script(_RELEASE_LUA)
-
-    def key(self, onboarding_id: int, key: str) -> str:
-        """The Redis key: the client's key is hashed (any length or character is safe)."""
-        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
-        return f"{self.prefix}:{onboarding_id}:{digest}"
-
-    def claim(self, onboarding_id: int, key: str) -> Claim:
-        """``SET NX`` an intent; if the key is taken, return what it holds."""
-        name = self.key(onboarding_id, key)
-        for _ in range(3):
-            owner = secrets.token_hex(8)
-            at = self._clock()
-            if self._client.set(
-                name, _entry(ClaimState.INTENT, at, owner=owner), nx=True, px=self.ttl_ms
-            ):
-                return Claim(ClaimState.NEW, at, owner=owner)
-            raw: Any = self._client.get(name)
-            if raw is not None:
-                return _parse(raw)
-            # It expired between SET and GET: try again.
-        raise RuntimeError(f"could not claim idempotency key {name}")
-
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """Overwrite the entry with the wamid."""
-        entry = _entry(ClaimState.SENT, at, wamid=wamid)
-        self._client.set(self.key(onboarding_id, key), entry, px=self.ttl_ms)
-
-    def mark_unknown(self, onboarding_id: int, key: str) -> None:
-        """Overwrite the entry with ``unknown``."""
-        entry = _entry(ClaimState.UNKNOWN, self._clock())
-        self._client.set(self.key(onboarding_id, key), entry, px=self.ttl_ms)
-
-    def release(self, onboarding_id: int, key: str, owner: str) -> None:
-        """Delete the entry if it is still ``owner``'s intent (compare and delete, atomic)."""
-        self._release(keys=[self.key(onboarding_id, key)], args=[owner])
-
-
-class LocalSendLedger:
-    """The ledger in this process's memory (embedded demo, unit tests)."""
-
-    def __init__(
-        self, *, ttl: float = DEFAULT_LEDGER_TTL, clock: Callable[[], float] | None = None
-    ) -> None:
-        self.ttl = ttl
-        self._clock = clock or time.time
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[int, str], tuple[float, Claim]] = {}
-
-    def _get(self, name: tuple[int, str]) -> Claim | None:
-        found = self._entries.get(name)
-        if found is None or found[0] <= self._clock():
-            self._entries.pop(name, None)
-            return None
-        return found[1]
-
-    def _put(self, name: tuple[int, str], claim: Claim) -> None:
-        self._entries[name] = (self._clock() + self.ttl, claim)
-
-    def claim(self, onboarding_id: int, key: str) -> Claim:
-        """Record an intent if the key is free, else return what it holds."""
-        name = (onboarding_id, key)
-        with self._lock:
-            existing = self._get(name)
-            if existing is not None:
-                return existing
-            claim = Claim(ClaimState.NEW, self._clock(), owner=secrets.token_hex(8))
-            self._put(name, Claim(ClaimState.INTENT, claim.at, owner=claim.owner))
-            return claim
-
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """Remember the wamid."""
-        with self._lock:
-            self._put((onboarding_id, key), Claim(ClaimState.SENT, at, wamid=wamid))
-
-    def mark_unknown(self, onboarding_id: int, key: str) -> None:
-        """Remember that the send may have gone out."""
-        with self._lock:
-            self._put((onboarding_id, key), Claim(ClaimState.UNKNOWN, self._clock()))
-
-    def release(self, onboarding_id: int, key: str, owner: str) -> None:
-        """Forget the key if ``owner`` still holds it."""
-        with self._lock:
-            existing = self._get((onboarding_id, key))
-            if existing is not None and existing.owner == owner:
-                del self._entries[(onboarding_id, key)]
-
-
-# -- wiring --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SendGuard:
-    """The throughput guard and the idempotency ledger a process sends with."""
-
-    throttle: Throttle
-    ledger: SendLedger
-
-
-GUARD_KEY: Final = "send_guard"
-"""Where :func:`guard_for` keeps the guard in ``Runtime.extras`` (tests put their own there)."""
-
-
-def guard_for(runtime: Runtime) -> SendGuard:
-    """The process's guard, built once per runtime: on the broker's Redis when the broker is
-    Redis (shared by every worker), else in memory (embedded demo, eager tests)."""
-    guard = runtime.extras.get(GUARD_KEY)
-    if isinstance(guard, SendGuard):
-        return guard
-    settings = runtime.settings
-    rate = float(settings.throughput_per_number)
-    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        client = redis.Redis.from_url(
-            settings.broker_url, socket_connect_timeout=5, socket_timeout=5
-        )
-        guard = SendGuard(TokenBucket(client, default_rate=rate), RedisSendLedger(client))
-    else:
-        guard = SendGuard(LocalTokenBucket(default_rate=rate), LocalSendLedger())
-    runtime.extras[GUARD_KEY] = guard
-    return guard
 
 
 # -- the domain step -----------------------------------------------------------------------
@@ -452,6 +159,44 @@ def send(
     must wait (account reconnecting or paused, no token soon enough, rate limited, no answer
     that certainly did not apply). ``attempt`` (the task's retry count) grows the backoffs.
     """
+    sender = _sender(session, cipher, onboarding_id, payload, attempt)
+    if isinstance(sender, SendOutcome):
+        return sender
+    onboarding, message = sender.onboarding, sender.message
+    key = message.idempotency_key
+    owner: str | None = None
+    if key is not None:
+        claim = ledger.claim(onboarding.id, key)
+        if claim.state is not ClaimState.NEW:
+            return _settled_claim(session, ledger, onboarding, message, claim, intent_lease)
+        owner = claim.owner
+
+    def release() -> None:
+        if key is not None and owner is not None:
+            ledger.release(onboarding.id, key, owner)
+
+    _take_token(throttle, sender.phone_number_id, token_wait, attempt, release)
+    try:
+        wamid = send_message(graph, sender.phone_number_id, sender.token, message.graph_body())
+    except GraphError as exc:
+        return _graph_failed(session, ledger, onboarding, key, exc, attempt, release)
+    sent_at = time.time()
+    if key is not None:
+        ledger.mark_sent(onboarding.id, key, wamid, sent_at)
+    _record(session, onboarding, message, wamid, sent_at)
+    session.commit()
+    log.info("message_sent", wamid=wamid, message_type=message.type)
+    return SendOutcome(SendStatus.SENT, wamid=wamid)
+
+
+def _sender(
+    session: Session,
+    cipher: TokenCipher,
+    onboarding_id: int,
+    payload: Mapping[str, Any],
+    attempt: int,
+) -> _Sender | SendOutcome:
+    """The validated message and the onboarding that sends it, or why it cannot (refused)."""
     try:
         message = validate_payload(payload)
     except InvalidMessageError as exc:
@@ -473,20 +218,17 @@ def send(
         return _refused("the onboarding has no phone number or no business token")
     token = cipher.decrypt(onboarding.token_ciphertext)
     register_secret(token)
+    return _Sender(onboarding, phone_number_id, token, message)
 
-    key = message.idempotency_key
-    owner: str | None = None
-    if key is not None:
-        claim = ledger.claim(onboarding.id, key)
-        if claim.state is ClaimState.NEW:
-            owner = claim.owner
-        else:
-            return _settled_claim(session, ledger, onboarding, message, claim, intent_lease)
 
-    def release() -> None:
-        if key is not None and owner is not None:
-            ledger.release(onboarding.id, key, owner)
-
+def _take_token(
+    throttle: Throttle,
+    phone_number_id: str,
+    token_wait: float,
+    attempt: int,
+    release: Callable[[], None],
+) -> None:
+    """Take a token from the number's bucket, or release the key and raise ``RetryLater``."""
     try:
         acquired = throttle.acquire(phone_number_id, token_wait)
     except BaseException:
@@ -498,41 +240,41 @@ def send(
         log.info("message_send_throttled", wait_seconds=round(wait, 2), attempt=attempt)
         raise RetryLater("send: no throughput token within the wait budget", wait)
 
-    try:
-        wamid = send_message(graph, phone_number_id, token, message.graph_body())
-    except RateLimitedError as exc:
+
+def _graph_failed(
+    session: Session,
+    ledger: SendLedger,
+    onboarding: Onboarding,
+    key: str | None,
+    exc: GraphError,
+    attempt: int,
+    release: Callable[[], None],
+) -> SendOutcome:
+    """Meta did not take the message: wait (``RetryLater``), call it unknown, or refuse."""
+    if isinstance(exc, RateLimitedError):
         release()
         wait = _rate_limit_backoff(exc, attempt)
         log.info("message_send_rate_limited", wait_seconds=round(wait, 2), **exc.log_fields())
         raise RetryLater(f"send: {exc.message}", wait) from exc
-    except GraphError as exc:
-        if exc.maybe_applied:
-            return _ambiguous(session, ledger, onboarding, key, exc, attempt)
-        release()
-        if isinstance(exc, TransientGraphError):
-            wait = _jitter(min(2.0 ** (attempt + 1), MAX_BACKOFF))
-            log.info("message_send_deferred", wait_seconds=round(wait, 2), **exc.log_fields())
-            raise RetryLater(f"send: {exc.message}", wait) from exc
-        if isinstance(exc, TokenInvalidError):
-            raise_alert(
-                session,
-                onboarding.id,
-                "send_token_invalid",
-                f"onboarding {onboarding.id}: Meta refused the business token (190); "
-                "the business must redo Embedded Signup before anything can be sent",
-                severity="error",
-            )
-            session.commit()
-        reason = f"Meta refused the message: {exc.message}"
-        return _refused(reason, code=exc.code, fbtrace_id=exc.fbtrace_id)
-
-    sent_at = time.time()
-    if key is not None:
-        ledger.mark_sent(onboarding.id, key, wamid, sent_at)
-    _record(session, onboarding, message, wamid, sent_at)
-    session.commit()
-    log.info("message_sent", wamid=wamid, message_type=message.type)
-    return SendOutcome(SendStatus.SENT, wamid=wamid)
+    if exc.maybe_applied:
+        return _ambiguous(session, ledger, onboarding, key, exc, attempt)
+    release()
+    if isinstance(exc, TransientGraphError):
+        wait = _jitter(min(2.0 ** (attempt + 1), MAX_BACKOFF))
+        log.info("message_send_deferred", wait_seconds=round(wait, 2), **exc.log_fields())
+        raise RetryLater(f"send: {exc.message}", wait) from exc
+    if isinstance(exc, TokenInvalidError):
+        raise_alert(
+            session,
+            onboarding.id,
+            "send_token_invalid",
+            f"onboarding {onboarding.id}: Meta refused the business token (190); "
+            "the business must redo Embedded Signup before anything can be sent",
+            severity="error",
+        )
+        session.commit()
+    reason = f"Meta refused the message: {exc.message}"
+    return _refused(reason, code=exc.code, fbtrace_id=exc.fbtrace_id)
 
 
 def _refusal(onboarding: Onboarding, attempt: int) -> str | None:

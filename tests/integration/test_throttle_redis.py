@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from benchmarks._harness import ServiceUnavailableError, check_redis
-from onboarding.outbound.send import ClaimState, RedisSendLedger
+from onboarding.outbound.ledger import ClaimState, RedisSendLedger
 from onboarding.outbound.throttle import Shape, TokenBucket
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
-"""Outbound sends: payload checks, the account's state, the throughput guard, Meta's answers,
-idempotency keys, and the thin task."""
+"""The send step: the account's state, the throughput guard, Meta's answers, idempotency keys,
+and the thin task."""
 
 from __future__ import annotations
 
@@ -12,59 +12,23 @@ import redis
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
-from config import Settings
 from models import Alert, Database, Message, Onboarding, OnboardingState
 from models.crypto import TokenCipher
 from onboarding.meta.graph import GraphClient
 from onboarding.outbound import send as sending
-from onboarding.outbound.send import (
-    ClaimState,
-    InvalidMessageError,
-    LocalSendLedger,
-    RedisSendLedger,
-    SendGuard,
-    SendOutcome,
-    SendStatus,
-    validate_payload,
-)
-from onboarding.outbound.throttle import LocalTokenBucket, TokenBucket
+from onboarding.outbound.guard import SendGuard
+from onboarding.outbound.ledger import ClaimState, LocalSendLedger
+from onboarding.outbound.send import SendOutcome, SendStatus
+from onboarding.outbound.throttle import LocalTokenBucket
 from onboarding.outcomes import RetryLater
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Faults, Sandbox
 from onboarding.views import counts
 from tests.conftest import APP_ID, APP_SECRET
+from tests.onboarding.outbound.helpers import TEMPLATE, TEXT, TO, Clock, RedisDown
 
 S = OnboardingState
-TO = "16505551234"
-TEXT = {"to": TO, "type": "text", "text": {"body": "Your order ships tomorrow"}}
-TEMPLATE = {
-    "to": TO,
-    "type": "template",
-    "template": {"name": "order_update", "language": {"code": "en_US"}},
-}
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class RedisDown(LocalTokenBucket):
-    """A bucket whose Redis is unreachable."""
-
-    def try_acquire(self, phone_number_id: str, *, rate: float | None = None) -> float:
-        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-
-
-class Clock:
-    """A clock that moves only when slept on, for the bucket and the ledger."""
-
-    def __init__(self) -> None:
-        self.now = 1_780_000_000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -179,49 +143,6 @@ def meta_error(code: int, message: str, status: int = 400) -> Handler:
         return httpx.Response(status, json={"error": error})
 
     return handler
-
-
-# -- the payload ---------------------------------------------------------------------------
-
-
-def test_text_payload_becomes_metas_send_body() -> None:
-    """A text payload is sent as Meta's body: messaging_product, individual, to, type, text."""
-    assert validate_payload(TEXT).graph_body() == {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": TO,
-        "type": "text",
-        "text": {"body": "Your order ships tomorrow"},
-    }
-
-
-def test_template_payload_keeps_its_name_and_language() -> None:
-    """A template payload is sent with its name and language code."""
-    body = validate_payload(TEMPLATE).graph_body()
-
-    assert body["template"] == {"name": "order_update", "language": {"code": "en_US"}}
-
-
-@pytest.mark.parametrize(
-    ("payload", "why"),
-    [
-        ({**TEXT, "to": "+16505551234"}, "digits"),
-        ({**TEXT, "to": "123"}, "digits"),
-        ({**TEXT, "type": "image"}, "type must be one of"),
-        ({"to": TO, "type": "text"}, "needs a 'text' object"),
-        ({**TEXT, "text": {"body": "  "}}, "non-empty"),
-        ({**TEXT, "text": {"body": "x" * 4097}}, "over 4096"),
-        ({**TEXT, "text": {"body": "hi", "bold": True}}, "unknown text keys"),
-        ({**TEMPLATE, "template": {"name": "order_update"}}, "language.code"),
-        ({**TEMPLATE, "template": {"language": {"code": "en"}}}, "template.name"),
-        ({**TEXT, "idempotency_key": ""}, "idempotency_key"),
-        ({**TEXT, "priority": "high"}, "unknown payload keys"),
-    ],
-)
-def test_unusable_payloads_are_refused_with_the_reason(payload: Any, why: str) -> None:
-    """Each unusable payload is an InvalidMessageError naming what is wrong."""
-    with pytest.raises(InvalidMessageError, match=why):
-        validate_payload(payload)
 
 
 # -- sending -------------------------------------------------------------------------------
@@ -592,62 +513,7 @@ def test_key_whose_worker_died_mid_send_is_unknown(
     assert sandbox.call_counts()["messages"] == 0
 
 
-def test_local_ledger_forgets_keys_after_its_ttl() -> None:
-    """A key is free again once the ledger's TTL has passed."""
-    clock = Clock()
-    ledger = LocalSendLedger(ttl=60, clock=clock)
-    ledger.claim(1, "k")
-    clock.now += 61
-
-    assert ledger.claim(1, "k").state is ClaimState.NEW
-
-
-def test_only_the_owner_releases_a_key() -> None:
-    """Releasing with another owner's token leaves the intent in place."""
-    ledger = LocalSendLedger()
-    claim = ledger.claim(1, "k")
-
-    ledger.release(1, "k", "someone-else")
-    assert ledger.claim(1, "k").state is ClaimState.INTENT
-    ledger.release(1, "k", claim.owner or "")
-    assert ledger.claim(1, "k").state is ClaimState.NEW
-
-
-def test_keys_are_per_onboarding() -> None:
-    """The same key for two onboardings is two sends."""
-    ledger = LocalSendLedger()
-    ledger.claim(1, "k")
-
-    assert ledger.claim(2, "k").state is ClaimState.NEW
-
-
-# -- wiring and the task -------------------------------------------------------------------
-
-
-def test_guard_is_in_memory_without_a_redis_broker(rt: Runtime) -> None:
-    """With the in-memory broker (demo, tests) the guard is the in-process bucket and ledger,
-    built once per runtime."""
-    guard = sending.guard_for(rt)
-
-    assert isinstance(guard.throttle, LocalTokenBucket)
-    assert isinstance(guard.ledger, LocalSendLedger)
-    assert sending.guard_for(rt) is guard
-
-
-def test_guard_uses_redis_when_the_broker_is_redis(
-    settings: Settings, db: Database, cipher: TokenCipher, graph: GraphClient
-) -> None:
-    """With a Redis broker the guard's bucket and ledger live in Redis, at the configured rate."""
-    redis_settings = settings.model_copy(
-        update={"broker_url": "redis://127.0.0.1:6379/14", "throughput_per_number": 5}
-    )
-    runtime = Runtime(settings=redis_settings, db=db, cipher=cipher, graph=graph)
-
-    guard = sending.guard_for(runtime)
-
-    assert isinstance(guard.throttle, TokenBucket)
-    assert guard.throttle.default_rate == 5
-    assert isinstance(guard.ledger, RedisSendLedger)
+# -- the task ------------------------------------------------------------------------------
 
 
 def test_task_sends_and_records(
@@ -668,7 +534,7 @@ def test_task_retries_when_redis_is_down(rt: Runtime, sandbox: Sandbox, subscrib
     """With the guard's Redis unreachable the task asks to run again later; nothing is sent."""
     from tasks.sending import send_message  # noqa: PLC0415 - see test_task_sends_and_records
 
-    rt.extras[sending.GUARD_KEY] = SendGuard(RedisDown(), LocalSendLedger())
+    rt.send_guard = SendGuard(RedisDown(), LocalSendLedger())
     with capture_logs() as logs:
         send_message.delay(subscribed, TEXT)
 
