@@ -39,8 +39,8 @@ from onboarding.ingest import dispatch as ingest
 from onboarding.ingest import inbox as webhooks
 from onboarding.ingest.history import Context, Tally, message_row
 from onboarding.meta.payloads import parse_delivery
-from onboarding.sandbox import HistoryGenerator, HistoryProfile
-from onboarding.sandbox.history import NumberContext, envelope
+from onboarding.sandbox import HistoryGenerator, HistoryProfile, NumberContext
+from onboarding.sandbox.payloads import envelope
 from onboarding.signup.intake import SignupBody, accept_signup
 from onboarding.store import MESSAGE_COLUMNS
 

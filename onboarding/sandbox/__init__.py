@@ -10,20 +10,15 @@ generated from a :class:`HistoryProfile` (:mod:`.history`), and serve the synced
 """
 
 from onboarding.sandbox.faults import ENDPOINTS, FaultRule, Faults
-from onboarding.sandbox.history import (
-    HistoryChunk,
-    HistoryGenerator,
-    HistoryPlan,
-    HistoryProfile,
-    MediaItem,
-    NumberContext,
-)
+from onboarding.sandbox.history import GeneratedChunk, HistoryGenerator
+from onboarding.sandbox.media_items import MediaItem
 from onboarding.sandbox.model import (
     DroppedResponse,
     Sandbox,
     format_display_number,
     normalize_digits,
 )
+from onboarding.sandbox.profile import HistoryPlan, HistoryProfile, NumberContext
 from onboarding.sandbox.records import (
     AcceptedSync,
     Business,
@@ -55,7 +50,7 @@ __all__ = [
     "DroppedResponse",
     "FaultRule",
     "Faults",
-    "HistoryChunk",
+    "GeneratedChunk",
     "HistoryGenerator",
     "HistoryPlan",
     "HistoryProfile",

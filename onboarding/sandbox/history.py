@@ -1,4 +1,4 @@
-"""Generated business data behind the sandbox's webhooks: chat history, media, contacts, echoes.
+"""Generated business data behind the sandbox's webhooks: chat history, media, echoes, contacts.
 
 A :class:`HistoryGenerator` turns a :class:`HistoryProfile` (the knobs) and a
 :class:`NumberContext` (the onboarded number) into the payloads Meta pushes after
@@ -33,6 +33,9 @@ How the history is laid out:
   ``sha256`` is lowercase hex of those bytes, as meta-platform.md §4.1's example suggests;
   payloads forwarded from real webhooks often carry base64 instead
   (``sha256_encoding="base64"``).
+
+The knobs, the number and the plan are in :mod:`.profile`, the contacts in :mod:`.contacts`,
+media bytes in :mod:`.media_items` and the shapes of the webhook values in :mod:`.payloads`.
 """
 
 from __future__ import annotations
@@ -42,10 +45,20 @@ import hashlib
 import math
 import random
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
-SECONDS_PER_DAY: Final = 86_400
+from onboarding.sandbox import payloads
+from onboarding.sandbox.contacts import ContactGenerator, ContactsPlan
+from onboarding.sandbox.media_items import (
+    MEDIA_FORMATS,
+    MEDIA_KINDS,
+    MediaItem,
+    media_bytes,
+    media_digest,
+)
+from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryPlan, HistoryProfile, NumberContext
+
 HISTORY_WINDOW_DAYS: Final = 180.0
 """Meta syncs the 180 days before onboarding; older messages are the generator's extras."""
 MEDIA_FOLLOWUP_DAYS: Final = 14.0
@@ -53,37 +66,16 @@ MEDIA_FOLLOWUP_DAYS: Final = 14.0
 PHASE_DAYS: Final = ((0.0, 1.0), (1.0, 90.0), (90.0, 180.0))
 """Phase 0, 1 and 2 as days before onboarding (meta-platform.md §4.1)."""
 HISTORY_STATUSES: Final = ("DELIVERED", "ERROR", "PENDING", "PLAYED", "READ", "SENT")
-MEDIA_KINDS: Final = ("image", "document", "audio", "video")
 OTHER_TYPES: Final = ("reaction", "location")
 BURST: Final = 4
 """Consecutive messages of one thread before the history moves to another thread."""
 GROUP_SUFFIX: Final = "@g.us"
-MAX_PEOPLE: Final = 1_000_000
-"""Most contacts or threads a profile may have (generated phone numbers stay unique)."""
-DECLINED_CODE: Final = 2593109
-DECLINED_TITLE: Final = "History sync is turned off by the business from the WhatsApp Business App"
-
-Sha256Encoding = Literal["hex", "base64"]
 
 _MEDIA_WEIGHTS: Final = (0.55, 0.2, 0.15, 0.1)
-_MEDIA_FORMATS: Final[Mapping[str, tuple[str, bytes]]] = {
-    "image": ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"),
-    "document": ("application/pdf", b"%PDF-1.7\n"),
-    "audio": ("audio/ogg; codecs=opus", b"OggS\x00\x02"),
-    "video": ("video/mp4", b"\x00\x00\x00\x18ftypmp42"),
-}
 _OUTGOING_STATUSES: Final = ("READ", "DELIVERED", "SENT", "PLAYED", "ERROR", "PENDING")
 _OUTGOING_WEIGHTS: Final = (0.55, 0.25, 0.1, 0.04, 0.03, 0.03)
 _INCOMING_STATUSES: Final = ("READ", "DELIVERED", "PLAYED")
 _INCOMING_WEIGHTS: Final = (0.85, 0.1, 0.05)
-_FIRST_NAMES: Final = (
-    "Pablo", "Aisha", "Wei", "María", "John", "Fatima", "Luca", "Priya", "Kenji", "Amara",
-    "Sofia", "Omar", "Chloé", "Mateo", "Ananya", "Yusuf", "Elena", "Tomás", "Zanele", "Ivan",
-)  # fmt: skip
-_LAST_NAMES: Final = (
-    "Morales", "Khan", "Chen", "García", "Smith", "Haddad", "Rossi", "Patel", "Sato", "Okafor",
-    "Novak", "Fischer", "Dubois", "Silva", "Iyer", "Yilmaz", "Petrova", "Müller", "Dlamini",
-)  # fmt: skip
 _BUSINESS_TEXTS: Final = (
     "Your order #{n} ships tomorrow",
     "Thanks for your order #{n}!",
@@ -113,204 +105,10 @@ _PLACES: Final = (
     (-23.561684, -46.655981, "Avenida Paulista", "Av. Paulista, 1578, São Paulo"),
     (19.076090, 72.877426, "Crawford Market", "Lokmanya Tilak Marg, Mumbai 400001"),
 )
-_CONTACT_PREFIXES: Final = (("1650", 7), ("447700", 6), ("55119", 8), ("9198", 8))
-"""Country-plus-area prefixes of generated contacts, with the digits each leaves free."""
-_FALLBACK_PREFIX: Final = "1408"
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryProfile:
-    """Knobs of the generated business data; every share is a fraction in [0, 1].
-
-    ``total_messages`` overrides ``threads * messages_per_thread``. ``days`` is how far back
-    the history goes; ``beyond_window_share`` of the messages are older than 180 days (when
-    ``days`` > 180) so coexist's window filter is exercised. ``phase_weights`` shares the
-    in-window messages between phases 0, 1 and 2. Of the messages, ``media_share`` are media
-    and ``other_types_share`` reactions or locations; the rest is text. ``duplicate_share`` of
-    the deliveries are re-sent and ``shuffle`` delivers them in a seeded random order.
-    Contacts: ``contact_edit_share`` and ``contact_remove_share`` of them are edited or
-    removed after the initial sync, and ``contact_out_of_order_share`` of those changes are
-    delivered before the initial contact they supersede. ``echo_reuse_share`` of the echoes
-    sent after the history repeat a business-sent history message (same wamid).
-    ``sha256_encoding`` is how media digests are written (``hex`` or ``base64``). ``seed``,
-    with the phone number id, determines everything.
-    """
-
-    seed: int = 0
-    contacts: int = 40
-    threads: int = 25
-    messages_per_thread: int = 20
-    total_messages: int | None = None
-    days: float = 200.0
-    beyond_window_share: float = 0.03
-    phase_weights: tuple[float, float, float] = (0.2, 0.45, 0.35)
-    media_share: float = 0.2
-    other_types_share: float = 0.05
-    group_thread_share: float = 0.04
-    chunk_size: int = 50
-    duplicate_share: float = 0.1
-    shuffle: bool = True
-    contact_edit_share: float = 0.1
-    contact_remove_share: float = 0.05
-    contact_out_of_order_share: float = 0.3
-    echo_reuse_share: float = 0.5
-    sha256_encoding: Sha256Encoding = "hex"
-
-    def __post_init__(self) -> None:
-        """Reject counts, shares and weights outside their ranges."""
-        for name in ("seed", "contacts", "threads", "messages_per_thread", "chunk_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            if name != "seed" and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-        if self.chunk_size < 1:
-            raise ValueError("chunk_size must be >= 1")
-        if max(self.contacts, self.threads) > MAX_PEOPLE:
-            raise ValueError(f"contacts and threads must be <= {MAX_PEOPLE}")
-        if self.total_messages is not None and (
-            isinstance(self.total_messages, bool)
-            or not isinstance(self.total_messages, int)
-            or self.total_messages < 0
-        ):
-            raise ValueError(f"total_messages must be an integer >= 0, got {self.total_messages!r}")
-        if self.message_count > 0 and self.threads < 1:
-            raise ValueError("threads must be >= 1 when there are messages")
-        if not _is_number(self.days) or not math.isfinite(self.days) or self.days <= 0:
-            raise ValueError(f"days must be a finite number > 0, got {self.days!r}")
-        for spec in fields(self):
-            if spec.name.endswith("_share"):
-                value = getattr(self, spec.name)
-                if not _is_number(value) or not 0.0 <= value <= 1.0:
-                    raise ValueError(f"{spec.name} must be a number in [0, 1], got {value!r}")
-        if self.media_share + self.other_types_share > 1.0:
-            raise ValueError("media_share + other_types_share must be <= 1")
-        if self.contact_edit_share + self.contact_remove_share > 1.0:
-            raise ValueError("contact_edit_share + contact_remove_share must be <= 1")
-        weights = self.phase_weights
-        if (
-            not isinstance(weights, tuple)
-            or len(weights) != 3
-            or not all(_is_number(w) and math.isfinite(w) and w >= 0 for w in weights)
-            or sum(weights) <= 0
-        ):
-            raise ValueError(
-                f"phase_weights must be three numbers >= 0 with a positive sum, got {weights!r}"
-            )
-        if not isinstance(self.shuffle, bool):
-            raise ValueError("shuffle must be true or false")
-        if self.sha256_encoding not in ("hex", "base64"):
-            raise ValueError("sha256_encoding must be 'hex' or 'base64'")
-
-    @property
-    def message_count(self) -> int:
-        """Messages in the history: ``total_messages`` or ``threads * messages_per_thread``."""
-        if self.total_messages is not None:
-            return self.total_messages
-        return self.threads * self.messages_per_thread
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form used by the control API."""
-        data = asdict(self)
-        data["phase_weights"] = list(self.phase_weights)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HistoryProfile:
-        """Build a profile from its JSON form; unknown keys are an error."""
-        known = {spec.name for spec in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown profile keys: {sorted(unknown)}")
-        values = dict(data)
-        if "phase_weights" in values:
-            weights = values["phase_weights"]
-            if not isinstance(weights, list | tuple):
-                raise ValueError("phase_weights must be a list of three numbers")
-            values["phase_weights"] = tuple(weights)
-        return cls(**values)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True, slots=True)
-class NumberContext:
-    """The onboarded number the data is generated for (its digits have no ``+``)."""
-
-    waba_id: str
-    phone_number_id: str
-    display_phone_number: str
-    onboarded_at: float
-
-    def metadata(self) -> dict[str, str]:
-        """The ``value.metadata`` object of every coexistence webhook."""
-        return {
-            "display_phone_number": self.display_phone_number,
-            "phone_number_id": self.phone_number_id,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPlan:
-    """Message and chunk counts of a history, computed without generating it."""
-
-    total_messages: int
-    beyond_window: int
-    phase_messages: tuple[int, int, int]
-    """Messages per phase; phase 2 includes the ``beyond_window`` ones."""
-    chunk_size: int
-
-    @property
-    def phase_chunks(self) -> tuple[int, int, int]:
-        """Chunks per phase (an empty phase has none)."""
-        size = self.chunk_size
-        p0, p1, p2 = (-(-count // size) for count in self.phase_messages)
-        return p0, p1, p2
-
-    @property
-    def total_chunks(self) -> int:
-        """Chunks in the whole history: the number of ``history`` webhooks with threads."""
-        return sum(self.phase_chunks)
-
-    def chunk_keys(self) -> Iterator[tuple[int, int]]:
-        """Yield ``(phase, chunk_order)`` of every chunk in delivery-metadata order."""
-        for phase, count in enumerate(self.phase_chunks):
-            for chunk_order in range(1, count + 1):
-                yield phase, chunk_order
-
-    def ordinal(self, phase: int, chunk_order: int) -> int:
-        """1-based position of a chunk in ``(phase, chunk_order)`` order."""
-        chunks = self.phase_chunks
-        if phase not in (0, 1, 2) or not 1 <= chunk_order <= chunks[phase]:
-            raise ValueError(f"no chunk {chunk_order} in phase {phase}")
-        return sum(chunks[:phase]) + chunk_order
-
-    def progress(self, phase: int, chunk_order: int) -> int:
-        """The chunk's ``progress`` (0-100); exactly 100 only on the last chunk."""
-        return 100 * self.ordinal(phase, chunk_order) // self.total_chunks
-
-
-@dataclass(frozen=True, slots=True)
-class MediaItem:
-    """One downloadable medium announced by a history follow-up webhook."""
-
-    media_id: str
-    wamid: str
-    kind: str
-    mime_type: str
-    sha256: str
-    file_size: int
-    content_key: str
-
-    def content(self) -> bytes:
-        """The medium's bytes, regenerated from its key (``file_size`` bytes)."""
-        return media_bytes(self.content_key, self.file_size, self.mime_type)
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryChunk:
+class GeneratedChunk:
     """One ``history`` webhook's worth of messages, grouped by thread."""
 
     phase: int
@@ -327,82 +125,6 @@ class HistoryChunk:
         """Yield every message of the chunk, thread by thread."""
         for thread in self.threads:
             yield from thread["messages"]
-
-
-@dataclass(frozen=True, slots=True)
-class ContactsPlan:
-    """How the contacts sync is cut into deliveries."""
-
-    contacts: int
-    chunk_size: int
-    edits: int
-    removes: int
-    early_changes: int
-    """Changes delivered before the initial contacts (out of order)."""
-
-    @property
-    def initial_chunks(self) -> int:
-        """Deliveries carrying the initial ``add`` of every contact."""
-        return -(-self.contacts // self.chunk_size)
-
-    @property
-    def changes(self) -> int:
-        """Edits plus removes, one delivery each."""
-        return self.edits + self.removes
-
-
-def media_bytes(content_key: str, size: int, mime_type: str) -> bytes:
-    """Deterministic pseudo-random bytes of a medium, starting with its format's magic."""
-    magic = next(
-        (head for mime, head in _MEDIA_FORMATS.values() if mime == mime_type),
-        b"",
-    )[:size]
-    body = random.Random(content_key).randbytes(size - len(magic))
-    return magic + body
-
-
-def media_digest(content: bytes, encoding: Sha256Encoding = "hex") -> str:
-    """The ``sha256`` field of a medium: lowercase hex (default) or base64 of the digest."""
-    digest = hashlib.sha256(content)
-    if encoding == "base64":
-        return base64.b64encode(digest.digest()).decode()
-    return digest.hexdigest()
-
-
-def envelope(waba_id: str, field: str, value: Mapping[str, Any], time: int) -> dict[str, Any]:
-    """Wrap a change ``value`` in the ``whatsapp_business_account`` webhook envelope."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": waba_id, "time": time, "changes": [{"field": field, "value": value}]}],
-    }
-
-
-def contact_add_item(
-    phone_number: str, full_name: str | None, first_name: str | None, timestamp: int
-) -> dict[str, Any]:
-    """A ``state_sync`` item adding (or editing) a contact."""
-    contact: dict[str, Any] = {}
-    if full_name:
-        contact["full_name"] = full_name
-    if first_name:
-        contact["first_name"] = first_name
-    contact["phone_number"] = phone_number
-    return {
-        "type": "contact",
-        "contact": contact,
-        "action": "add",
-        "metadata": {"timestamp": str(timestamp)},
-    }
-
-
-def contact_remove_item(phone_number: str, timestamp: int) -> dict[str, Any]:
-    """A ``state_sync`` item removing a contact (names omitted, as Meta does)."""
-    return {
-        "type": "contact",
-        "contact": {"phone_number": phone_number},
-        "action": "remove",
-        "metadata": {"timestamp": str(timestamp)},
-    }
 
 
 def _affine(count: int, rng: random.Random) -> tuple[int, int]:
@@ -443,7 +165,9 @@ class HistoryGenerator:
         groups = round(profile.threads * profile.group_thread_share)
         self._group_threads = min(groups, max(profile.threads - 1, 0)) if total else 0
         self._thread_mult, self._thread_add = _affine(self._threads, setup)
-        self._contact_mult, self._contact_add = _affine(max(profile.contacts, 1), setup)
+        self._contacts = ContactGenerator(
+            profile, context, self._key, self._tag, _affine(max(profile.contacts, 1), setup)
+        )
         beyond = 0
         if profile.days > HISTORY_WINDOW_DAYS:
             beyond = min(round(total * profile.beyond_window_share), total)
@@ -469,28 +193,11 @@ class HistoryGenerator:
 
     def contact_digits(self, index: int) -> str:
         """E.164 digits of generated contact ``index`` (also used for non-contact threads)."""
-        prefix, free = _CONTACT_PREFIXES[index % len(_CONTACT_PREFIXES)]
-        inner = index // len(_CONTACT_PREFIXES)
-        salt = int(self._tag, 16) + 104_729 * (index % len(_CONTACT_PREFIXES))
-        digits = f"{prefix}{(inner * 7_654_321 + salt) % 10**free:0{free}d}"
-        if digits == self.context.display_phone_number:
-            digits = f"{_FALLBACK_PREFIX}{digits[-7:]}"
-        return digits
+        return self._contacts.contact_digits(index)
 
     def contact(self, index: int) -> dict[str, str]:
         """Generated contact ``index`` as ``{full_name, first_name, phone_number}``."""
-        first, last = self._names(index, 0)
-        return {
-            "full_name": f"{first} {last}",
-            "first_name": first,
-            "phone_number": self.contact_digits(index),
-        }
-
-    def _names(self, index: int, revision: int) -> tuple[str, str]:
-        mix = int(
-            hashlib.sha256(f"{self._key}:name:{index}:{revision}".encode()).hexdigest()[:8], 16
-        )
-        return _FIRST_NAMES[mix % len(_FIRST_NAMES)], _LAST_NAMES[(mix >> 8) % len(_LAST_NAMES)]
+        return self._contacts.contact(index)
 
     def _group_id(self, slot: int) -> str:
         mix = int(hashlib.sha256(f"{self._key}:group:{slot}".encode()).hexdigest()[:12], 16)
@@ -540,7 +247,7 @@ class HistoryGenerator:
 
     # ------------------------------------------------------------------ history
 
-    def chunk(self, phase: int, chunk_order: int, *, with_media: bool = False) -> HistoryChunk:
+    def chunk(self, phase: int, chunk_order: int, *, with_media: bool = False) -> GeneratedChunk:
         """Build chunk ``chunk_order`` of ``phase`` (messages oldest first in each thread).
 
         ``with_media`` also builds the 14-day media follow-ups (hashing their bytes).
@@ -565,7 +272,7 @@ class HistoryGenerator:
                 item, typed = self._followup(index, message, medium)
                 media.append(item)
                 media_messages.append(typed)
-        return HistoryChunk(
+        return GeneratedChunk(
             phase=phase,
             chunk_order=chunk_order,
             progress=progress,
@@ -577,7 +284,7 @@ class HistoryGenerator:
             media_messages=tuple(media_messages),
         )
 
-    def chunks(self, *, with_media: bool = False) -> Iterator[HistoryChunk]:
+    def chunks(self, *, with_media: bool = False) -> Iterator[GeneratedChunk]:
         """Yield every chunk in ``(phase, chunk_order)`` order, one at a time."""
         for phase, chunk_order in self.plan.chunk_keys():
             yield self.chunk(phase, chunk_order, with_media=with_media)
@@ -686,7 +393,7 @@ class HistoryGenerator:
     ) -> tuple[MediaItem, dict[str, Any]]:
         """The media item and typed follow-up message of a recent media placeholder."""
         rng = random.Random(f"{self._key}:medium:{index}")
-        mime_type = _MEDIA_FORMATS[kind][0]
+        mime_type = MEDIA_FORMATS[kind][0]
         size = rng.randrange(1024, 8193)
         content_key = f"{self._key}:media-bytes:{index}"
         digest = media_digest(
@@ -719,125 +426,45 @@ class HistoryGenerator:
 
     # ------------------------------------------------------------------ payload values
 
-    def history_value(self, chunk: HistoryChunk) -> dict[str, Any]:
+    def history_value(self, chunk: GeneratedChunk) -> dict[str, Any]:
         """The ``value`` of a ``history`` webhook carrying ``chunk``'s threads."""
-        return {
-            "messaging_product": "whatsapp",
-            "metadata": self.context.metadata(),
-            "history": [
-                {
-                    "metadata": {
-                        "phase": chunk.phase,
-                        "chunk_order": chunk.chunk_order,
-                        "progress": chunk.progress,
-                    },
-                    "threads": list(chunk.threads),
-                }
-            ],
-        }
+        return payloads.history_value(
+            self.context.metadata(), chunk.phase, chunk.chunk_order, chunk.progress, chunk.threads
+        )
 
     def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of a ``history`` media follow-up: typed messages in ``messages[]``."""
-        return {
-            "messaging_product": "whatsapp",
-            "metadata": self.context.metadata(),
-            "messages": list(messages),
-        }
+        return payloads.followup_value(self.context.metadata(), messages)
 
     def declined_value(self) -> dict[str, Any]:
         """The ``value`` of the ``history`` webhook telling that sharing was declined."""
-        return {
-            "messaging_product": "whatsapp",
-            "metadata": self.context.metadata(),
-            "history": [
-                {
-                    "errors": [
-                        {
-                            "code": DECLINED_CODE,
-                            "title": DECLINED_TITLE,
-                            "message": DECLINED_TITLE,
-                            "error_data": {
-                                "details": "History sharing is turned off by the business"
-                            },
-                        }
-                    ]
-                }
-            ],
-        }
+        return payloads.declined_value(self.context.metadata())
 
     def state_sync_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of an ``smb_app_state_sync`` webhook."""
-        return {
-            "messaging_product": "whatsapp",
-            "metadata": self.context.metadata(),
-            "state_sync": items,
-        }
+        return payloads.state_sync_value(self.context.metadata(), items)
 
     def echoes_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of an ``smb_message_echoes`` webhook."""
-        return {
-            "messaging_product": "whatsapp",
-            "metadata": self.context.metadata(),
-            "message_echoes": items,
-        }
+        return payloads.echoes_value(self.context.metadata(), items)
 
     # ------------------------------------------------------------------ contacts
 
     def contacts_plan(self) -> ContactsPlan:
         """How many contacts, edits and removes, and how many changes come early."""
-        profile = self.profile
-        edits = round(profile.contacts * profile.contact_edit_share)
-        removes = min(
-            round(profile.contacts * profile.contact_remove_share), profile.contacts - edits
-        )
-        early = round((edits + removes) * profile.contact_out_of_order_share)
-        return ContactsPlan(profile.contacts, profile.chunk_size, edits, removes, early)
+        return self._contacts.contacts_plan()
 
     def contact_items(self, chunk_index: int) -> list[dict[str, Any]]:
         """The ``add`` items of initial contacts chunk ``chunk_index`` (0-based)."""
-        size = self.profile.chunk_size
-        start = chunk_index * size
-        end = min(start + size, self.profile.contacts)
-        items = []
-        for index in range(start, end):
-            contact = self.contact(index)
-            mix = int(
-                hashlib.sha256(f"{self._key}:contact-age:{index}".encode()).hexdigest()[:8], 16
-            )
-            age = (mix / 0xFFFFFFFF) * self.profile.days * SECONDS_PER_DAY
-            timestamp = math.floor(self.context.onboarded_at - max(age, 1.0))
-            items.append(
-                contact_add_item(
-                    contact["phone_number"], contact["full_name"], contact["first_name"], timestamp
-                )
-            )
-        return items
+        return self._contacts.contact_items(chunk_index)
 
     def contact_change(self, change: int, base_time: float) -> dict[str, Any]:
         """Change ``change`` (0-based): an edit (new name, later timestamp), then removes."""
-        plan = self.contacts_plan()
-        if not 0 <= change < plan.changes:
-            raise ValueError(f"no contact change {change}")
-        index = (self._contact_mult * change + self._contact_add) % max(plan.contacts, 1)
-        timestamp = math.floor(base_time) + 60 * (change + 1)
-        phone = self.contact_digits(index)
-        if change < plan.edits:
-            edited = self.edited_contact(index, revision=change + 1)
-            return contact_add_item(phone, edited["full_name"], edited["first_name"], timestamp)
-        return contact_remove_item(phone, timestamp)
+        return self._contacts.contact_change(change, base_time)
 
     def edited_contact(self, index: int, revision: int) -> dict[str, str]:
         """Contact ``index`` renamed: same phone and last name, another first name."""
-        original = self.contact(index)
-        first, _ = self._names(index, revision)
-        if first == original["first_name"]:
-            first = _FIRST_NAMES[(_FIRST_NAMES.index(first) + 1) % len(_FIRST_NAMES)]
-        last = original["full_name"].split(" ", 1)[1]
-        return {
-            "full_name": f"{first} {last}",
-            "first_name": first,
-            "phone_number": original["phone_number"],
-        }
+        return self._contacts.edited_contact(index, revision)
 
     # ------------------------------------------------------------------ echoes
 

@@ -84,7 +84,8 @@ from onboarding.sandbox.errors import (
     unsupported_request,
 )
 from onboarding.sandbox.faults import ENDPOINTS, FAULT_KINDS, Faults
-from onboarding.sandbox.history import HistoryProfile, MediaItem, NumberContext
+from onboarding.sandbox.media_items import MediaItem
+from onboarding.sandbox.profile import HistoryProfile, NumberContext
 from onboarding.sandbox.records import (
     AcceptedSync,
     Business,

@@ -58,14 +58,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import httpx
 
-from onboarding.sandbox.history import (
-    HistoryGenerator,
-    HistoryProfile,
-    NumberContext,
-    contact_add_item,
-    contact_remove_item,
-    envelope,
-)
+from onboarding.sandbox.history import HistoryGenerator
+from onboarding.sandbox.payloads import contact_add_item, contact_remove_item, envelope
+from onboarding.sandbox.profile import HistoryProfile, NumberContext
 from onboarding.sandbox.records import AcceptedSync
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from itertools import islice, pairwise
 import pytest
 
 from onboarding.sandbox import HistoryGenerator, HistoryProfile, NumberContext
-from onboarding.sandbox.history import HISTORY_STATUSES, SECONDS_PER_DAY
+from onboarding.sandbox.history import HISTORY_STATUSES
+from onboarding.sandbox.profile import SECONDS_PER_DAY
 
 BUSINESS = "15550783881"
 ONBOARDED_AT = 1_780_000_000.0
