@@ -28,17 +28,10 @@ from onboarding.sandbox.records import (
     SyncListener,
 )
 from onboarding.sandbox.server import SandboxServer, serve_forever
-from onboarding.sandbox.webhooks import (
-    CollectingSink,
-    DeliveryOptions,
-    DeliveryRecord,
-    ReceivedWebhook,
-    Sink,
-    WebhookConfig,
-    WebhookDispatcher,
-    sign_body,
-    verify_signature,
-)
+from onboarding.sandbox.signing import sign_body, verify_signature
+from onboarding.sandbox.sinks import CollectingSink, DeliveryRecord, ReceivedWebhook, Sink
+from onboarding.sandbox.webhook_config import DeliveryOptions, WebhookConfig
+from onboarding.sandbox.webhooks import WebhookDispatcher
 
 __all__ = [
     "ENDPOINTS",

@@ -62,12 +62,8 @@ import httpx
 from onboarding.sandbox.errors import json_response
 from onboarding.sandbox.faults import Faults
 from onboarding.sandbox.records import NumberSpec
-from onboarding.sandbox.webhooks import (
-    CONTACT_ACTIONS,
-    ContactAction,
-    WebhookConfig,
-    WebhookDispatcher,
-)
+from onboarding.sandbox.webhook_config import WebhookConfig
+from onboarding.sandbox.webhooks import CONTACT_ACTIONS, ContactAction, WebhookDispatcher
 
 if TYPE_CHECKING:
     from onboarding.sandbox.model import Sandbox

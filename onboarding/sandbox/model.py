@@ -94,14 +94,10 @@ from onboarding.sandbox.records import (
     SignupResult,
     SyncListener,
 )
-from onboarding.sandbox.webhooks import (
-    DeliveryOptions,
-    Sink,
-    WebhookConfig,
-    WebhookDispatcher,
-    WebhookMode,
-    sign_body,
-)
+from onboarding.sandbox.signing import sign_body
+from onboarding.sandbox.sinks import Sink
+from onboarding.sandbox.webhook_config import DeliveryOptions, WebhookConfig, WebhookMode
+from onboarding.sandbox.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
