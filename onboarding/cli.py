@@ -27,7 +27,6 @@ from models import (
 from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
 from onboarding.followups.schedule import FollowUpError, acknowledge
-from onboarding.outcomes import Next
 from onboarding.sync.retry import RetryRefusedError, replay, retry
 from onboarding.views import (
     alert_json,
@@ -36,6 +35,8 @@ from onboarding.views import (
     onboarding_detail,
     onboarding_summary,
 )
+from tasks.base import enqueue_after_commit, enqueue_step
+from tasks.ingest import process_delivery
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -185,10 +186,6 @@ def onboardings_retry(
     ] = None,
 ) -> None:
     """Resume a failed or stuck onboarding at the step it stopped."""
-    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
-    from tasks.signup import connect, exchange_code  # noqa: PLC0415
-    from tasks.sync import request_syncs  # noqa: PLC0415
-
     rt = _runtime()
     with rt.db.sessionmaker() as session:
         try:
@@ -201,8 +198,7 @@ def onboardings_retry(
             )
         except RetryRefusedError as exc:
             raise _fail(str(exc)) from None
-    task = {Next.EXCHANGE: exchange_code, Next.CONNECT: connect, Next.SYNC: request_syncs}
-    enqueue_after_commit(None, task[plan.step], onboarding_id)
+    enqueue_step(None, plan.step, onboarding_id)
     console.print(f"onboarding {onboarding_id}: {plan.message}")
 
 
@@ -366,9 +362,6 @@ def inbox_replay(
     ] = None,
 ) -> None:
     """Process stored deliveries again (idempotent): one by id, or all in a status."""
-    from tasks.base import enqueue_after_commit  # noqa: PLC0415 - interfaces enqueue
-    from tasks.ingest import process_delivery  # noqa: PLC0415
-
     if (delivery_id is None) == (status is None):
         raise _fail("give either a delivery ID or --status", 2)
     if status is not None and status not in {s.value for s in InboxStatus}:

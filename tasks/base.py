@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from config.celery import MAX_COUNTDOWN
 from onboarding.meta.errors import TransientGraphError
-from onboarding.outcomes import RetryLater
+from onboarding.outcomes import Next, RetryLater
 from tasks.app import app
 
 log = structlog.get_logger(__name__)
@@ -94,6 +94,20 @@ def coexist_task(
         return task
 
     return decorate
+
+
+#: The task that runs each step a domain function can ask for (:class:`Next`), by name, so a
+#: module that enqueues a step needs no import of the module that defines its task.
+STEP_TASKS: dict[Next, str] = {
+    Next.EXCHANGE: "coexist.signup.exchange_code",
+    Next.CONNECT: "coexist.sync.connect",
+    Next.SYNC: "coexist.sync.request_syncs",
+}
+
+
+def enqueue_step(session: Session | None, step: Next, onboarding_id: int) -> None:
+    """Enqueue ``step`` for an onboarding once ``session`` has committed (see below)."""
+    enqueue_after_commit(session, app.tasks[STEP_TASKS[step]], onboarding_id)
 
 
 _PENDING = "coexist_after_commit"

@@ -67,6 +67,9 @@ from onboarding.sandbox import (
     WebhookDispatcher,
 )
 from onboarding.web import create_app
+from tasks.app import app as celery_app
+from tasks.ingest import watchdog
+from tasks.sync import sweep
 
 DEMO_APP_ID = "100000000000001"
 DEFAULT_MESSAGES: Final = 2_000
@@ -318,8 +321,6 @@ def run_demo(
     demo's settings derive from ``base_settings`` (default: the environment's), with their
     database, credentials and media folder replaced (:func:`demo_settings`).
     """
-    from tasks.app import app as celery_app  # noqa: PLC0415 - interfaces enqueue
-
     scenario = _Scenario(
         profile=demo_profile(messages),
         declined=declined,
@@ -475,9 +476,6 @@ def _follow(
     scenario: _Scenario,
 ) -> _Watch:
     """Poll the status API, drive the beat jobs in-process and draw progress until done."""
-    from tasks.ingest import watchdog  # noqa: PLC0415 - interfaces enqueue
-    from tasks.sync import sweep  # noqa: PLC0415
-
     bars = _Bars(console, plan, contacts_expected, declined=scenario.declined)
     deadline = time.monotonic() + scenario.timeout
     next_beat = time.monotonic() + SWEEP_EVERY

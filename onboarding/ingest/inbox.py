@@ -12,11 +12,12 @@ all the same, since retrying cannot fix it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,8 +28,10 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from models import InboxDelivery, InboxStatus, utcnow
+from onboarding.runtime import Runtime
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
@@ -217,3 +220,115 @@ def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
         "waba_id": None,
         "phone_number_id": None,
     }
+
+
+class IntakeBatcher:
+    """Group commits for webhook intake: many deliveries, one transaction, one answer each.
+
+    Each verified delivery waits here until the transaction that stores it has committed, so
+    ``200`` still means "durably in the inbox"; deliveries arriving together share one
+    ``INSERT`` and one commit. Their processing is enqueued after that commit (``enqueue``, a
+    list of stored ids at a time, at most every ``enqueue_every`` seconds), so the broker is not
+    the bottleneck; a
+    row whose enqueue is lost (crash, broker down) is dispatched by beat's redispatch job.
+    If the database is unreachable, every delivery of the batch gets the error (Meta a 503).
+    """
+
+    def __init__(
+        self,
+        runtime: Callable[[], Runtime],
+        enqueue: Callable[[list[int]], None],
+        max_batch: int = 128,
+        max_wait: float = 0.0005,
+        enqueue_every: float = 0.02,
+        writers: int = 1,
+    ) -> None:
+        self._runtime = runtime
+        self._enqueue = enqueue
+        self._writers = writers
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._enqueue_every = enqueue_every
+        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Intake]]] | None = None
+        self._pending: list[int] = []
+        self._writer: AsyncInboxWriter | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        rt = self._runtime()
+        if rt.db.dialect == "postgresql" and not rt.settings.tasks_eager:
+            self._writer = AsyncInboxWriter(rt.db.url)
+        # Several writers, so one batch's commit overlaps the next batch's insert.
+        self._tasks = [
+            *(
+                asyncio.create_task(self._store_loop(), name=f"coexist-intake-{n}")
+                for n in range(self._writers)
+            ),
+            asyncio.create_task(self._enqueue_loop(), name="coexist-intake-enqueue"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while self._queue is not None and not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(OperationalError("shutdown", None, RuntimeError("stopping")))
+        await self._flush()
+        if self._writer is not None:
+            await self._writer.close()
+
+    async def submit(self, body: bytes) -> Intake:
+        if self._queue is None:
+            raise RuntimeError("the intake batcher is not running")
+        future: asyncio.Future[Intake] = asyncio.get_running_loop().create_future()
+        await self._queue.put((body, future))
+        return await future
+
+    async def _store_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            # Whatever queued up while the previous batch was being committed forms the next
+            # one (group commit); a lone delivery waits at most ``max_wait`` for company.
+            batch = [await queue.get()]
+            if queue.empty() and self._max_wait > 0:
+                await asyncio.sleep(self._max_wait)
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            bodies = [body for body, _ in batch]
+            try:
+                if self._writer is not None:
+                    intakes = await self._writer.write(bodies)
+                else:
+                    intakes = await run_in_threadpool(_store_batch, self._runtime(), bodies)
+            except Exception as exc:  # every waiting request gets the failure
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self._pending.extend(i.delivery_id for i in intakes if i.status == "pending")
+            if self._runtime().settings.tasks_eager:
+                await self._flush()  # in-process: processed before the answer goes out
+            for (_, future), intake in zip(batch, intakes, strict=True):
+                if not future.done():
+                    future.set_result(intake)
+
+    async def _enqueue_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._enqueue_every)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        ids, self._pending = sorted(set(self._pending)), []
+        await run_in_threadpool(self._enqueue, ids)
+
+
+def _store_batch(r: Runtime, bodies: list[bytes]) -> list[Intake]:
+    with r.db.sessionmaker() as session:
+        return receive_many(session, bodies)

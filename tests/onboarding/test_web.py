@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from models import AbandonedSignup, Database, Onboarding, OnboardingState, SyncState
-from onboarding.runtime import Runtime
+from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.sandbox import Sandbox
-from onboarding.web import ConfigurationError, _broker_health, create_app
+from onboarding.web import create_app
+from onboarding.web.health import broker_health
 from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN, make_settings
 
 AUTH = {"Authorization": f"Bearer {SIGNUP_TOKEN}"}
@@ -238,7 +239,7 @@ def test_healthz(client: TestClient) -> None:
 )
 def test_broker_health_reports_an_unreachable_redis(url: str, expected: str) -> None:
     """An unreachable Redis broker is reported, not raised; other brokers are not probed."""
-    assert _broker_health(url) == expected
+    assert broker_health(url) == expected
 
 
 def test_service_refuses_to_start_without_secrets(rt: Runtime) -> None:

@@ -1,0 +1,87 @@
+"""What every route shares: bearer checks, error answers, and bodies read within limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+#: Row ids are 64-bit integers; a path id outside this range names no row.
+MAX_ROW_ID = 2**63 - 1
+
+
+def bearer_ok(request: Request, expected: str) -> bool:
+    """Whether the request carries ``Authorization: Bearer <expected>`` (constant time)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def unauthorized() -> JSONResponse:
+    return JSONResponse(
+        {"error": "unauthorized", "message": "a valid bearer token is required"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def not_found() -> JSONResponse:
+    return JSONResponse({"error": "not_found"}, status_code=404)
+
+
+def invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse({"error": "invalid_body", "errors": errors}, status_code=422)
+
+
+async def run_in_thread(fn: Any, *args: Any) -> Response:
+    """Run a blocking handler (database work) off the event loop."""
+    result: Response = await run_in_threadpool(fn, *args)
+    return result
+
+
+class BodyRefusedError(Exception):
+    """A request body refused before it was read in full; the connection is closed after."""
+
+    def __init__(self, status: int, error: str, **facts: Any) -> None:
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, **facts}
+
+
+async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, counted as it streams in: at most ``limit`` bytes within ``timeout`` seconds.
+
+    The headers are not trusted to say how long the body is. A request carrying both
+    ``Content-Length`` and ``Transfer-Encoding`` is refused (``400``): the two can frame
+    different bodies (request smuggling; RFC 9112 §6.3), and the server frames by the
+    chunked encoding whatever ``Content-Length`` claims. A declared length over the limit is
+    refused at once, and any body is cut off the moment its bytes pass the limit (``413``),
+    so nothing larger is ever buffered. A client that has not sent the whole body within
+    ``timeout`` gets ``408`` (slow clients cannot hold a connection open indefinitely).
+    """
+    headers = request.headers
+    declared = headers.get("content-length")
+    if declared is not None and "transfer-encoding" in headers:
+        raise BodyRefusedError(
+            400, "ambiguous_framing", message="Content-Length and Transfer-Encoding together"
+        )
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyRefusedError(413, "too_large", limit_bytes=limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyRefusedError(413, "too_large", limit_bytes=limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyRefusedError(408, "body_timeout", timeout_seconds=timeout) from None
+    return b"".join(chunks)

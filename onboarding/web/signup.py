@@ -1,0 +1,119 @@
+"""``POST /signup``: the browser's Embedded Signup hand-off, recorded before it is answered.
+
+Bearer ``COEX_SIGNUP_TOKEN``. The body is validated whole (``422`` naming the field), the
+onboarding committed, and only then, after the ``202`` has gone out, its code exchange enqueued
+on the ``signup`` queue.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+
+from onboarding.outcomes import Next
+from onboarding.runtime import Runtime
+from onboarding.signup.intake import SignupBody, accept_signup, unstorable
+from onboarding.web.http import bearer_ok, invalid, read_limited, run_in_thread, unauthorized
+from tasks.base import enqueue_after_commit, enqueue_step
+from tasks.ingest import wake_waiting
+
+
+def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/signup", status_code=202)
+    async def signup(request: Request) -> Response:
+        """Embedded Signup finished (or was abandoned) in the browser."""
+        r = get_rt()
+        if not bearer_ok(request, r.settings.signup_token.get_secret_value()):
+            return unauthorized()
+        raw = await read_limited(
+            request, r.settings.signup_max_body_bytes, r.settings.request_body_timeout_seconds
+        )
+        try:
+            payload: Any = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        except RecursionError:
+            return invalid([{"field": "body", "message": "nested too deeply"}])
+        except (ValueError, UnicodeDecodeError) as exc:
+            return invalid([{"field": "body", "message": f"not JSON: {exc}"}])
+        if not isinstance(payload, dict):
+            return invalid([{"field": "body", "message": "expected a JSON object"}])
+        problem = unstorable(payload)
+        if problem is not None:
+            return invalid([{"field": problem[0], "message": problem[1]}])
+        try:
+            body = SignupBody.model_validate(payload)
+        except ValidationError as exc:
+            return invalid(
+                [
+                    {"field": _field(e["loc"]), "message": e["msg"]}
+                    for e in exc.errors(include_url=False, include_input=False)
+                ]
+            )
+        return await run_in_thread(_accept, r, body)
+
+    return router
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # Drop pydantic's discriminator tags ("FINISH") from the path: the field is what matters.
+    parts = [
+        str(p)
+        for p in loc
+        if p not in ("FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", "CANCEL", "ERROR")
+    ]
+    return ".".join(parts) or "body"
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN`` and ``Infinity`` are not JSON (Python's parser accepts them; the database not)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(literal: str) -> float:
+    """A JSON number as a float; one beyond a double (``1e400``) would be stored as Infinity."""
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"{literal[:32]} is beyond the range of a number")
+    return number
+
+
+def _accept(r: Runtime, body: SignupBody) -> Response:
+    """Record the signup; a new onboarding's exchange is enqueued once the answer is sent.
+
+    The ``202`` never waits for the broker: the row is committed, which is the promise. While
+    the broker is unreachable each enqueue costs most of a second of retries before it gives
+    up; then beat's ``coexist.signup.resume`` sends the exchange within seconds, well inside
+    the code's 30 s, as it does for a message the broker lost.
+    """
+    with r.db.sessionmaker() as session:
+        outcome = accept_signup(session, body, settings=r.settings, cipher=r.cipher)
+    if outcome.abandoned_signup_id is not None:
+        return JSONResponse(
+            {"abandoned_signup_id": outcome.abandoned_signup_id, "status": "recorded"},
+            status_code=202,
+        )
+    start = None
+    if outcome.created and outcome.onboarding_id is not None:
+        start = BackgroundTask(_start_onboarding, outcome.onboarding_id)
+    return JSONResponse(
+        {
+            "onboarding_id": outcome.onboarding_id,
+            "state": outcome.state,
+            "created": outcome.created,
+        },
+        status_code=202,
+        background=start,
+    )
+
+
+def _start_onboarding(onboarding_id: int) -> None:
+    enqueue_step(None, Next.EXCHANGE, onboarding_id)
+    enqueue_after_commit(None, wake_waiting, onboarding_id)

@@ -1,0 +1,75 @@
+"""``GET /webhooks/meta`` (Meta's subscription handshake) and ``POST /webhooks/meta`` (deliveries).
+
+A delivery is read within its limits, its signature checked on the raw bytes (``401`` and
+nothing stored if wrong), committed to the inbox by the :class:`IntakeBatcher`, and only then
+answered ``200``; its processing is enqueued on the ``ingest`` queue after the commit.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from onboarding.ingest.inbox import IntakeBatcher
+from onboarding.meta.signatures import signature_valid
+from onboarding.runtime import Runtime
+from onboarding.web.http import read_limited
+from tasks.base import enqueue_after_commit
+from tasks.ingest import process_deliveries
+
+log = structlog.get_logger(__name__)
+
+#: Stored deliveries are processed in tasks of at most this many (fewer broker messages).
+DELIVERIES_PER_TASK = 64
+
+
+def batcher(get_rt: Callable[[], Runtime]) -> IntakeBatcher:
+    """The web process's intake batcher, enqueueing processing on the ``ingest`` queue."""
+    return IntakeBatcher(get_rt, enqueue_processing)
+
+
+def enqueue_processing(ids: list[int]) -> None:
+    """Enqueue stored deliveries for processing, :data:`DELIVERIES_PER_TASK` per task."""
+    for start in range(0, len(ids), DELIVERIES_PER_TASK):
+        enqueue_after_commit(None, process_deliveries, ids[start : start + DELIVERIES_PER_TASK])
+
+
+def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/webhooks/meta")
+    async def verify_webhook(request: Request) -> Response:
+        """Meta's subscription handshake: echo ``hub.challenge`` if the verify token matches."""
+        params = request.query_params
+        expected = get_rt().settings.webhook_verify_token.get_secret_value()
+        presented = params.get("hub.verify_token", "")
+        challenge = params.get("hub.challenge", "")
+        if (
+            params.get("hub.mode") == "subscribe"
+            and expected
+            and hmac.compare_digest(presented.encode(), expected.encode())
+            and challenge
+            and len(challenge) <= 1024
+        ):
+            return PlainTextResponse(challenge)
+        return JSONResponse({"error": "forbidden"}, status_code=403)
+
+    @router.post("/webhooks/meta")
+    async def receive_webhook(request: Request) -> Response:
+        """A signed delivery: verified, committed raw, then processed on the ingest queue."""
+        r = get_rt()
+        raw = await read_limited(
+            request, r.settings.webhook_max_body_bytes, r.settings.request_body_timeout_seconds
+        )
+        secret = r.settings.meta_app_secret.get_secret_value()
+        if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
+            log.warning("webhook_signature_invalid", size=len(raw))
+            return JSONResponse({"error": "invalid_signature"}, status_code=401)
+        await intake.submit(raw)
+        return PlainTextResponse("OK")
+
+    return router
