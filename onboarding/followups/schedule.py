@@ -35,6 +35,11 @@ from models import (
     OnboardingState,
     utcnow,
 )
+from onboarding.followups.rules import (
+    INACTIVITY_DISCONNECT_DAYS,
+    SUPPORTED_COMPANIONS,
+    UNSUPPORTED_COMPANIONS,
+)
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
@@ -43,14 +48,6 @@ S = OnboardingState
 K = FollowUpKind
 #: Onboardings that get reminders: their number is connected to coexist.
 ACTIVE = (S.SYNCING, S.SYNCED, S.HISTORY_DECLINED, S.SYNC_WINDOW_MISSED)
-SUPPORTED_COMPANIONS = [
-    "WhatsApp Web",
-    "WhatsApp for Mac",
-    "WhatsApp on a second phone",
-    "WhatsApp on iPad",
-]
-UNSUPPORTED_COMPANIONS = ["WhatsApp for Windows", "WearOS"]
-INACTIVITY_DISCONNECT_DAYS = 14
 
 
 class FollowUpError(ValueError):
@@ -133,8 +130,8 @@ def _relink_rows(onboarding: Onboarding, settings: Settings, now: datetime) -> l
     series, start, why = relink_basis(onboarding)
     content = {
         "reason": why,
-        "supported": SUPPORTED_COMPANIONS,
-        "unsupported": UNSUPPORTED_COMPANIONS,
+        "supported": list(SUPPORTED_COMPANIONS),
+        "unsupported": list(UNSUPPORTED_COMPANIONS),
     }
     return [
         _row(
