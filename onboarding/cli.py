@@ -255,7 +255,8 @@ def demo(
     with progress per history phase and a summary. Exits 1 if the flow did not end as
     expected: synced, or history_declined with --declined.
     """
-    from onboarding.demo.run import run_demo, summary_table  # noqa: PLC0415 - starts servers
+    from onboarding.demo.run import run_demo  # noqa: PLC0415 - starts servers
+    from onboarding.demo.summary import summary_table  # noqa: PLC0415
 
     result = run_demo(
         console=err if as_json else console,

@@ -25,36 +25,25 @@ off (error 2593109): contacts arrive, the history sync ends ``declined`` and the
 from __future__ import annotations
 
 import secrets
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Column, Table
-from sqlalchemy import select
 
 from config import Settings, get_settings
 from config.logging import configure_logging
-from models import HistoryChunk, OnboardingState, SyncState
+from models import OnboardingState, SyncState
 from models.crypto import TokenCipher
 from onboarding import runtime as runtime_module
+from onboarding.demo.progress import ProgressBars
+from onboarding.demo.servers import serve
+from onboarding.demo.summary import DemoSummary, ledger, summarize
 from onboarding.runtime import Runtime
 from onboarding.sandbox import (
     DeliveryOptions,
@@ -85,116 +74,6 @@ HISTORY_ENDED: Final = frozenset(
 POLL_SECONDS: Final = 0.2
 SWEEP_EVERY: Final = 0.5
 """Seconds between in-process runs of the beat jobs (sync sweeper, ingest watchdog)."""
-PHASES: Final = (0, 1, 2)
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseSummary:
-    """One history phase: chunks expected from the sandbox's plan, received, and messages."""
-
-    phase: int
-    chunks_expected: int
-    chunks_received: int
-    messages: int
-    """Messages stored from this phase's chunks (the ``history_chunks`` ledger)."""
-    missing: tuple[int, ...]
-    """``chunk_order``s the plan has but coexist never received."""
-
-
-@dataclass(frozen=True, slots=True)
-class DemoSummary:
-    """What the demo's onboarding ended with, and whether that was the expected end."""
-
-    expected_state: str
-    onboarding_state: str
-    contacts_sync: str
-    history_sync: str
-    timed_out: bool
-    problems: tuple[str, ...]
-    """Why the flow did not reach its expected end; empty when it did."""
-    contacts: int
-    contacts_removed: int
-    threads: int
-    phases: tuple[PhaseSummary, ...]
-    messages_total: int
-    """Every stored message: history plus app echoes that repeat no history message."""
-    messages_inbound: int
-    messages_outbound: int
-    app_echoes: int
-    planned_messages: int
-    """Messages in the sandbox's history, out-of-window and group ones included."""
-    media_stored: int
-    media_skipped_too_old: int
-    media_awaiting: int
-    media_expired: int
-    media_failed: int
-    dropped_out_of_window: int
-    dropped_group: int
-    webhooks_delivered: int
-    webhooks_failed: int
-    sync_window_seconds_left: int
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """Whether the flow reached its expected end state."""
-        return not self.problems
-
-    @property
-    def declined(self) -> bool:
-        """Whether the business declined to share its history."""
-        return self.history_sync == SyncState.DECLINED.value
-
-    @property
-    def messages_history(self) -> int:
-        """Messages stored from history chunks, all phases."""
-        return sum(p.messages for p in self.phases)
-
-    @property
-    def gaps(self) -> dict[str, list[int]]:
-        """Missing ``chunk_order``s per phase (empty when none is missing)."""
-        return {str(p.phase): list(p.missing) for p in self.phases if p.missing}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form printed by ``coexist demo --json`` under ``summary``."""
-        return {
-            "ok": self.ok,
-            "expected_state": self.expected_state,
-            "onboarding_state": self.onboarding_state,
-            "syncs": {"contacts": self.contacts_sync, "history": self.history_sync},
-            "timed_out": self.timed_out,
-            "problems": list(self.problems),
-            "contacts": {"active": self.contacts, "removed": self.contacts_removed},
-            "threads": self.threads,
-            "messages": {
-                "per_phase": {str(p.phase): p.messages for p in self.phases},
-                "history": self.messages_history,
-                "total": self.messages_total,
-                "inbound": self.messages_inbound,
-                "outbound": self.messages_outbound,
-                "app_echoes": self.app_echoes,
-                "planned": self.planned_messages,
-            },
-            "chunks": {
-                str(p.phase): {"expected": p.chunks_expected, "received": p.chunks_received}
-                for p in self.phases
-            },
-            "media": {
-                "stored": self.media_stored,
-                "skipped_too_old": self.media_skipped_too_old,
-                "awaiting": self.media_awaiting,
-                "expired": self.media_expired,
-                "failed": self.media_failed,
-            },
-            "dropped": {
-                "out_of_window": self.dropped_out_of_window,
-                "group": self.dropped_group,
-            },
-            "gaps": self.gaps,
-            "webhooks": {"delivered": self.webhooks_delivered, "failed": self.webhooks_failed},
-            "sync_window_seconds_left": self.sync_window_seconds_left,
-            "seconds": self.seconds,
-        }
 
 
 @dataclass
@@ -256,35 +135,6 @@ def demo_profile(messages: int = DEFAULT_MESSAGES, *, seed: int = 2026) -> Histo
         contacts=threads + threads // 2,
         chunk_size=max(10, messages // 20),
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, name="coexist-web", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web app did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def demo_settings(base: Settings, workdir: Path) -> Settings:
@@ -361,7 +211,7 @@ def run_demo(
                     f"[dim]sandbox Graph API at {sandbox_server.url}, "
                     f"database {settings.database_url}[/dim]"
                 )
-                with _serve(create_app(rt)) as web_url:
+                with serve(create_app(rt)) as web_url:
                     try:
                         result = _drive(console, sandbox, rt, web_url, scenario, started)
                     finally:
@@ -432,7 +282,7 @@ def _drive(
             return detail
 
         watch = _follow(console, fetch, dispatcher, plan, contacts_expected, scenario)
-    per_phase = _ledger(rt, onboarding_id)
+    per_phase = ledger(rt, onboarding_id)
     summary = summarize(
         watch.detail,
         per_phase=per_phase,
@@ -476,7 +326,7 @@ def _follow(
     scenario: _Scenario,
 ) -> _Watch:
     """Poll the status API, drive the beat jobs in-process and draw progress until done."""
-    bars = _Bars(console, plan, contacts_expected, declined=scenario.declined)
+    bars = ProgressBars(console, plan, contacts_expected, declined=scenario.declined)
     deadline = time.monotonic() + scenario.timeout
     next_beat = time.monotonic() + SWEEP_EVERY
     with bars:
@@ -494,211 +344,3 @@ def _follow(
                 sweep.delay()  # the beat job, in-process: fires syncs whose backoff has passed
                 if idle:
                     watchdog.delay()  # and downloads media a failed attempt left for later
-
-
-class _Bars:
-    """Rich progress bars: contacts, each history phase's chunks, media downloads."""
-
-    def __init__(
-        self, console: Console, plan: HistoryPlan, contacts: int, *, declined: bool
-    ) -> None:
-        self._declined = declined
-        self._progress = Progress(
-            TextColumn("{task.description}", table_column=Column(width=15, no_wrap=True)),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(table_column=Column(width=9, no_wrap=True)),
-            TextColumn(
-                "{task.fields[note]}",
-                table_column=Column(max_width=34, no_wrap=True, overflow="ellipsis"),
-            ),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self._contacts = self._progress.add_task("contacts", total=contacts, note="")
-        self._phases: dict[int, TaskID] = {}
-        if declined:
-            self._history = self._progress.add_task("history", total=1, note="waiting")
-        else:
-            for phase in PHASES:
-                self._phases[phase] = self._progress.add_task(
-                    f"history phase {phase}", total=plan.phase_chunks[phase], note="chunks"
-                )
-        self._media = self._progress.add_task("media", total=0, note="downloads")
-        self._status = self._progress.add_task("webhooks", total=None, note="")
-
-    def __enter__(self) -> _Bars:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, detail: Mapping[str, Any], stats: Mapping[str, Any]) -> None:
-        """Redraw from the status API's ``detail`` and the dispatcher's ``stats``."""
-        counts = detail["counts"]
-        history = detail["sync"]["history"]
-        progress = self._progress
-        progress.update(self._contacts, completed=counts["contacts"] + counts["contacts_removed"])
-        if self._declined:
-            ended = history["state"] == SyncState.DECLINED
-            progress.update(self._history, completed=int(ended), note=history["state"])
-        else:
-            phases = history.get("phases") or {}
-            for phase, task in self._phases.items():
-                received = len(phases.get(str(phase), {}).get("received", []))
-                progress.update(task, completed=received)
-        settled = counts["media_stored"] + counts["media_expired"] + counts["media_failed"]
-        progress.update(
-            self._media,
-            total=settled + counts["media_awaiting"],
-            completed=settled,
-            note=f"stored, {counts['media_skipped_too_old']} too old",
-        )
-        progress.update(
-            self._status,
-            completed=int(stats["delivered"]),
-            note=f"{stats['failed']} given up · {detail['state']}",
-        )
-
-
-def _ledger(rt: Runtime, onboarding_id: int) -> dict[int, tuple[int, list[int]]]:
-    """Per phase, from the ``history_chunks`` ledger: messages stored and chunk_orders seen."""
-    with rt.db.sessionmaker() as session:
-        rows = session.execute(
-            select(HistoryChunk.phase, HistoryChunk.chunk_order, HistoryChunk.messages)
-            .where(HistoryChunk.onboarding_id == onboarding_id)
-            .order_by(HistoryChunk.phase, HistoryChunk.chunk_order)
-        ).all()
-    out: dict[int, tuple[int, list[int]]] = {}
-    for phase, chunk_order, messages in rows:
-        stored, orders = out.get(phase, (0, []))
-        out[phase] = (stored + messages, [*orders, chunk_order])
-    return out
-
-
-def summarize(
-    detail: Mapping[str, Any],
-    *,
-    per_phase: Mapping[int, tuple[int, list[int]]],
-    plan: HistoryPlan,
-    planned_contacts: int,
-    dispatcher_stats: Mapping[str, Any],
-    expected_state: str,
-    expected_history: str,
-    timed_out: bool,
-    seconds: float,
-) -> DemoSummary:
-    """Fold the final status, the ledger and the sandbox's plan into a :class:`DemoSummary`.
-
-    The expected end: the onboarding in ``expected_state``, the history sync in
-    ``expected_history``, the contacts sync accepted, every planned chunk and contact stored,
-    no media awaiting download and no delivery given up, before the timeout.
-    """
-    counts = detail["counts"]
-    history_state = detail["sync"]["history"]["state"]
-    declined = history_state == SyncState.DECLINED
-    phases = []
-    for phase in PHASES:
-        stored, orders = per_phase.get(phase, (0, []))
-        expected = 0 if declined else plan.phase_chunks[phase]
-        missing = sorted(set(range(1, expected + 1)) - set(orders))
-        phases.append(PhaseSummary(phase, expected, len(orders), stored, tuple(missing)))
-    problems = []
-    if timed_out:
-        problems.append("timed out before the flow ended")
-    if detail["state"] != expected_state:
-        problems.append(f"onboarding ended {detail['state']}, expected {expected_state}")
-    if history_state != expected_history:
-        problems.append(f"history sync ended {history_state}, expected {expected_history}")
-    contacts_state = detail["sync"]["contacts"]["state"]
-    if contacts_state != SyncState.REQUESTED:
-        problems.append(f"contacts sync ended {contacts_state}, expected requested")
-    stored_contacts = counts["contacts"] + counts["contacts_removed"]
-    if stored_contacts < planned_contacts:
-        problems.append(f"{stored_contacts} of the {planned_contacts} contacts stored")
-    if any(p.missing for p in phases):
-        gaps = {p.phase: list(p.missing) for p in phases if p.missing}
-        problems.append(f"history chunks never received: {gaps}")
-    if counts["media_awaiting"]:
-        problems.append(f"{counts['media_awaiting']} media still awaiting download")
-    if dispatcher_stats["failed"]:
-        problems.append(f"{dispatcher_stats['failed']} webhook deliveries given up by Meta")
-    return DemoSummary(
-        expected_state=expected_state,
-        onboarding_state=detail["state"],
-        contacts_sync=detail["sync"]["contacts"]["state"],
-        history_sync=history_state,
-        timed_out=timed_out,
-        problems=tuple(problems),
-        contacts=counts["contacts"],
-        contacts_removed=counts["contacts_removed"],
-        threads=counts["threads"],
-        phases=tuple(phases),
-        messages_total=counts["messages"],
-        messages_inbound=counts["messages_inbound"],
-        messages_outbound=counts["messages_outbound"],
-        app_echoes=counts["app_echoes"],
-        planned_messages=0 if declined else plan.total_messages,
-        media_stored=counts["media_stored"],
-        media_skipped_too_old=counts["media_skipped_too_old"],
-        media_awaiting=counts["media_awaiting"],
-        media_expired=counts["media_expired"],
-        media_failed=counts["media_failed"],
-        dropped_out_of_window=counts["dropped_out_of_window"],
-        dropped_group=counts["dropped_group"],
-        webhooks_delivered=int(dispatcher_stats["delivered"]),
-        webhooks_failed=int(dispatcher_stats["failed"]),
-        sync_window_seconds_left=int(detail["sync_window_seconds_left"]),
-        seconds=seconds,
-    )
-
-
-def summary_table(summary: DemoSummary) -> Table:
-    """The summary as a two-column table, for ``coexist demo``."""
-    title = "history declined by the business" if summary.declined else "what came in"
-    table = Table("", "", title=title, show_header=False)
-    outcome = f"[green]{summary.onboarding_state}[/green]"
-    if not summary.ok:
-        outcome = f"[red]{summary.onboarding_state}[/red] (expected {summary.expected_state})"
-    table.add_row("onboarding", outcome)
-    table.add_row("syncs", f"contacts {summary.contacts_sync}, history {summary.history_sync}")
-    table.add_row("contacts", f"{summary.contacts} ({summary.contacts_removed} removed)")
-    table.add_row("threads", str(summary.threads))
-    if summary.declined:
-        table.add_row("history", "none: sharing turned off in the Business app (2593109)")
-    for p in summary.phases:
-        if summary.declined:
-            break
-        table.add_row(
-            f"messages phase {p.phase}",
-            f"{p.messages} ({p.chunks_received}/{p.chunks_expected} chunks)",
-        )
-    table.add_row(
-        "messages",
-        f"{summary.messages_total} ({summary.messages_history} from history, "
-        f"{summary.messages_inbound} in, {summary.messages_outbound} out, "
-        f"{summary.app_echoes} app echoes)",
-    )
-    table.add_row(
-        "media",
-        f"{summary.media_stored} stored, {summary.media_skipped_too_old} skipped (too old), "
-        f"{summary.media_awaiting} awaiting, {summary.media_expired} expired, "
-        f"{summary.media_failed} failed",
-    )
-    table.add_row(
-        "dropped",
-        f"{summary.dropped_out_of_window} older than 180 days, "
-        f"{summary.dropped_group} in group chats",
-    )
-    gaps = summary.gaps
-    table.add_row("gaps", ", ".join(f"phase {k}: {v}" for k, v in gaps.items()) or "none")
-    table.add_row(
-        "webhooks",
-        f"{summary.webhooks_delivered} delivered, {summary.webhooks_failed} given up",
-    )
-    left = summary.sync_window_seconds_left
-    table.add_row("24 h window left", f"{left // 3600} h {left % 3600 // 60:02d} min")
-    table.add_row("elapsed", f"{summary.seconds} s" + (" (timed out)" if summary.timed_out else ""))
-    for problem in summary.problems:
-        table.add_row("[red]problem[/red]", problem)
-    return table

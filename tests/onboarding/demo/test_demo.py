@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from config import Settings
 from onboarding.cli import app
-from onboarding.demo.run import DemoResult, DemoSummary, demo_profile, run_demo, summarize
+from onboarding.demo.run import DemoResult, demo_profile, run_demo
+from onboarding.demo.summary import DemoSummary, summarize
 from onboarding.sandbox import HistoryPlan
 from tests.conftest import make_settings
 
@@ -53,21 +54,21 @@ def test_history_is_ingested_and_counts_add_up(normal: DemoResult) -> None:
     assert sum(p.messages for p in summary.phases) == summary.messages_history
     assert all(p.messages > 0 for p in summary.phases)
     assert (
-        summary.messages_history + summary.dropped_out_of_window + summary.dropped_group
-        == summary.planned_messages
+        summary.messages_history + summary.dropped.out_of_window + summary.dropped.group
+        == summary.messages.planned
         == SMALL
     )
-    assert summary.messages_total >= summary.messages_history
-    assert summary.messages_inbound + summary.messages_outbound == summary.messages_total
+    assert summary.messages.total >= summary.messages_history
+    assert summary.messages.inbound + summary.messages.outbound == summary.messages.total
     assert summary.gaps == {}
 
 
 def test_media_of_every_age_is_settled(normal: DemoResult, workdir: Path) -> None:
     """Recent media is downloaded to the media folder, older media is skipped, none awaits."""
     summary = normal.summary
-    assert summary.media_stored > 0
-    assert summary.media_skipped_too_old > 0
-    assert summary.media_awaiting == summary.media_failed == summary.media_expired == 0
+    assert summary.media.stored > 0
+    assert summary.media.skipped_too_old > 0
+    assert summary.media.awaiting == summary.media.failed == summary.media.expired == 0
     assert [f for f in (workdir / "media").rglob("*") if f.is_file()]
 
 
@@ -76,10 +77,10 @@ def test_each_sync_is_accepted_once_and_contacts_arrive(normal: DemoResult) -> N
     per_type = Counter(s["sync_type"] for s in normal.accepted_syncs)
     assert per_type == {"smb_app_state_sync": 1, "history": 1}
     summary = normal.summary
-    assert summary.contacts > 0
-    assert summary.contacts + summary.contacts_removed == demo_profile(SMALL).contacts
-    assert summary.app_echoes > 0
-    assert summary.webhooks_failed == 0
+    assert summary.contacts.active > 0
+    assert summary.contacts.active + summary.contacts.removed == demo_profile(SMALL).contacts
+    assert summary.messages.app_echoes > 0
+    assert summary.webhooks.failed == 0
     assert 0 < summary.sync_window_seconds_left <= 24 * 3600
 
 
@@ -97,7 +98,7 @@ def test_declined_history_ends_history_declined(base_settings: Settings, tmp_pat
     assert summary.declined
     assert summary.onboarding_state == "history_declined"
     assert summary.messages_history == 0
-    assert summary.contacts > 0
+    assert summary.contacts.active > 0
     assert result.onboarding["alerts"][0]["kind"] == "history_declined"
 
 
