@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Regions (ISO 3166-1 alpha-2) that Meta's coexistence documentation listed as unsupported on
 #: 2025-09-13: EU/EEA, UK, Australia, Japan, Nigeria, Philippines, Russia, South Korea,
-#: South Africa, Turkey. Meta has since enabled all of them (meta-platform.md §5).
+#: South Africa, Turkey. Meta has since enabled all of them (docs/meta.md#10-region-eligibility).
 EU_EEA = frozenset(
     {
         "AT",
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     relink_reminder_hours: list[float] = Field(default_factory=lambda: [0.0, 24.0, 72.0])
     throughput_per_number: int = Field(default=20, ge=1)
 
-    # Follow-up notifications (onboarding/followups/notifier.py).
+    # Follow-up notifications (onboarding/followups/wiring.py builds the channels).
     #: Channels, comma separated: log, webhook, whatsapp_template.
     notify_channels: str = "log"
     #: Attempts per notification across task runs before it is failed.

@@ -51,25 +51,7 @@ def render(
     """
     now = now or utcnow()
     content = dict(follow_up.content or {})
-    facts: dict[str, Any] = {
-        k: v for k, v in content.items() if k not in ("subject", "text", "facts")
-    }
-    if isinstance(content.get("facts"), Mapping):
-        facts.update(content["facts"])
-    facts.update(
-        {
-            "follow_up_id": follow_up.id,
-            "kind": follow_up.kind,
-            "series": follow_up.series,
-            "step": follow_up.step,
-            "due_at": follow_up.due_at.isoformat(),
-            "onboarding_id": onboarding.id,
-            "waba_id": onboarding.waba_id,
-            "phone_number_id": onboarding.phone_number_id,
-            "display_phone_number": onboarding.display_phone_number,
-            "verified_name": onboarding.verified_name,
-        }
-    )
+    facts = _facts(follow_up, onboarding, content)
     number = onboarding.display_phone_number or "your number"
     if follow_up.kind == FollowUpKind.COMPANION_RELINK:
         subject, text = _relink_text(number, content)
@@ -96,6 +78,32 @@ def render(
         facts=facts,
         recipient=digits or None,
     )
+
+
+def _facts(
+    follow_up: FollowUp, onboarding: Onboarding, content: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The stored content's own keys and facts, then the follow-up's and onboarding's ids."""
+    facts: dict[str, Any] = {
+        k: v for k, v in content.items() if k not in ("subject", "text", "facts")
+    }
+    if isinstance(content.get("facts"), Mapping):
+        facts.update(content["facts"])
+    facts.update(
+        {
+            "follow_up_id": follow_up.id,
+            "kind": follow_up.kind,
+            "series": follow_up.series,
+            "step": follow_up.step,
+            "due_at": follow_up.due_at.isoformat(),
+            "onboarding_id": onboarding.id,
+            "waba_id": onboarding.waba_id,
+            "phone_number_id": onboarding.phone_number_id,
+            "display_phone_number": onboarding.display_phone_number,
+            "verified_name": onboarding.verified_name,
+        }
+    )
+    return facts
 
 
 def _relink_text(number: str, content: Mapping[str, Any]) -> tuple[str, str]:
