@@ -154,7 +154,8 @@ class Onboarding(Base):
     failed_step: Mapped[str | None] = mapped_column(String(32))
     token_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     last_app_activity_at: Mapped[datetime | None]
-    # Lifecycle, from ``account_update`` webhooks (meta-platform.md §4.5, §7).
+    # Lifecycle, from ``account_update`` webhooks (docs/meta.md#49-account_update and
+    # #5-account-lifecycle).
     lifecycle_event: Mapped[str | None] = mapped_column(String(64))
     #: ``time`` of the webhook entry that set the lifecycle: older events never overwrite it.
     lifecycle_event_at: Mapped[datetime | None]

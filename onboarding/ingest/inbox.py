@@ -1,13 +1,13 @@
 """Webhook intake: verify, persist raw, then let the ingest queue process.
 
 Meta signs each delivery with ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body,
-keyed with the app secret>`` (meta-platform.md §4.6). The signature is checked on the raw bytes
-before anything is parsed; a delivery that fails it is refused and leaves no trace. A signed
-delivery is committed to the inbox (deduplicated by the sha256 of its bytes) before Meta gets
-its ``200``, and nothing more: persist first, process after. Parsing is the ingest worker's
-(:mod:`onboarding.ingest.dispatch`), which fills the row's routing columns and keeps a signed
-body that cannot be a Meta delivery as ``quarantined`` with the reason; it was answered ``200``
-all the same, since retrying cannot fix it.
+keyed with the app secret>`` (docs/meta.md#62-signatures-x-hub-signature-256). The signature is
+checked on the raw bytes before anything is parsed; a delivery that fails it is refused and
+leaves no trace. A signed delivery is committed to the inbox (deduplicated by the sha256 of its
+bytes) before Meta gets its ``200``, and nothing more: persist first, process after. Parsing is
+the ingest worker's (:mod:`onboarding.ingest.dispatch`), which fills the row's routing columns
+and keeps a signed body that cannot be a Meta delivery as ``quarantined`` with the reason; it
+was answered ``200`` all the same, since retrying cannot fix it.
 """
 
 from __future__ import annotations

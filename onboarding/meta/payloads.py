@@ -1,10 +1,10 @@
 """Defensive parsing of Meta's webhook bodies.
 
-Every delivery is ``{"object": "whatsapp_business_account", "entry": [{"id": <WABA id>,
-"time"?, "changes": [{"field": ..., "value": {...}}]}]}`` (meta-platform.md §4). The declined
-history payload has been seen without the envelope (just the inner ``value``): it is accepted
-as one ``history`` change with no WABA id. Anything else is a :class:`PayloadError` whose
-message is the reason an operator reads on the quarantined inbox row.
+Every delivery is ``{"object": "whatsapp_business_account", "entry": [{"id": <WABA id>, "time"?,
+"changes": [{"field": ..., "value": {...}}]}]}`` (docs/meta.md#41-the-envelope). The declined
+history payload has been seen without the envelope (just the inner ``value``): it is accepted as
+one ``history`` change with no WABA id. Anything else is a :class:`PayloadError` whose message
+is the reason an operator reads on the quarantined inbox row.
 
 Individual items (messages, contacts) are validated where they are used; a bad item is skipped
 and counted, never fatal to the delivery.

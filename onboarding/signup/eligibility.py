@@ -1,7 +1,8 @@
 """Region eligibility: which countries a provider will onboard for coexistence.
 
-Meta's current documentation lists no unsupported country (meta-platform.md §5), so the default
-policy ``meta-current`` blocks nothing; ``meta-2025-09-13`` reproduces the product brief's list.
+Meta's current documentation lists no unsupported country (docs/meta.md#10-region-eligibility),
+so the default policy ``meta-current`` blocks nothing; ``meta-2025-09-13`` reproduces the
+product brief's list.
 """
 
 from __future__ import annotations

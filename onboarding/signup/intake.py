@@ -1,9 +1,10 @@
 """The signup web hook's domain: validate the browser's Embedded Signup hand-off and record it.
 
 The body is ``{"code": "...", "session": <the WA_EMBEDDED_SIGNUP message event's data>}``
-(meta-platform.md §1.2). ``FINISH`` and ``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` start an
-onboarding; ``CANCEL`` (and ``ERROR``) are kept as abandoned signups for support and start
-nothing. The same code twice is the same onboarding.
+(docs/meta.md#12-the-wa_embedded_signup-event). ``FINISH`` and
+``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` start an onboarding; ``CANCEL`` (and ``ERROR``) are
+kept as abandoned signups for support and start nothing. The same code twice is the same
+onboarding.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Builders for Meta webhook deliveries in the shapes of meta-platform.md §4."""
+"""Builders for Meta webhook deliveries in the shapes of docs/meta.md#4-webhook-payloads."""
 
 from __future__ import annotations
 
