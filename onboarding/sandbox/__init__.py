@@ -3,27 +3,25 @@
 Use it in-process through ``httpx.MockTransport`` (:meth:`Sandbox.mock_transport`) or as a real
 HTTP server (:class:`SandboxServer`), seeded with :meth:`Sandbox.add_business`, driven with
 :meth:`Sandbox.complete_signup` and the ``/_sandbox/`` control API, and perturbed with
-:class:`Faults`. See :mod:`.model` for the modelled endpoints and :mod:`.control` for the control
+:class:`Faults`. See :mod:`.facade` for the modelled endpoints and :mod:`.control` for the control
 API. After an accepted sync, :meth:`Sandbox.configure_webhooks` makes it deliver Meta's
 ``history``, ``smb_app_state_sync`` and ``smb_message_echoes`` webhooks (:mod:`.webhooks`),
 generated from a :class:`HistoryProfile` (:mod:`.history`), and serve the synced media.
 """
 
+from onboarding.sandbox.facade import Sandbox
 from onboarding.sandbox.faults import ENDPOINTS, FaultRule, Faults
 from onboarding.sandbox.history import GeneratedChunk, HistoryGenerator
+from onboarding.sandbox.injection import DroppedResponse
 from onboarding.sandbox.media_items import MediaItem
-from onboarding.sandbox.model import (
-    DroppedResponse,
-    Sandbox,
-    format_display_number,
-    normalize_digits,
-)
+from onboarding.sandbox.numbers import format_display_number, normalize_digits
 from onboarding.sandbox.profile import HistoryPlan, HistoryProfile, NumberContext
 from onboarding.sandbox.records import (
     AcceptedSync,
     Business,
     NumberSpec,
     SeededNumber,
+    SentMessage,
     SignupResult,
     SyncListener,
 )
@@ -54,6 +52,7 @@ __all__ = [
     "Sandbox",
     "SandboxServer",
     "SeededNumber",
+    "SentMessage",
     "SignupResult",
     "Sink",
     "SyncListener",

@@ -2,7 +2,7 @@
 
 It is not Meta's API (no version, no token, plain JSON errors) and exists so out-of-process
 users (the demo, integration tests, benchmarks) can do what in-process tests do through
-:class:`~onboarding.sandbox.model.Sandbox`'s methods. Faults never apply to it. It is
+:class:`~onboarding.sandbox.Sandbox`'s methods. Faults never apply to it. It is
 unauthenticated: the server binds 127.0.0.1 by default.
 
 ==========================  =====================================================================
@@ -55,18 +55,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import httpx
 
 from onboarding.sandbox.errors import json_response
 from onboarding.sandbox.faults import Faults
-from onboarding.sandbox.records import NumberSpec
+from onboarding.sandbox.records import (
+    AcceptedSync,
+    Business,
+    NumberSpec,
+    SentMessage,
+    SignupResult,
+)
 from onboarding.sandbox.webhook_config import WebhookConfig
 from onboarding.sandbox.webhooks import CONTACT_ACTIONS, ContactAction, WebhookDispatcher
-
-if TYPE_CHECKING:
-    from onboarding.sandbox.model import Sandbox
 
 PREFIX: Final = "/_sandbox"
 _NUMBER_SPEC_KEYS: Final = frozenset(
@@ -81,6 +84,96 @@ _NUMBER_SPEC_KEYS: Final = frozenset(
 )
 
 
+class ControlledSandbox(Protocol):
+    """What the control API drives: the sandbox's public methods it calls."""
+
+    @property
+    def faults(self) -> Faults:
+        """The fault configuration in force."""
+        ...
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the clock was advanced."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookDispatcher | None:
+        """The webhook dispatcher, if configured."""
+        ...
+
+    def add_business(
+        self, name: str, numbers: int | list[NumberSpec | str], *, coexistence: bool
+    ) -> Business:
+        """Seed a business."""
+        ...
+
+    def complete_signup(
+        self,
+        waba_id: str,
+        phone_number_id: str | None,
+        *,
+        coexistence: bool,
+        include_phone_number_id: bool,
+    ) -> SignupResult:
+        """Finish Embedded Signup for a number."""
+        ...
+
+    def cancel_signup(self, current_step: str) -> dict[str, Any]:
+        """The session-info message of an abandoned signup."""
+        ...
+
+    def fail_signup(
+        self, error_message: str, error_code: str, *, session_id: str | None
+    ) -> dict[str, Any]:
+        """The session-info message of a signup error."""
+        ...
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Replace the fault configuration."""
+        ...
+
+    def accepted_syncs(self, phone_number_id: str | None) -> list[AcceptedSync]:
+        """The accepted ``smb_app_data`` calls."""
+        ...
+
+    def sent_messages(self, phone_number_id: str | None) -> list[SentMessage]:
+        """The accepted sends."""
+        ...
+
+    def throughput_rejections(self, phone_number_id: str | None) -> int:
+        """Sends refused with ``130429``."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Calls, faults, syncs, media and sends."""
+        ...
+
+    def now(self) -> float:
+        """The sandbox's current Unix time."""
+        ...
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the clock forward."""
+        ...
+
+    def revoke_tokens(self, business_id: str) -> int:
+        """Revoke a business's tokens."""
+        ...
+
+    def reset(self) -> None:
+        """Forget everything."""
+        ...
+
+    def set_webhook_config(self, config: WebhookConfig) -> WebhookDispatcher:
+        """Apply a webhook configuration."""
+        ...
+
+    def disable_webhooks(self) -> None:
+        """Stop delivering webhooks."""
+        ...
+
+
 class ControlError(Exception):
     """A control API request the sandbox cannot honour."""
 
@@ -90,10 +183,10 @@ class ControlError(Exception):
         self.message = message
 
 
-Handler = Callable[["Sandbox", httpx.Request], httpx.Response]
+Handler = Callable[[ControlledSandbox, httpx.Request], httpx.Response]
 
 
-def handle_control(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def handle_control(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     """Answer one ``/_sandbox/...`` request."""
     route = request.url.path[len(PREFIX) :].strip("/")
     method = request.method.upper()
@@ -160,12 +253,12 @@ def _number_spec(raw: Any, coexistence: bool) -> NumberSpec | str:
     )
 
 
-def _index(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _index(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     routes = {f"{PREFIX}/{path}".rstrip("/"): sorted(methods) for path, methods in _ROUTES.items()}
     return json_response(200, {"routes": routes})
 
 
-def _create_business(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _create_business(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     body = _body(request)
     name = _string(body, "name") or "Sandbox Business"
     coexistence = _flag(body, "coexistence", True)
@@ -188,7 +281,7 @@ def _create_business(sandbox: Sandbox, request: httpx.Request) -> httpx.Response
     return json_response(201, business.to_dict())
 
 
-def _create_signup(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _create_signup(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     body = _body(request)
     waba_id = _string(body, "waba_id", required=True)
     assert waba_id is not None
@@ -206,7 +299,7 @@ def _create_signup(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(201, result.to_dict())
 
 
-def _create_cancellation(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _create_cancellation(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     body = _body(request)
     error_message = _string(body, "error_message")
     if error_message is None:
@@ -220,11 +313,11 @@ def _create_cancellation(sandbox: Sandbox, request: httpx.Request) -> httpx.Resp
     return json_response(200, {"session": session})
 
 
-def _get_faults(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_faults(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, sandbox.faults.to_dict())
 
 
-def _put_faults(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _put_faults(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     try:
         faults = Faults.from_dict(_body(request))
     except (TypeError, ValueError) as error:
@@ -233,13 +326,13 @@ def _put_faults(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, faults.to_dict())
 
 
-def _get_syncs(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_syncs(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     phone_number_id = request.url.params.get("phone_number_id") or None
     syncs = sandbox.accepted_syncs(phone_number_id)
     return json_response(200, {"data": [sync.to_dict() for sync in syncs]})
 
 
-def _get_messages(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_messages(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     phone_number_id = request.url.params.get("phone_number_id") or None
     sent = sandbox.sent_messages(phone_number_id)
     return json_response(
@@ -251,20 +344,20 @@ def _get_messages(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     )
 
 
-def _get_stats(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_stats(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, sandbox.stats())
 
 
-def _clock_payload(sandbox: Sandbox) -> dict[str, float]:
+def _clock_payload(sandbox: ControlledSandbox) -> dict[str, float]:
     now = sandbox.now()
     return {"now": now, "offset": sandbox.clock_offset}
 
 
-def _get_clock(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_clock(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, _clock_payload(sandbox))
 
 
-def _advance_clock(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _advance_clock(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     seconds = _body(request).get("advance_seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise ControlError(400, "advance_seconds must be a number >= 0")
@@ -272,18 +365,18 @@ def _advance_clock(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, _clock_payload(sandbox))
 
 
-def _revoke(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _revoke(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     business_id = _string(_body(request), "business_id", required=True)
     assert business_id is not None
     return json_response(200, {"revoked": sandbox.revoke_tokens(business_id)})
 
 
-def _reset(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _reset(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     sandbox.reset()
     return json_response(200, {"success": True})
 
 
-def _webhooks_payload(sandbox: Sandbox, limit: int) -> dict[str, Any]:
+def _webhooks_payload(sandbox: ControlledSandbox, limit: int) -> dict[str, Any]:
     dispatcher = sandbox.webhooks
     if dispatcher is None:
         return {"config": None, "stats": None, "deliveries": []}
@@ -294,14 +387,14 @@ def _webhooks_payload(sandbox: Sandbox, limit: int) -> dict[str, Any]:
     }
 
 
-def _get_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _get_webhooks(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     raw_limit = request.url.params.get("limit", "20")
     if not raw_limit.isdigit():
         raise ControlError(400, "limit must be a non-negative integer")
     return json_response(200, _webhooks_payload(sandbox, int(raw_limit)))
 
 
-def _put_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _put_webhooks(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     try:
         config = WebhookConfig.from_dict(_body(request))
     except (TypeError, ValueError) as error:
@@ -312,19 +405,19 @@ def _put_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(200, payload)
 
 
-def _delete_webhooks(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _delete_webhooks(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     sandbox.disable_webhooks()
     return json_response(200, {"success": True})
 
 
-def _emitter(sandbox: Sandbox) -> WebhookDispatcher:
+def _emitter(sandbox: ControlledSandbox) -> WebhookDispatcher:
     dispatcher = sandbox.webhooks
     if dispatcher is None or not dispatcher.config.has_target:
         raise ControlError(409, "no webhook target configured; PUT /_sandbox/webhooks first")
     return dispatcher
 
 
-def _post_echoes(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _post_echoes(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     body = _body(request)
     phone_number_id = _string(body, "phone_number_id", required=True)
     assert phone_number_id is not None
@@ -339,7 +432,7 @@ def _post_echoes(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
     return json_response(202, {"message_echoes": items})
 
 
-def _post_contacts(sandbox: Sandbox, request: httpx.Request) -> httpx.Response:
+def _post_contacts(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     body = _body(request)
     unknown = set(body) - {"phone_number_id", "action", "phone_number", "full_name", "first_name"}
     if unknown:

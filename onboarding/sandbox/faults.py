@@ -12,7 +12,7 @@ Per call, the sandbox applies a rule in this order, drawing from one RNG seeded 
 2. ``error_5xx``: the call is not applied; HTTP 500 code 1 or, one time in four, HTTP 503 code 2;
 3. ``throttle``: the call is not applied; HTTP 400 with code 4 or 80007 and usage headers;
 4. ``drop_after_apply``: the call is applied, then the response is dropped
-   (:class:`~onboarding.sandbox.model.DroppedResponse`).
+   (:class:`~onboarding.sandbox.injection.DroppedResponse`).
 
 The JSON form used by ``PUT /_sandbox/faults``::
 

@@ -48,7 +48,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from onboarding.sandbox import payloads
 from onboarding.sandbox.contacts import ContactGenerator, ContactsPlan
 from onboarding.sandbox.media_items import (
     MEDIA_FORMATS,
@@ -56,6 +55,13 @@ from onboarding.sandbox.media_items import (
     MediaItem,
     media_bytes,
     media_digest,
+)
+from onboarding.sandbox.payloads import (
+    declined_value,
+    echoes_value,
+    followup_value,
+    history_value,
+    state_sync_value,
 )
 from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryPlan, HistoryProfile, NumberContext
 
@@ -428,25 +434,25 @@ class HistoryGenerator:
 
     def history_value(self, chunk: GeneratedChunk) -> dict[str, Any]:
         """The ``value`` of a ``history`` webhook carrying ``chunk``'s threads."""
-        return payloads.history_value(
+        return history_value(
             self.context.metadata(), chunk.phase, chunk.chunk_order, chunk.progress, chunk.threads
         )
 
     def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of a ``history`` media follow-up: typed messages in ``messages[]``."""
-        return payloads.followup_value(self.context.metadata(), messages)
+        return followup_value(self.context.metadata(), messages)
 
     def declined_value(self) -> dict[str, Any]:
         """The ``value`` of the ``history`` webhook telling that sharing was declined."""
-        return payloads.declined_value(self.context.metadata())
+        return declined_value(self.context.metadata())
 
     def state_sync_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of an ``smb_app_state_sync`` webhook."""
-        return payloads.state_sync_value(self.context.metadata(), items)
+        return state_sync_value(self.context.metadata(), items)
 
     def echoes_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """The ``value`` of an ``smb_message_echoes`` webhook."""
-        return payloads.echoes_value(self.context.metadata(), items)
+        return echoes_value(self.context.metadata(), items)
 
     # ------------------------------------------------------------------ contacts
 

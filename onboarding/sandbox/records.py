@@ -1,6 +1,7 @@
-"""Plain records the sandbox returns to its callers: seeded businesses, signups, accepted syncs.
+"""Plain records the sandbox returns to its callers: seeded businesses, signups, accepted syncs
+and sends.
 
-They are immutable snapshots; the sandbox's own mutable state lives in :mod:`.model`. Each has a
+They are immutable snapshots; the sandbox's own mutable state lives in :mod:`.world`. Each has a
 ``to_dict`` giving the JSON form the control API (:mod:`.control`) sends.
 """
 
@@ -102,6 +103,27 @@ class AcceptedSync:
             "waba_id": self.waba_id,
             "sync_type": self.sync_type,
             "request_id": self.request_id,
+            "accepted_at": self.accepted_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """One send the sandbox accepted: who sent what to whom, and when (sandbox clock)."""
+
+    phone_number_id: str
+    to: str
+    wamid: str
+    type: str
+    accepted_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the control API's JSON form."""
+        return {
+            "phone_number_id": self.phone_number_id,
+            "to": self.to,
+            "wamid": self.wamid,
+            "type": self.type,
             "accepted_at": self.accepted_at,
         }
 

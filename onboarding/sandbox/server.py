@@ -2,7 +2,7 @@
 
 Each raw HTTP request becomes an ``httpx.Request`` for :meth:`Sandbox.handle`, and its
 ``httpx.Response`` is written back. When fault injection drops a response
-(:class:`~onboarding.sandbox.model.DroppedResponse`), the connection is closed without a byte
+(:class:`~onboarding.sandbox.injection.DroppedResponse`), the connection is closed without a byte
 written, so the client sees a disconnect after the call took effect, as with a real network
 failure.
 
@@ -31,7 +31,8 @@ from typing import Any, Final, cast
 import httpx
 
 from onboarding.sandbox.errors import JSON_CONTENT_TYPE
-from onboarding.sandbox.model import DroppedResponse, Sandbox
+from onboarding.sandbox.facade import Sandbox
+from onboarding.sandbox.injection import DroppedResponse
 
 logger = logging.getLogger(__name__)
 

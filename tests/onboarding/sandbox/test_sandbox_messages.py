@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from onboarding.sandbox import Business, Faults, Sandbox
-from onboarding.sandbox.model import SentMessage
+from onboarding.sandbox.records import SentMessage
 
 Send = Callable[..., httpx.Response]
 RECIPIENT = "16505551234"

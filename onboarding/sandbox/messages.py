@@ -1,0 +1,122 @@
+"""``POST /{phone_number_id}/messages``: the Cloud API send, for texts and templates.
+
+A send is validated as Graph does (code 100), refused from a number not on the Cloud API
+(``133010``) or over its throughput (``130429``, :mod:`.throughput`), and otherwise accepted
+with Meta's answer (``contacts`` and ``messages[].id``, a ``wamid``) and recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, Final
+
+from onboarding.sandbox.errors import GraphReplyError, invalid_parameter
+from onboarding.sandbox.records import SentMessage
+from onboarding.sandbox.world import PhoneNumber, World
+
+MESSAGE_TYPES: Final = ("text", "template")
+MAX_TEXT_BODY: Final = 4096
+
+
+def send_message(world: World, number: PhoneNumber, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate, enforce throughput, accept and record one send; return Meta's answer."""
+    product = params.get("messaging_product")
+    if product is None:
+        raise invalid_parameter("The parameter messaging_product is required.")
+    if product != "whatsapp":
+        raise invalid_parameter(f"Param messaging_product must be 'whatsapp', got {product!r}.")
+    recipient_type = params.get("recipient_type", "individual")
+    if recipient_type != "individual":
+        raise invalid_parameter("Param recipient_type must be 'individual'.")
+    to = params.get("to")
+    if to is None:
+        raise invalid_parameter("The parameter to is required.")
+    wa_id = to.removeprefix("+") if isinstance(to, str) else ""
+    if not wa_id.isdigit() or not 6 <= len(wa_id) <= 15:
+        raise invalid_parameter("Param to must be a phone number: digits, optionally after +.")
+    kind = params.get("type", "text")
+    if kind not in MESSAGE_TYPES:
+        raise invalid_parameter(
+            f"Param type must be one of {{{', '.join(MESSAGE_TYPES)}}} in the sandbox, "
+            f"got {kind!r}."
+        )
+    if kind == "text":
+        _check_text(params.get("text"))
+    else:
+        _check_template(params.get("template"))
+    if number.platform_type != "CLOUD_API":
+        raise GraphReplyError(
+            "(#133010) Account not registered",
+            133010,
+            error_data={
+                "messaging_product": "whatsapp",
+                "details": "Phone number not registered on the Whatsapp Business Platform.",
+            },
+        )
+    now = world.now()
+    if not world.sends.admit(number.id, now):
+        raise GraphReplyError(
+            "(#130429) Rate limit hit",
+            130429,
+            error_data={
+                "messaging_product": "whatsapp",
+                "details": "Cloud API message throughput has been reached.",
+            },
+        )
+    wamid = _new_wamid(world, wa_id)
+    world.sends.record(SentMessage(number.id, wa_id, wamid, kind, now))
+    message: dict[str, Any] = {"id": wamid}
+    if kind == "template":
+        message["message_status"] = "accepted"
+    return {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": to, "wa_id": wa_id}],
+        "messages": [message],
+    }
+
+
+def _new_wamid(world: World, wa_id: str) -> str:
+    """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id."""
+    raw = (
+        b"\x1c\x18"
+        + bytes([len(wa_id)])
+        + wa_id.encode()
+        + b"\x15\x02\x00\x11\x18\x12"
+        + f"{world.rng.getrandbits(72):018X}".encode()
+        + b"\x00"
+    )
+    return "wamid." + base64.b64encode(raw).decode()
+
+
+def _check_text(text: Any) -> None:
+    """Validate a send's ``text`` object as Graph does (code 100)."""
+    if not isinstance(text, Mapping) or "body" not in text:
+        raise invalid_parameter("The parameter text['body'] is required.")
+    body = text["body"]
+    if not isinstance(body, str) or not body.strip():
+        raise invalid_parameter("Param text['body'] must be a non-empty string.")
+    if len(body) > MAX_TEXT_BODY:
+        raise invalid_parameter(
+            f"Param text['body'] must be at most {MAX_TEXT_BODY} characters long."
+        )
+    preview = text.get("preview_url", False)
+    if not isinstance(preview, bool):
+        raise invalid_parameter("Param text['preview_url'] must be a boolean.")
+
+
+def _check_template(template: Any) -> None:
+    """Validate a send's ``template`` object as Graph does (code 100); any name is accepted."""
+    if not isinstance(template, Mapping) or "name" not in template:
+        raise invalid_parameter("The parameter template['name'] is required.")
+    name = template["name"]
+    if not isinstance(name, str) or not name:
+        raise invalid_parameter("Param template['name'] must be a non-empty string.")
+    language = template.get("language")
+    if not isinstance(language, Mapping) or "code" not in language:
+        raise invalid_parameter("The parameter template['language']['code'] is required.")
+    if not isinstance(language["code"], str) or not language["code"]:
+        raise invalid_parameter("Param template['language']['code'] must be a non-empty string.")
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        raise invalid_parameter("Param template['components'] must be an array.")
