@@ -37,7 +37,7 @@ from models import Database, Message, MessageSource, Onboarding, SyncState, Sync
 from models.crypto import TokenCipher
 from onboarding.ingest import dispatch as ingest
 from onboarding.ingest import inbox as webhooks
-from onboarding.ingest.history import Context, Tally, message_row
+from onboarding.ingest.rows import Context, Tally, message_row
 from onboarding.meta.payloads import parse_delivery
 from onboarding.sandbox import HistoryGenerator, HistoryProfile, NumberContext
 from onboarding.sandbox.payloads import envelope

@@ -27,7 +27,8 @@ from models import (
 from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
 from onboarding.followups.schedule import FollowUpError, acknowledge
-from onboarding.sync.retry import RetryRefusedError, replay, retry
+from onboarding.ingest.dispatch import replay
+from onboarding.sync.retry import RetryRefusedError, retry
 from onboarding.views import (
     alert_json,
     follow_up_json,

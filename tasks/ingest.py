@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from onboarding.ingest import dispatch as ingest
-from onboarding.ingest import history, media
+from onboarding.ingest import media, stalled
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 
@@ -79,7 +79,7 @@ def watchdog() -> None:
     """Beat: stalled history syncs, expired media ids, and media downloads never started."""
     rt = current()
     with rt.db.session() as session:
-        history.watch_stalled(session, settings=rt.settings)
+        stalled.watch_stalled(session, settings=rt.settings)
         media.expire_overdue(session, settings=rt.settings)
         due = media.due_downloads(session)
     for message_id in due:

@@ -2,9 +2,16 @@
 
 * :mod:`.inbox` — the receiver's side: signatures, raw deliveries committed before ``200``;
 * :mod:`.dispatch` — a stored delivery parsed, routed by ``field`` to its handler, re-dispatched
-  when stale or waiting for its onboarding;
-* :mod:`.history` — history chunks (the phase and chunk ledger), contacts, app echoes, edits and
-  revokes, the stalled-sync watchdog;
+  when stale, waiting for its onboarding, or replayed by an operator;
+* :mod:`.rows` — one message object as a storable row; the context and tally every handler
+  shares;
+* :mod:`.history` — ``history``: chunks, their ledger, the sync's progress and the declined error;
+* :mod:`.late_media` — the later webhooks that carry a history media message's media id;
+* :mod:`.dropped` — messages not kept (group chats), whichever of chunk and media comes first;
+* :mod:`.contacts` — ``smb_app_state_sync``: contacts, last write wins;
+* :mod:`.messages` — ``smb_message_echoes`` (the business's app messages) and ``messages``
+  (users' edits and revokes);
+* :mod:`.stalled` — the watchdog for history syncs Meta never started;
 * :mod:`.media` — media downloads by content hash, bounded attempts, the 7-day life of media ids;
 * :mod:`.lifecycle` — ``account_update`` moving the onboarding (disconnected, reconnecting,
   paused).

@@ -4,7 +4,9 @@ A delivery is matched to its onboarding by ``value.metadata.phone_number_id``, f
 the entry's WABA id. A delivery whose onboarding is not known yet waits as
 ``waiting_for_onboarding`` and is dispatched again when one appears (:func:`waiting_for`);
 after Meta's own redelivery horizon (7 days) it is ``orphaned``. Unknown fields are kept and
-marked ignored. Every handler is idempotent, so processing a row twice is harmless.
+marked ignored. Every handler is idempotent, so processing a row twice is harmless; rows go back
+to ``pending`` when stale (:func:`stale_pending`) or an operator replays them (:func:`replay`).
+A delivery that cannot be parsed, or keeps failing, is ``quarantined`` for an operator.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import bind
 from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
-from onboarding.ingest import history, lifecycle
-from onboarding.ingest.history import Context, Tally
+from onboarding.ingest import contacts, history, lifecycle, messages
+from onboarding.ingest.rows import Context, Tally
 from onboarding.meta.payloads import Change, PayloadError, parse_delivery
 
 log = structlog.get_logger(__name__)
@@ -52,9 +54,9 @@ def _with_context(
 #: What each ``field`` is routed to; fields not listed are kept and marked ignored.
 HANDLERS: dict[str, Handler] = {
     "history": _with_context(lambda s, c, v, cfg: history.ingest_history(s, c, v, settings=cfg)),
-    "smb_app_state_sync": _with_context(lambda s, c, v, cfg: history.ingest_contacts(s, c, v)),
-    "smb_message_echoes": _with_context(lambda s, c, v, cfg: history.ingest_echoes(s, c, v)),
-    "messages": _with_context(lambda s, c, v, cfg: history.apply_message_events(s, c, v)),
+    "smb_app_state_sync": _with_context(lambda s, c, v, cfg: contacts.ingest_contacts(s, c, v)),
+    "smb_message_echoes": _with_context(lambda s, c, v, cfg: messages.ingest_echoes(s, c, v)),
+    "messages": _with_context(lambda s, c, v, cfg: messages.apply_message_events(s, c, v)),
     "account_update": lambda s, o, change, cfg: lifecycle.apply_account_update(s, o, change),
 }
 #: Processing attempts before a delivery that keeps failing is quarantined for an operator
@@ -63,7 +65,9 @@ MAX_ATTEMPTS = 10
 
 
 @dataclass
-class Outcome:
+class DeliveryOutcome:
+    """Where one inbox row ended: its status, its onboarding, the media messages to download."""
+
     status: str
     onboarding_id: int | None = None
     media_message_ids: list[int] = field(default_factory=list)
@@ -97,7 +101,7 @@ FINDERS: dict[str, Finder] = {"account_update": lifecycle.find_for_event}
 
 def process_delivery(
     session: Session, delivery_id: int, *, settings: Settings, now: datetime | None = None
-) -> Outcome:
+) -> DeliveryOutcome:
     """Process one inbox row (idempotent). Commits as it goes.
 
     An unexpected error is recorded on the row (``last_error``) and raised; after
@@ -119,15 +123,15 @@ def process_delivery(
 
 def _process(
     session: Session, delivery_id: int, *, settings: Settings, now: datetime | None
-) -> Outcome:
+) -> DeliveryOutcome:
     now = now or utcnow()
     row = session.get(InboxDelivery, delivery_id)
     if row is None:
         log.warning("inbox_row_missing", delivery_id=delivery_id)
-        return Outcome("missing")
+        return DeliveryOutcome("missing")
     bind(delivery_id=row.id)
     if row.status in (InboxStatus.PROCESSED, InboxStatus.QUARANTINED, InboxStatus.ORPHANED):
-        return Outcome(row.status, row.onboarding_id)
+        return DeliveryOutcome(row.status, row.onboarding_id)
     if row.attempts >= MAX_ATTEMPTS:
         return _quarantine(
             session, row, f"gave up after {row.attempts} attempts: {row.last_error or 'unknown'}"
@@ -148,27 +152,53 @@ def _process(
     for change in changes:
         onboarding = FINDERS.get(change.field, find_onboarding)(session, change)
         if onboarding is None and change.field in HANDLERS:
-            if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
-                row.status = InboxStatus.ORPHANED.value
-                row.last_error = "no onboarding matched within Meta's redelivery horizon"
-                session.commit()
-                log.warning("webhook_orphaned", fields=row.fields)
-                return Outcome(row.status)
-            row.status = InboxStatus.WAITING.value
-            row.waba_id = row.waba_id or change.waba_id
-            row.phone_number_id = row.phone_number_id or change.phone_number_id
-            row.last_error = (
-                f"no onboarding yet for number {change.phone_number_id} / WABA {change.waba_id}"
-            )
-            session.commit()
-            log.info(
-                "webhook_waiting_for_onboarding",
-                waba_id=change.waba_id,
-                phone_number_id=change.phone_number_id,
-            )
-            return Outcome(row.status)
+            return _park(session, row, change, settings=settings, now=now)
         resolved.append((change, onboarding))
+    summary, media_wamids = _run_handlers(session, row, resolved, settings)
 
+    row = session.get_one(InboxDelivery, delivery_id)
+    row.status = InboxStatus.PROCESSED.value
+    row.processed_at = utcnow()
+    row.summary = summary
+    row.last_error = None
+    session.commit()
+    log.info("webhook_processed", fields=row.fields, summary=summary)
+    return DeliveryOutcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
+
+
+def _park(
+    session: Session, row: InboxDelivery, change: Change, *, settings: Settings, now: datetime
+) -> DeliveryOutcome:
+    """No onboarding for this change yet: the row waits for one, or is orphaned past Meta's
+    redelivery horizon. Commits."""
+    if now - row.received_at > timedelta(days=settings.inbox_orphan_after_days):
+        row.status = InboxStatus.ORPHANED.value
+        row.last_error = "no onboarding matched within Meta's redelivery horizon"
+        session.commit()
+        log.warning("webhook_orphaned", fields=row.fields)
+        return DeliveryOutcome(row.status)
+    row.status = InboxStatus.WAITING.value
+    row.waba_id = row.waba_id or change.waba_id
+    row.phone_number_id = row.phone_number_id or change.phone_number_id
+    row.last_error = (
+        f"no onboarding yet for number {change.phone_number_id} / WABA {change.waba_id}"
+    )
+    session.commit()
+    log.info(
+        "webhook_waiting_for_onboarding",
+        waba_id=change.waba_id,
+        phone_number_id=change.phone_number_id,
+    )
+    return DeliveryOutcome(row.status)
+
+
+def _run_handlers(
+    session: Session,
+    row: InboxDelivery,
+    resolved: list[tuple[Change, Onboarding | None]],
+    settings: Settings,
+) -> tuple[dict[str, Any], dict[int, list[str]]]:
+    """Each change through its handler: the summary per field, media wamids per onboarding."""
     summary: dict[str, Any] = {}
     media_wamids: dict[int, list[str]] = {}
     for change, onboarding in resolved:
@@ -185,15 +215,7 @@ def _process(
                 entry.setdefault(key, []).extend(value)
         if tally.media_wamids:
             media_wamids.setdefault(onboarding.id, []).extend(tally.media_wamids)
-
-    row = session.get_one(InboxDelivery, delivery_id)
-    row.status = InboxStatus.PROCESSED.value
-    row.processed_at = utcnow()
-    row.summary = summary
-    row.last_error = None
-    session.commit()
-    log.info("webhook_processed", fields=row.fields, summary=summary)
-    return Outcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
+    return summary, media_wamids
 
 
 def _downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
@@ -211,12 +233,12 @@ def _downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
     return ids
 
 
-def _quarantine(session: Session, row: InboxDelivery, reason: str) -> Outcome:
+def _quarantine(session: Session, row: InboxDelivery, reason: str) -> DeliveryOutcome:
     row.status = InboxStatus.QUARANTINED.value
     row.last_error = reason
     session.commit()
     log.warning("webhook_quarantined", delivery_id=row.id, reason=reason)
-    return Outcome(row.status)
+    return DeliveryOutcome(row.status)
 
 
 def waiting_for(session: Session, onboarding: Onboarding) -> list[int]:
@@ -285,3 +307,24 @@ def stale_pending(
             row.last_error = "no onboarding matched within Meta's redelivery horizon"
     session.commit()
     return pending + woken
+
+
+def replay(
+    session: Session, *, delivery_id: int | None = None, status: str | None = None
+) -> list[int]:
+    """Inbox rows to process again, put back to ``pending`` (quarantined ones too: a fixed
+    parser may now read them). Commits; the caller enqueues."""
+    query = select(InboxDelivery.id)
+    if delivery_id is not None:
+        query = query.where(InboxDelivery.id == delivery_id)
+    else:
+        query = query.where(InboxDelivery.status == status)
+    ids = list(session.scalars(query.order_by(InboxDelivery.id).limit(100_000)))
+    if ids:
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id.in_(ids))
+            .values(status=InboxStatus.PENDING.value, last_error=None)
+        )
+    session.commit()
+    return ids

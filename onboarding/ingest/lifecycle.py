@@ -28,7 +28,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import Onboarding, OnboardingState, utcnow
-from onboarding.ingest.history import Tally
+from onboarding.ingest.rows import Tally
 from onboarding.meta.payloads import Change, digits
 from onboarding.states import note, raise_alert, transition
 
@@ -52,7 +52,6 @@ CONNECTED = frozenset(
         S.RECONNECTING,
     }
 )
-SENDING_PAUSED_STATES = frozenset({S.RECONNECTING, S.DISCONNECTED})
 
 
 def waba_ids(change: Change) -> list[str]:
@@ -231,12 +230,3 @@ def _paused(
         f"onboarding {onboarding.id}: API sends paused by {event}",
         severity="error",
     )
-
-
-def sending_blocked(onboarding: Onboarding) -> str | None:
-    """Why API sends must wait or stop for this onboarding, or None if they may go."""
-    if onboarding.state in SENDING_PAUSED_STATES:
-        return f"onboarding is {onboarding.state}"
-    if onboarding.paused_reason:
-        return f"sends paused: {onboarding.paused_reason}"
-    return None

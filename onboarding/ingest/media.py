@@ -1,12 +1,12 @@
 """Media from history: download what Meta still offers, say why the rest is not there.
 
 Placeholders for media older than the cut-off (14 days before signup) are ``skipped_too_old``
-and never fetched. Newer media waits (``awaiting_media``) for the follow-up webhook that carries
-its media id; then ``GET /{media-id}`` gives a short-lived URL, fetched with the business token,
-checked against Meta's sha256, and stored under ``COEX_MEDIA_DIR`` by content hash (one copy
-per distinct content). Media ids die 7 days after they are sent: not downloaded by then, the
-media is ``expired``. Failures are retried a bounded number of times, then ``failed`` with the
-reason.
+and never fetched. Newer media waits (``awaiting_media``) for the later webhook that carries its
+media id (:mod:`.late_media`); then ``GET /{media-id}`` gives a short-lived URL, fetched with the
+business token, checked against Meta's sha256, and stored under ``COEX_MEDIA_DIR`` by content
+hash (one copy per distinct content). Media ids die 7 days after they are sent: not downloaded
+by then, the media is ``expired``. Failures are retried a bounded number of times, then
+``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def download(
     """Download one message's media. Returns the media state it ended in.
 
     Raises :class:`RetryLater` for a transient failure with attempts left. A message removed
-    meanwhile (a group chat's chunk dropping a follow-up stored first) ends as ``missing``.
+    meanwhile (a group chat's chunk dropping a media update stored first) ends as ``missing``.
     """
     try:
         return _download(
@@ -212,7 +212,7 @@ def expire_overdue(session: Session, *, settings: Settings, now: datetime | None
             .join(Onboarding, Onboarding.id == Message.onboarding_id)
             .where(
                 Message.media_state == MediaState.AWAITING.value,
-                # With an id: 7 days after it came. Without one: no follow-up came in 7 days.
+                # With an id: 7 days after it came. Without one: no media update came in 7 days.
                 ((Message.media_id_at.is_not(None)) & (Message.media_id_at < cutoff))
                 | ((Message.media_id_at.is_(None)) & (Onboarding.signup_completed_at < cutoff)),
             )

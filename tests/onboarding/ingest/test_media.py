@@ -204,7 +204,7 @@ def test_sha256_in_base64_is_accepted() -> None:
 def test_a_message_removed_during_its_download_ends_missing(
     db: Database, settings: Settings, cipher: TokenCipher, message_id: int, when: str
 ) -> None:
-    """A group chat's chunk may drop a follow-up's message while its media downloads: the task
+    """A group chat's chunk may drop a media update's message while its media downloads: the task
     ends ``missing`` instead of failing on the vanished row."""
     serve = meta_media()
 

@@ -1,0 +1,64 @@
+"""Late media: Meta's later ``history`` webhook that carries a media message's id.
+
+History chunks give newer media as placeholders (``awaiting_media``); Meta then sends each
+message again, in the ``messages`` list of a ``history`` value, with its type, media id, mime
+type and sha256. The update may come before its placeholder too: the row is upserted either way
+and the two merge (:func:`onboarding.store.upsert_messages`). An update for a message coexist
+does not keep (a group chat's, :mod:`.dropped`) is not stored, whichever worker sees which first.
+Unusable items are rejected in the :class:`.Tally`, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from models import MessageSource
+from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
+from onboarding.ingest.rows import Context, Tally, message_row
+from onboarding.store import upsert_messages
+
+
+def store_late_media(
+    session: Session,
+    ctx: Context,
+    media_updates: Any,
+    tally: Tally,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Upsert the media updates page by page (committed), leaving out dropped messages."""
+    if not isinstance(media_updates, list):
+        tally.reject("'messages' is not a list")
+        return
+    rows = []
+    for msg in media_updates:
+        row = message_row(ctx, msg, source=MessageSource.HISTORY, thread=None, tally=tally, now=now)
+        if row is not None:
+            rows.append(row)
+    dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
+    rows = [r for r in rows if r["wamid"] not in dropped]
+    for page in _pages(rows, settings.ingest_page_size):
+        upsert_messages(session, page)
+        session.commit()
+    # A group chunk dropped by another worker meanwhile could not remove rows not committed
+    # yet, but committed its record before removing (drop_messages): look again.
+    late = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
+    if late:
+        remove_history_messages(session, ctx.onboarding.id, sorted(late))
+        session.commit()
+        dropped |= late
+    # The summary's keys name media updates "followups", as they always have.
+    if dropped:
+        tally.counts["followups_of_dropped_messages"] += len(dropped)
+        tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
+    tally.counts["media_followups"] += len(rows) - len(late)
+
+
+def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

@@ -1,0 +1,111 @@
+"""Late media: the later webhook with a media id, in either order, and group chats dropped."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from models import (
+    Onboarding,
+)
+from onboarding.ingest import dispatch as ingest
+from onboarding.ingest import history, late_media
+from onboarding.ingest import inbox as webhooks
+from onboarding.ingest.rows import Context
+from onboarding.runtime import Runtime
+from tests.onboarding.deliveries import (
+    Business,
+    body_of,
+    chunk,
+    media_followup,
+    placeholder,
+)
+from tests.onboarding.ingest.helpers import USER, ago, detail, messages, post
+
+
+def test_late_media_before_its_placeholder_merges_into_one_message(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """The media update may come first; the placeholder then fills the thread, not the type."""
+    ts = ago(2)
+    post(web, media_followup(business, "wamid.M", USER, ts, media_id="24230790383178626"))
+    early = messages(rt)["wamid.M"]
+    assert early.type == "image"
+    post(web, chunk(business, 0, 1, 10, {USER: [placeholder("wamid.M", USER, ts)]}))
+    merged = messages(rt)["wamid.M"]
+    assert merged.type == "image"
+    assert merged.media_id == "24230790383178626"
+    assert merged.thread == USER
+    assert merged.text_body == "Invoice"
+
+
+def test_placeholder_then_late_media_keeps_the_media_id(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """The usual order: placeholder, then the media update fills type, id, mime and sha256."""
+    ts = ago(2)
+    post(web, chunk(business, 0, 1, 10, {USER: [placeholder("wamid.N", USER, ts)]}))
+    post(web, media_followup(business, "wamid.N", USER, ts, media_id="555", sha256="ab" * 32))
+    merged = messages(rt)["wamid.N"]
+    assert (merged.type, merged.media_id, merged.media_mime) == ("image", "555", "image/jpeg")
+    assert merged.media_sha256 == "ab" * 32
+
+
+def test_late_media_of_group_messages_is_not_kept_in_either_order(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A group chat's media update is dropped whether it comes before or after its chunk."""
+    group = "120363025246125486@g.us"
+    ts = ago(2)
+    post(web, media_followup(business, "wamid.G1", USER, ts, media_id="111"))  # first
+    post(
+        web,
+        chunk(
+            business,
+            0,
+            1,
+            50,
+            {group: [placeholder("wamid.G1", USER, ts), placeholder("wamid.G2", USER, ts)]},
+        ),
+    )
+    post(web, media_followup(business, "wamid.G2", business.number, ts, media_id="222"))  # after
+    assert messages(rt) == {}
+    assert detail(rt, business)["counts"]["dropped_group"] == 2
+
+
+def test_a_group_chunk_dropped_while_its_late_media_is_stored_leaves_no_message(
+    rt: Runtime, business: Business, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group chat's chunk processed by another worker after its media update looked for
+    dropped messages, but before the media update committed, still leaves no message."""
+    group = "120363025246125486@g.us"
+    ts = ago(2)
+    with rt.db.session() as session:
+        group_chunk = webhooks.receive(
+            session,
+            body_of(chunk(business, 0, 1, 50, {group: [placeholder("wamid.G1", USER, ts)]})),
+        )
+    update = media_followup(business, "wamid.G1", USER, ts, media_id="111")
+    look = late_media.dropped_wamids
+
+    def chunk_processed_meanwhile(
+        session: Session, onboarding_id: int, wamids: list[str]
+    ) -> set[str]:
+        found = look(session, onboarding_id, wamids)
+        monkeypatch.setattr(late_media, "dropped_wamids", look)  # only the first look races
+        with rt.db.session() as other:
+            ingest.process_delivery(other, group_chunk.delivery_id, settings=rt.settings)
+        return found
+
+    monkeypatch.setattr(late_media, "dropped_wamids", chunk_processed_meanwhile)
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        ctx = Context.of(onboarding, business.number, rt.settings)
+        value = update["entry"][0]["changes"][0]["value"]
+        tally = history.ingest_history(session, ctx, value, settings=rt.settings)
+
+    assert messages(rt) == {}
+    assert tally.media_wamids == []
+    assert tally.counts["followups_of_dropped_messages"] == 1
+    assert detail(rt, business)["counts"]["dropped_group"] == 1
