@@ -6,6 +6,7 @@ from __future__ import annotations
 from onboarding.outcomes import Next
 from onboarding.runtime import current
 from onboarding.signup import handoff
+from onboarding.sync import sweep as sweeper
 from onboarding.sync import trigger as sync
 from tasks.base import coexist_task, enqueue_after_commit, enqueue_step
 from tasks.ingest import wake_waiting
@@ -39,7 +40,7 @@ def sweep() -> None:
     """Every minute: fire syncs still due, alert near the deadline, close missed windows."""
     rt = current()
     with rt.db.session() as session:
-        due = sync.sweep(session, settings=rt.settings)
+        due = sweeper.sweep(session, settings=rt.settings)
     for step, ids in due.items():
         for onboarding_id in ids:
             enqueue_step(None, Next(step), onboarding_id)

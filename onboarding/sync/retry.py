@@ -1,25 +1,23 @@
-"""Operator actions behind ``coexist onboardings retry``: resume what failed, safely."""
+"""Operator actions behind ``coexist onboardings retry``: resume what failed, safely.
+
+A retry puts the onboarding back on the step that failed, or re-opens its sync rows for the
+trigger. It refuses (:class:`RetryRefusedError`, saying why) what could double a one-shot call
+or cannot work any more: a sync that Meta may have accepted, without ``--force`` (which makes
+the next call a probe), a dead signup code, a closed window.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
-from models import (
-    InboxDelivery,
-    InboxStatus,
-    Onboarding,
-    OnboardingState,
-    SyncState,
-    SyncType,
-    utcnow,
-)
+from models import Onboarding, OnboardingState, SyncState, SyncType, utcnow
 from onboarding.outcomes import Next
 from onboarding.states import transition
+from onboarding.sync import states as sync_states
 
 S = OnboardingState
 
@@ -118,7 +116,7 @@ def _reopen_syncs(onboarding: Onboarding, force: bool) -> list[str]:
             row.next_attempt_at = None
             reopened.append(sync_type.label)
         elif state is SyncState.FAILED:
-            row.state = SyncState.PENDING.value
+            sync_states.move(row, SyncState.PENDING)
             row.next_attempt_at = None
             reopened.append(sync_type.label)
         elif state in (SyncState.UNKNOWN, SyncState.INTENT):
@@ -128,30 +126,9 @@ def _reopen_syncs(onboarding: Onboarding, force: bool) -> list[str]:
                     f"({state.value}); re-sending is a probe that Meta answers with 2593107 if "
                     "so. Pass --force to probe"
                 )
-            row.state = SyncState.UNKNOWN.value
+            sync_states.move(row, SyncState.UNKNOWN)
             row.ambiguous_attempts = 0
             row.lease_until = None
             row.next_attempt_at = None
             reopened.append(sync_type.label)
     return reopened
-
-
-def replay(
-    session: Session, *, delivery_id: int | None = None, status: str | None = None
-) -> list[int]:
-    """Inbox rows to process again, put back to ``pending`` (quarantined ones too: a fixed
-    parser may now read them). Commits; the caller enqueues."""
-    query = select(InboxDelivery.id)
-    if delivery_id is not None:
-        query = query.where(InboxDelivery.id == delivery_id)
-    else:
-        query = query.where(InboxDelivery.status == status)
-    ids = list(session.scalars(query.order_by(InboxDelivery.id).limit(100_000)))
-    if ids:
-        session.execute(
-            update(InboxDelivery)
-            .where(InboxDelivery.id.in_(ids))
-            .values(status=InboxStatus.PENDING.value, last_error=None)
-        )
-    session.commit()
-    return ids

@@ -16,16 +16,17 @@ means "the earlier call was accepted" (``requested``). Probes are bounded by
 ``sync_max_probes``; after that an operator decides (``coexist onboardings retry --force``).
 2593107 with no earlier ambiguous attempt means someone else already used the sync: ``failed``.
 2593108 means the window closed: ``window_missed`` and the onboarding ``sync_window_missed``.
+
+The sync rows change state through :mod:`.states`; :func:`settle` moves the onboarding as its
+history sync settles. The deadline sweep (:mod:`.sweep`) re-fires what stalled.
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -50,8 +51,9 @@ from onboarding.meta.errors import (
     TransientGraphError,
 )
 from onboarding.meta.graph import GraphClient
-from onboarding.outcomes import Next, RetryLater
+from onboarding.outcomes import RetryLater
 from onboarding.states import fail, raise_alert, transition
+from onboarding.sync import states as sync_states
 
 log = structlog.get_logger(__name__)
 
@@ -63,13 +65,6 @@ ACTIVE_STATES = (S.SUBSCRIBED, S.SYNCING)
 SYNC_STATES = (S.SUBSCRIBED, S.SYNCING, S.SYNCED, S.HISTORY_DECLINED)
 
 
-class Attempt(enum.StrEnum):
-    DONE = "done"  # the row is settled (requested, failed, missed...)
-    BUSY = "busy"  # another worker holds it
-    WAIT = "wait"  # not yet: backoff, or blocked by the previous sync type
-    GAVE_UP = "gave_up"  # probes exhausted: operator needed
-
-
 def request_syncs(
     session: Session,
     graph: GraphClient,
@@ -77,7 +72,7 @@ def request_syncs(
     settings: Settings,
     cipher: TokenCipher,
     onboarding_id: int,
-) -> Next | None:
+) -> None:
     """Request contacts sync, then history sync, each once, inside the window.
 
     Raises :class:`RetryLater` when a sync must be tried again (state already saved).
@@ -85,14 +80,14 @@ def request_syncs(
     onboarding = session.get(Onboarding, onboarding_id)
     if onboarding is None:
         log.warning("onboarding_missing", onboarding_id=onboarding_id, step="sync")
-        return None
+        return
     bind(
         onboarding_id=onboarding.id,
         waba_id=onboarding.waba_id,
         phone_number_id=onboarding.phone_number_id,
     )
     if onboarding.state not in SYNC_STATES:
-        return None
+        return
     token = cipher.decrypt(onboarding.token_ciphertext or b"")
     register_secret(token)
     retry: RetryLater | None = None
@@ -111,7 +106,6 @@ def request_syncs(
     session.commit()
     if retry is not None:
         raise retry
-    return None
 
 
 def _history_may_go(onboarding: Onboarding, settings: Settings) -> bool:
@@ -119,10 +113,11 @@ def _history_may_go(onboarding: Onboarding, settings: Settings) -> bool:
     contacts = onboarding.sync(SyncType.CONTACTS)
     if contacts.state not in (SyncState.PENDING, SyncState.INTENT):
         return True
-    return utcnow() >= _alert_mark(onboarding, settings)
+    return utcnow() >= alert_mark(onboarding, settings)
 
 
-def _alert_mark(onboarding: Onboarding, settings: Settings) -> datetime:
+def alert_mark(onboarding: Onboarding, settings: Settings) -> datetime:
+    """When the deadline alert is due: ``sync_deadline_alert_share`` of the window gone."""
     window = onboarding.sync_deadline_at - onboarding.signup_completed_at
     return onboarding.signup_completed_at + window * settings.sync_deadline_alert_share
 
@@ -134,71 +129,82 @@ def _attempt(
     onboarding: Onboarding,
     row: SyncRequest,
     token: str,
-    *,
-    force: bool = False,
-) -> Attempt:
-    """One guarded ``smb_app_data`` call for one sync row."""
+) -> None:
+    """One guarded ``smb_app_data`` call for one sync row (state saved as it goes).
+
+    Raises :class:`RetryLater` when the row must wait (backoff, or an answer that did not
+    come); returns when it is settled, held by another worker, or left to an operator.
+    """
     sync_type = row.type
     now = utcnow()
     if row.state in SYNC_DONE:
-        return Attempt.DONE
+        return
     if now >= onboarding.sync_deadline_at:
         _window_closed(session, onboarding, row, "the 24 h sync window closed before the call")
-        return Attempt.DONE
+        return
     previous = SyncState(row.state)
     if previous is SyncState.INTENT and row.lease_until and row.lease_until > now:
-        return Attempt.BUSY
-    if row.next_attempt_at and row.next_attempt_at > now and not force:
+        return
+    if row.next_attempt_at and row.next_attempt_at > now:
         raise RetryLater(f"{sync_type.label}: backing off", _seconds_until(row.next_attempt_at))
     ambiguous_before = row.ambiguous_attempts + (1 if previous is SyncState.INTENT else 0)
-    if ambiguous_before > settings.sync_max_probes and not force:
-        if previous is SyncState.INTENT:
-            row.state = SyncState.UNKNOWN.value
-            row.ambiguous_attempts = ambiguous_before
-            row.lease_until = None
-        raise_alert(
-            session,
-            onboarding.id,
-            f"sync_{sync_type.label}_unknown",
-            f"onboarding {onboarding.id}: {sync_type.value} sync outcome unknown after "
-            f"{ambiguous_before} lost answers; check and run `coexist onboardings retry "
-            f"{onboarding.id} --force` to probe again",
-            severity="error",
-        )
-        return Attempt.GAVE_UP
+    if ambiguous_before > settings.sync_max_probes:
+        _probes_exhausted(session, onboarding, row, ambiguous_before)
+        return
     probing = previous in (SyncState.INTENT, SyncState.UNKNOWN)
 
     # 1. Record intent, atomically, before anything is sent.
-    claimed = session.execute(
-        update(SyncRequest)
-        .where(
-            SyncRequest.id == row.id,
-            SyncRequest.state == previous.value,
-            SyncRequest.attempts == row.attempts,
-        )
-        .values(
-            state=SyncState.INTENT.value,
-            attempts=row.attempts + 1,
-            ambiguous_attempts=ambiguous_before,
-            intent_at=now,
-            lease_until=now + timedelta(seconds=settings.step_lease_seconds),
-            next_attempt_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(row)
-        return Attempt.BUSY
-    session.refresh(row)
+    if not sync_states.claim(
+        session,
+        row,
+        previous,
+        ambiguous_attempts=ambiguous_before,
+        now=now,
+        lease_until=now + timedelta(seconds=settings.step_lease_seconds),
+    ):
+        return
     log.info(
         "sync_intent_recorded",
         sync_type=sync_type.value,
         attempt=row.attempts,
         probe=probing,
     )
+    # 2. Send, once; 3. record the outcome.
+    _send(session, graph, onboarding, row, token, probing=probing)
 
-    # 2. Send, once.
+
+def _probes_exhausted(
+    session: Session, onboarding: Onboarding, row: SyncRequest, ambiguous: int
+) -> None:
+    """Too many lost answers: the row is ``unknown`` and an operator is alerted (not committed)."""
+    if row.state == SyncState.INTENT:
+        sync_states.move(row, SyncState.UNKNOWN)
+        row.ambiguous_attempts = ambiguous
+        row.lease_until = None
+    sync_type = row.type
+    raise_alert(
+        session,
+        onboarding.id,
+        f"sync_{sync_type.label}_unknown",
+        f"onboarding {onboarding.id}: {sync_type.value} sync outcome unknown after "
+        f"{ambiguous} lost answers; check and run `coexist onboardings retry "
+        f"{onboarding.id} --force` to probe again",
+        severity="error",
+    )
+
+
+def _send(
+    session: Session,
+    graph: GraphClient,
+    onboarding: Onboarding,
+    row: SyncRequest,
+    token: str,
+    *,
+    probing: bool,
+) -> None:
+    """The call itself, once, and its outcome recorded. Raises :class:`RetryLater` when the
+    call did not apply or its answer was lost."""
+    sync_type = row.type
     try:
         request_id = graph.request_sync(onboarding.phone_number_id or "", token, sync_type.value)
     except SyncAlreadyRequestedError as exc:
@@ -217,31 +223,45 @@ def _attempt(
                 row,
                 f"Meta says {sync_type.value} was already requested, and not by coexist: {exc}",
             )
-        return Attempt.DONE
+        return
     except SyncWindowClosedError as exc:
         _window_closed(session, onboarding, row, f"Meta refused the call: {exc}")
-        return Attempt.DONE
+        return
     except TransientGraphError as exc:
-        row.lease_until = None
-        row.last_error = str(exc)
-        if exc.maybe_applied:
-            row.state = SyncState.UNKNOWN.value
-            row.ambiguous_attempts += 1
-            wait = min(60.0, 2.0**row.ambiguous_attempts) * random.uniform(0.5, 1.0)
-            log.warning("sync_outcome_unknown", sync_type=sync_type.value, **exc.log_fields())
-        else:
-            row.state = (SyncState.UNKNOWN if probing else SyncState.PENDING).value
-            wait = _throttle_wait(exc, row.attempts)
-            log.info("sync_not_sent", sync_type=sync_type.value, **exc.log_fields())
-        wait = min(wait, max(1.0, _seconds_until(onboarding.sync_deadline_at) / 2))
-        row.next_attempt_at = utcnow() + timedelta(seconds=wait)
-        session.commit()
+        wait = _unanswered(session, onboarding, row, exc, probing=probing)
         raise RetryLater(f"{sync_type.label}: {exc.message}", wait) from exc
     except PermanentGraphError as exc:
         _failed(session, onboarding, row, str(exc), token_dead=isinstance(exc, TokenInvalidError))
-        return Attempt.DONE
+        return
     _requested(session, onboarding, row, request_id, "accepted by Meta")
-    return Attempt.DONE
+
+
+def _unanswered(
+    session: Session,
+    onboarding: Onboarding,
+    row: SyncRequest,
+    exc: TransientGraphError,
+    *,
+    probing: bool,
+) -> float:
+    """A transient failure: ``unknown`` if the call may have applied (or was a probe), else
+    back to ``pending``; the backoff is recorded and returned. Commits."""
+    sync_type = row.type
+    row.lease_until = None
+    row.last_error = str(exc)
+    if exc.maybe_applied:
+        sync_states.move(row, SyncState.UNKNOWN)
+        row.ambiguous_attempts += 1
+        wait = min(60.0, 2.0**row.ambiguous_attempts) * random.uniform(0.5, 1.0)
+        log.warning("sync_outcome_unknown", sync_type=sync_type.value, **exc.log_fields())
+    else:
+        sync_states.move(row, SyncState.UNKNOWN if probing else SyncState.PENDING)
+        wait = _throttle_wait(exc, row.attempts)
+        log.info("sync_not_sent", sync_type=sync_type.value, **exc.log_fields())
+    wait = min(wait, max(1.0, _seconds_until(onboarding.sync_deadline_at) / 2))
+    row.next_attempt_at = utcnow() + timedelta(seconds=wait)
+    session.commit()
+    return wait
 
 
 def _throttle_wait(exc: TransientGraphError, attempts: int) -> float:
@@ -261,27 +281,8 @@ def _requested(
     request_id: str | None,
     how: str,
 ) -> None:
-    # Webhooks may have been ingested while the answer was on its way (the sync is already
-    # completed or declined): keep that, only record Meta's request id.
-    session.execute(
-        update(SyncRequest)
-        .where(SyncRequest.id == row.id)
-        .values(request_id=request_id, requested_at=utcnow(), lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(SyncRequest)
-        .where(
-            SyncRequest.id == row.id,
-            SyncRequest.state.in_(
-                [s.value for s in (SyncState.INTENT, SyncState.UNKNOWN, SyncState.PENDING)]
-            ),
-        )
-        .values(state=SyncState.REQUESTED.value, last_error=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    session.refresh(row)
+    """Meta accepted the call (or a probe proved it had). Commits."""
+    sync_states.accept(session, row, request_id)
     session.refresh(onboarding, ["state", "state_changed_at"])
     log.info("sync_requested", sync_type=row.sync_type, request_id=request_id, how=how)
 
@@ -294,7 +295,9 @@ def _failed(
     *,
     token_dead: bool = False,
 ) -> None:
-    row.state = SyncState.FAILED.value
+    """Meta refused for good: the row ``failed``, an alert, and the onboarding ``failed`` if
+    the business token is dead. Commits."""
+    sync_states.move(row, SyncState.FAILED)
     row.lease_until = None
     row.last_error = error
     raise_alert(
@@ -311,7 +314,8 @@ def _failed(
 
 
 def _window_closed(session: Session, onboarding: Onboarding, row: SyncRequest, why: str) -> None:
-    row.state = SyncState.WINDOW_MISSED.value
+    """The 24 h window closed before Meta accepted: ``window_missed``, a critical alert. Commits."""
+    sync_states.move(row, SyncState.WINDOW_MISSED)
     row.lease_until = None
     row.last_error = why
     raise_alert(
@@ -352,146 +356,3 @@ def settle(session: Session, onboarding: Onboarding) -> None:
         transition(session, onboarding, S.SYNC_WINDOW_MISSED, history.last_error or "window closed")
     elif state is SyncState.FAILED and onboarding.state in ACTIVE_STATES:
         fail(session, onboarding, "sync", history.last_error or "history sync failed")
-
-
-# -- the beat sweeper ----------------------------------------------------------------------
-
-
-def sweep(
-    session: Session, *, settings: Settings, now: datetime | None = None
-) -> dict[str, list[int]]:
-    """Find onboardings whose steps stalled; say which step each needs next.
-
-    Expires codes nobody exchanged, raises the deadline alert once a share of the window has
-    passed, closes syncs whose window ended, and returns onboarding ids to (re)enqueue per
-    step: ``{"exchange": [...], "connect": [...], "sync": [...]}``. Commits.
-    """
-    now = now or utcnow()
-    due: dict[str, list[int]] = {Next.EXCHANGE: [], Next.CONNECT: [], Next.SYNC: []}
-    open_states = [S.RECEIVED.value, S.TOKEN_EXCHANGED.value, *(s.value for s in SYNC_STATES)]
-    onboardings = session.scalars(
-        select(Onboarding)
-        .where(
-            Onboarding.state.in_(open_states),
-            Onboarding.signup_completed_at > now - timedelta(days=2),
-        )
-        .order_by(Onboarding.sync_deadline_at)
-        .limit(5000)
-    ).all()
-    for onboarding in onboardings:
-        leased = onboarding.lease_until is not None and onboarding.lease_until > now
-        if onboarding.state == S.RECEIVED:
-            if leased:
-                continue
-            if now >= onboarding.signup_completed_at + settings.code_ttl:
-                onboarding.code_ciphertext = None
-                onboarding.last_error = "the signup code was not exchanged within its life"
-                transition(session, onboarding, S.CODE_EXPIRED, onboarding.last_error, at=now)
-                raise_alert(
-                    session,
-                    onboarding.id,
-                    "code_expired",
-                    f"onboarding {onboarding.id}: {onboarding.last_error}",
-                    severity="error",
-                )
-            else:
-                due[Next.EXCHANGE].append(onboarding.id)
-            continue
-        pending = [r for r in onboarding.syncs if r.state not in SYNC_DONE]
-        if not pending:
-            settle(session, onboarding)
-            continue
-        if now >= onboarding.sync_deadline_at:
-            _close_window(session, onboarding, pending, now)
-            continue
-        if now >= _alert_mark(onboarding, settings):
-            left = onboarding.sync_deadline_at - now
-            raise_alert(
-                session,
-                onboarding.id,
-                "sync_deadline_near",
-                f"onboarding {onboarding.id}: {', '.join(r.sync_type for r in pending)} not yet "
-                f"requested with {_hours(left)} left in the 24 h window "
-                f"(state {onboarding.state})",
-                severity="critical",
-            )
-        if leased:
-            continue
-        if onboarding.state == S.TOKEN_EXCHANGED:
-            if now - onboarding.state_changed_at > timedelta(seconds=30):
-                due[Next.CONNECT].append(onboarding.id)
-        elif any(_sync_due(r, now, settings.sync_max_probes) for r in pending):
-            due[Next.SYNC].append(onboarding.id)
-    session.commit()
-    log.info("sweep_done", **{f"due_{k}": len(v) for k, v in due.items()})
-    return due
-
-
-def _sync_due(row: SyncRequest, now: datetime, max_probes: int) -> bool:
-    if row.state == SyncState.INTENT and row.lease_until and row.lease_until > now:
-        return False
-    if row.state == SyncState.UNKNOWN and row.ambiguous_attempts > max_probes:
-        return False  # probes exhausted: an operator decides (retry --force resets the count)
-    return row.next_attempt_at is None or row.next_attempt_at <= now
-
-
-def _close_window(
-    session: Session, onboarding: Onboarding, pending: list[SyncRequest], now: datetime
-) -> None:
-    for row in pending:
-        if row.state == SyncState.PENDING:
-            row.state = SyncState.WINDOW_MISSED.value
-            row.last_error = "the 24 h window closed before the call was accepted"
-    contacts = onboarding.sync(SyncType.CONTACTS)
-    if contacts.state == SyncState.WINDOW_MISSED:
-        raise_alert(
-            session,
-            onboarding.id,
-            "sync_contacts_window_missed",
-            f"onboarding {onboarding.id}: the contacts sync was not accepted within the window",
-            severity="error",
-        )
-    history = onboarding.sync(SyncType.HISTORY)
-    if history.state == SyncState.WINDOW_MISSED:
-        if onboarding.state in (S.TOKEN_EXCHANGED, S.SUBSCRIBED, S.SYNCING):
-            transition(
-                session,
-                onboarding,
-                S.SYNC_WINDOW_MISSED,
-                "the 24 h sync window closed before the history sync was requested",
-                at=now,
-            )
-        raise_alert(
-            session,
-            onboarding.id,
-            "sync_window_missed",
-            f"onboarding {onboarding.id}: history sync window missed; the business must "
-            "offboard and redo Embedded Signup",
-            severity="critical",
-        )
-    elif history.state in (SyncState.UNKNOWN, SyncState.INTENT):
-        history.state = SyncState.UNKNOWN.value
-        history.lease_until = None
-        if onboarding.state == S.SUBSCRIBED:
-            transition(
-                session,
-                onboarding,
-                S.SYNCING,
-                "window closed with the history sync outcome unknown; waiting for history webhooks",
-                at=now,
-            )
-        raise_alert(
-            session,
-            onboarding.id,
-            "sync_history_unknown",
-            f"onboarding {onboarding.id}: window closed and it is unknown whether Meta "
-            "accepted the history sync; history webhooks will tell",
-            severity="error",
-        )
-    else:
-        settle(session, onboarding)
-
-
-def _hours(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
