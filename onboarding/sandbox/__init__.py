@@ -7,6 +7,40 @@ HTTP server (:class:`SandboxServer`), seeded with :meth:`Sandbox.add_business`, 
 API. After an accepted sync, :meth:`Sandbox.configure_webhooks` makes it deliver Meta's
 ``history``, ``smb_app_state_sync`` and ``smb_message_echoes`` webhooks (:mod:`.webhooks`),
 generated from a :class:`HistoryProfile` (:mod:`.history`), and serve the synced media.
+
+The modules, each importing only those above it (this ``__init__`` only re-exports):
+
+===================  ===========================================================================
+``errors``           the Graph error reply (:class:`~.errors.GraphReplyError`) and its envelope
+``faults``           the fault configuration (:class:`Faults`, :class:`FaultRule`)
+``records``          immutable records handed to callers (businesses, signups, syncs, sends)
+``numbers``          E.164 digits and Graph's display format
+``profile``          what is generated and for whom: profile, number context, history plan
+``payloads``         the shapes of the webhook values and their envelope
+``media_items``      generated media and their bytes
+``contacts``         generated contacts, their initial sync, edits and removes
+``history``          the generated history, media follow-ups and echoes
+``signing``          webhook body bytes and ``X-Hub-Signature-256``
+``sinks``            delivery targets (in-process, HTTP) and delivery outcome records
+``webhook_config``   what the webhooks deliver and how (config, delivery options)
+``delivery_plan``    the ordered, signed deliveries of one sync
+``webhooks``         the dispatcher: queue, workers, retries, counters
+``throughput``       per-number send throughput and the record of accepted sends
+``injection``        the faults drawn for one call, dropped responses
+``world``            the state: app and rules, businesses, WABAs, numbers, codes, tokens, clock
+``signups``          the browser half of Embedded Signup
+``routes``           a request's route and parameters, answer shapes
+``auth``             code exchange and token checks
+``nodes``            the number and WABA nodes and their fields
+``waba_edges``       ``phone_numbers`` (paged) and ``subscribed_apps``
+``messages``         the Cloud API send
+``number_edges``     ``smb_app_data``, ``register``/``deregister``, ``messages``
+``media``            media registration, the media node and the download URL
+``graph``            the Graph dispatch: authentication, ownership, node or edge
+``control``          the ``/_sandbox/`` control API
+``facade``           :class:`Sandbox`: the state, the faults and the webhooks behind one front
+``server``           :class:`SandboxServer`: the sandbox over real HTTP
+===================  ===========================================================================
 """
 
 from onboarding.sandbox.facade import Sandbox
