@@ -1,4 +1,8 @@
-"""State changes, operator alerts and step leases: the bookkeeping every step shares."""
+"""State changes, operator alerts and step leases: the bookkeeping every step shares.
+
+:func:`transition` is the one writer of ``Onboarding.state`` (the table is ``models.TRANSITIONS``);
+a sync request's state has its own machine and writer, :mod:`onboarding.sync.states`.
+"""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ two workers racing on the same chunk end in the same rows:
 
 * messages on (onboarding, wamid). The first writer's thread, direction and time stay; a later
   writer only fills what is missing, except that an app echo marks the message as sent from
-  the app whichever came first (so the result does not depend on arrival order). A media
-  follow-up and its placeholder merge into one row in either order.
+  the app whichever came first (so the result does not depend on arrival order). Late media
+  (the later webhook with a media id) and its placeholder merge into one row in either order.
 * contacts on (onboarding, phone) as two last-write-wins registers keyed by Meta's change
   timestamp: presence (added or removed) and names (only changes that carry names), so the
   result does not depend on the order changes arrive in.
@@ -83,7 +83,7 @@ def _merge(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=[old.onboarding_id, old.wamid],
         set_={
-            # A follow-up may arrive first without its thread; the placeholder knows it.
+            # Late media may arrive first without its thread; the placeholder knows it.
             "thread": case((old.thread == "", new.thread), else_=old.thread),
             # Seen both in history and as an echo: it was sent from the app, whatever came first.
             "source": case(
@@ -134,7 +134,7 @@ def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
     roll that back and merge the page instead.
 
     Most history pages are new messages, and COPY is the fastest way in. A page that repeats
-    a stored wamid (a redelivered chunk, an echo, a media follow-up) fails the unique index
+    a stored wamid (a redelivered chunk, an echo, late media) fails the unique index
     inside a savepoint and takes the ``INSERT … ON CONFLICT`` merge. No lookup precedes the
     COPY: its cost would grow with the table.
     """
