@@ -8,9 +8,9 @@ outbound message with source ``api`` (billed, unlike what the business sends fro
    ``text`` with a ``body`` or ``template`` with a ``name`` and ``language.code``;
 2. checks the onboarding can send (:data:`SENDING_STATES`):
 
-   * ``reconnecting`` (Meta offboarded the companion and is reconnecting it, §7) or paused
-     (``paused_reason``: restriction, violation) → :class:`RetryLater` with a growing wait: the
-     send waits for the account, bounded by the task's ``max_retries``;
+   * ``reconnecting`` (Meta offboarded the companion and is reconnecting it, docs/meta.md
+     §5.4) or paused (``paused_reason``: restriction, violation) → :class:`RetryLater` with a
+     growing wait: the send waits for the account, bounded by the task's ``max_retries``;
    * ``disconnected`` → refused for good. The state is terminal: Meta removed the business
      (``PARTNER_REMOVED``), nothing can be sent until it onboards again, and waiting would only
      deliver a stale message hours later, if ever;
@@ -383,7 +383,7 @@ def _record(
 
 
 def _rate_limit_backoff(exc: RateLimitedError, attempt: int) -> float:
-    """Seconds before retrying a rate-limited send (meta-platform.md §6.2)."""
+    """Seconds before retrying a rate-limited send (docs/meta.md#82-error-codes)."""
     step = min(attempt, 4)
     if exc.code == THROUGHPUT_LIMIT:
         wait = random.uniform(1.0, 5.0) * 2**step  # "retry in 1-5 s with jitter"

@@ -1,9 +1,9 @@
 """The throughput guard: a token bucket per business phone number, shared by every worker.
 
 Meta caps what one number may send through the Cloud API: 20 messages per second for a
-coexistence number (meta-platform.md §5); over that, a send is refused with ``130429``. Every
-worker that sends for a number takes a token from that number's bucket first, so together they
-stay under the cap:
+coexistence number (docs/meta.md#91-throughput-20-messages-per-second); over that, a send is
+refused with ``130429``. Every worker that sends for a number takes a token from that number's
+bucket first, so together they stay under the cap:
 
 * :class:`TokenBucket` keeps the buckets in Redis and takes a token with one Lua script, so
   the refill and the take are atomic across every worker process and host. The script reads
@@ -50,7 +50,7 @@ from typing import Any, Final, Protocol
 import redis
 
 DEFAULT_RATE: Final = 20.0
-"""Messages per second per number: Meta's throughput for coexistence numbers (§5)."""
+"""Messages per second per number: Meta's throughput for coexistence numbers (docs/meta.md §9.1)."""
 DEFAULT_BURST: Final = 1.0
 DEFAULT_HEADROOM: Final = 0.05
 DEFAULT_TTL: Final = 60.0
