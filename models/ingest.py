@@ -162,7 +162,7 @@ class HistoryChunk(Base):
 
 
 class DroppedMessage(Base):
-    """A history message coexist does not keep (a group chat's), so that a media follow-up
+    """A history message coexist does not keep (a group chat's), so that a late-media webhook
     announcing it later — or earlier — is not stored as a 1:1 message."""
 
     __tablename__ = "dropped_messages"

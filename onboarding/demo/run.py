@@ -6,7 +6,7 @@ the WhatsApp Business app, plays the customer's browser (Embedded Signup finishe
 in-process (``COEX_TASKS_EAGER``) on SQLite. Before the syncs are triggered, the sandbox is
 told to deliver Meta's webhooks to the web app's ``POST /webhooks/meta`` once each sync is
 accepted: the contacts, the chat history in three phases of shuffled and partly duplicated
-chunks, the media follow-ups of the last 14 days and a few app echoes, generated from a
+chunks, the late-media webhooks of the last 14 days and a few app echoes, generated from a
 :class:`~onboarding.sandbox.HistoryProfile` of ``messages`` messages (:func:`demo_profile`).
 
 While the deliveries flow, rich progress bars follow each history phase (chunks received out

@@ -1,6 +1,7 @@
 """Living with coexistence: ``account_update`` events move the onboarding's lifecycle.
 
-Meta sends them to the app's default callback (never to overrides; meta-platform.md §4.5, §7):
+Meta sends them to the app's default callback, never to overrides
+(docs/meta.md#113-where-webhooks-go):
 
 * ``PARTNER_REMOVED`` → ``disconnected``, keeping ``disconnection_info.reason`` and
   ``initiated_by`` (``PRIMARY_INACTIVITY``, ``COMPANION_INACTIVITY``, ``CHANGE_NUMBER``,

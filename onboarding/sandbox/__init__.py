@@ -19,7 +19,7 @@ The modules, each importing only those above it (this ``__init__`` only re-expor
 ``payloads``         the shapes of the webhook values and their envelope
 ``media_items``      generated media and their bytes
 ``contacts``         generated contacts, their initial sync, edits and removes
-``history``          the generated history, media follow-ups and echoes
+``history``          the generated history, late-media webhooks and echoes
 ``signing``          webhook body bytes and ``X-Hub-Signature-256``
 ``sinks``            delivery targets (in-process, HTTP) and delivery outcome records
 ``webhook_config``   what the webhooks deliver and how (config, delivery options)

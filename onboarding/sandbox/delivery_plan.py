@@ -118,7 +118,7 @@ class DeliveryPlanner:
         sign: Callable[[bytes], str],
         register_media: Callable[[str, Iterable[MediaItem]], None],
     ) -> None:
-        """Sign bodies with ``sign``; make follow-up media downloadable with ``register_media``."""
+        """Sign bodies with ``sign``; make late media downloadable with ``register_media``."""
         self._sign = sign
         self._register_media = register_media
         self._sequence = itertools.count(1)
@@ -150,7 +150,7 @@ class DeliveryPlanner:
         return Job(record, body, headers, context.waba_id, epoch=-1)
 
     def history_jobs(self, generator: HistoryGenerator, base_time: int) -> Iterator[Job]:
-        """An accepted history sync: the chunks, then the 14-day media follow-ups."""
+        """An accepted history sync: the chunks, then the 14-day late-media webhooks."""
         context = generator.context
         plan_seed = f"{generator.profile.seed}:{context.phone_number_id}:history-plan"
         for key in arrange(_history_keys(generator), generator.profile, plan_seed):

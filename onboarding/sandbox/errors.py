@@ -1,7 +1,7 @@
 """Meta Graph API errors as the sandbox produces them.
 
 Every Graph error the sandbox returns goes through :class:`GraphReplyError`, which renders Meta's
-envelope (meta-platform.md §6.1)::
+envelope (docs/meta.md#81-the-error-envelope)::
 
     {"error": {"message": "...", "type": "OAuthException", "code": 100,
                "error_subcode": 33, "error_data": {...}, "is_transient": true,

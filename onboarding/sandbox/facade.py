@@ -3,7 +3,8 @@
 :class:`Sandbox` holds one Meta app (id and secret), businesses with one WhatsApp Business
 Account (WABA) each and their phone numbers, signup codes, business tokens, WABA subscriptions and
 accepted ``smb_app_data`` calls, all behind one re-entrant lock. :meth:`Sandbox.handle` answers
-an ``httpx.Request`` the way Graph would (meta-platform.md §1-3, §6), error bodies included:
+an ``httpx.Request`` the way Graph would (docs/meta.md, sections 1 to 3 and 8), error bodies
+included:
 
 ====================================================  ==========================================
 ``GET  /{ver}/oauth/access_token``                    code exchange (``oauth``)
@@ -21,7 +22,7 @@ an ``httpx.Request`` the way Graph would (meta-platform.md §1-3, §6), error bo
 ====================================================  ==========================================
 
 After an accepted ``smb_app_data`` call, the webhooks Meta sends (history, contacts, echoes,
-media follow-ups) are generated and delivered by a :class:`~.webhooks.WebhookDispatcher` set
+late-media webhooks) are generated and delivered by a :class:`~.webhooks.WebhookDispatcher` set
 up with :meth:`Sandbox.configure_webhooks`; the media they announce are served by
 :mod:`.media`. Sends are :mod:`.messages`, with Meta's per-number throughput
 (:meth:`Sandbox.set_message_throughput` changes one number's limit, :meth:`Sandbox.sent_messages`
@@ -112,7 +113,7 @@ class Sandbox:
         ``list_includes_biz_app_fields=False`` models Meta omitting ``is_on_biz_app`` and
         ``platform_type`` from ``/{waba_id}/phone_numbers`` even when requested. ``seed`` makes
         generated ids reproducible; ``faults.seed`` does the same for fault draws.
-        ``media_ttl`` is how long a media id lives after its follow-up webhook (7 days) and
+        ``media_ttl`` is how long a media id lives after its late-media webhook (7 days) and
         ``media_url_ttl`` how long a download URL lives (5 minutes). ``message_throughput`` is
         how many sends per number are accepted in any sliding second (20).
         """
@@ -194,7 +195,7 @@ class Sandbox:
 
     @property
     def media_ttl(self) -> float:
-        """Seconds a media id lives after its follow-up webhook."""
+        """Seconds a media id lives after its late-media webhook."""
         return self._world.rules.media_ttl
 
     @property
@@ -471,7 +472,7 @@ class Sandbox:
         return self._world.number_context(phone_number_id)
 
     def register_media(self, phone_number_id: str, items: Iterable[MediaItem]) -> None:
-        """Make media downloadable for ``media_ttl`` from now, as a follow-up webhook does.
+        """Make media downloadable for ``media_ttl`` from now, as a late-media webhook does.
 
         A medium registered again while still alive keeps its first registration time (a
         re-sent webhook does not extend it).

@@ -2,7 +2,7 @@
 
 A :class:`HistoryGenerator` turns a :class:`HistoryProfile` (the knobs) and a
 :class:`NumberContext` (the onboarded number) into the payloads Meta pushes after
-``smb_app_data`` is accepted (meta-platform.md §4.1-4.3). Everything is a pure function of
+``smb_app_data`` is accepted (docs/meta.md#4-webhook-payloads). Everything is a pure function of
 ``(profile.seed, phone_number_id)`` and of the number's ``onboarded_at``: the same inputs give
 byte-identical payloads, in any order, on any machine.
 
@@ -28,9 +28,10 @@ How the history is laid out:
   number: Meta syncs no groups, so coexist must drop them.
 * Media is always a ``media_placeholder`` in the history. For media sent within 14 days of
   onboarding, :meth:`HistoryGenerator.chunk` with ``with_media=True`` also returns the typed
-  follow-up message (``value.messages[]``, same wamid) and a :class:`MediaItem` whose bytes
+  late-media message (``value.messages[]``, same wamid) and a :class:`MediaItem` whose bytes
   the sandbox serves (:meth:`MediaItem.content`, regenerated on demand, never stored).
-  ``sha256`` is lowercase hex of those bytes, as meta-platform.md §4.1's example suggests;
+  ``sha256`` is lowercase hex of those bytes, as Meta's example suggests
+  (docs/meta.md#44-history-media-placeholders-and-late-media);
   payloads forwarded from real webhooks often carry base64 instead
   (``sha256_encoding="base64"``).
 
@@ -68,9 +69,10 @@ from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryPlan, HistoryProf
 HISTORY_WINDOW_DAYS: Final = 180.0
 """Meta syncs the 180 days before onboarding; older messages are the generator's extras."""
 MEDIA_FOLLOWUP_DAYS: Final = 14.0
-"""Media sent within this many days of onboarding gets a follow-up with the media id."""
+"""Media sent within this many days of onboarding gets a late-media message with the media id."""
 PHASE_DAYS: Final = ((0.0, 1.0), (1.0, 90.0), (90.0, 180.0))
-"""Phase 0, 1 and 2 as days before onboarding (meta-platform.md §4.1)."""
+"""Phase 0, 1 and 2 as days before onboarding (docs/meta.md#42-history-phases-chunks-and-progress).
+"""
 HISTORY_STATUSES: Final = ("DELIVERED", "ERROR", "PENDING", "PLAYED", "READ", "SENT")
 OTHER_TYPES: Final = ("reaction", "location")
 BURST: Final = 4
@@ -125,7 +127,7 @@ class GeneratedChunk:
     media: tuple[MediaItem, ...] = ()
     """Media within 14 days of onboarding (only with ``with_media=True``)."""
     media_messages: tuple[dict[str, Any], ...] = ()
-    """The typed follow-up messages for :attr:`media`, in the same order."""
+    """The typed late-media messages for :attr:`media`, in the same order."""
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Yield every message of the chunk, thread by thread."""
@@ -256,7 +258,7 @@ class HistoryGenerator:
     def chunk(self, phase: int, chunk_order: int, *, with_media: bool = False) -> GeneratedChunk:
         """Build chunk ``chunk_order`` of ``phase`` (messages oldest first in each thread).
 
-        ``with_media`` also builds the 14-day media follow-ups (hashing their bytes).
+        ``with_media`` also builds the 14-day late-media webhooks (hashing their bytes).
         """
         plan = self.plan
         progress = plan.progress(phase, chunk_order)
@@ -397,7 +399,7 @@ class HistoryGenerator:
     def _followup(
         self, index: int, placeholder: Mapping[str, Any], kind: str
     ) -> tuple[MediaItem, dict[str, Any]]:
-        """The media item and typed follow-up message of a recent media placeholder."""
+        """The media item and typed late-media message of a recent media placeholder."""
         rng = random.Random(f"{self._key}:medium:{index}")
         mime_type = MEDIA_FORMATS[kind][0]
         size = rng.randrange(1024, 8193)
@@ -439,7 +441,7 @@ class HistoryGenerator:
         )
 
     def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """The ``value`` of a ``history`` media follow-up: typed messages in ``messages[]``."""
+        """The ``value`` of a ``history`` late media: typed messages in ``messages[]``."""
         return followup_value(self.context.metadata(), messages)
 
     def declined_value(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Media announced by follow-up webhooks: registration, the Graph media node, the download.
+"""Media announced by late-media webhooks: registration, the Graph media node, the download.
 
-Media announced by a follow-up webhook can be fetched for ``media_ttl`` (7 days, sandbox
+Media announced by a late-media webhook can be fetched for ``media_ttl`` (7 days, sandbox
 clock): ``GET /{media_id}`` answers a download URL on the host the request came to, valid
 ``media_url_ttl`` (5 minutes) and only with the business's bearer token (else 401); an expired
 or tampered URL is a 404. An expired media id is Graph's "unsupported get request" (code 100,
@@ -31,7 +31,7 @@ MEDIA_URL_TTL: Final = 300.0
 
 
 def register_media(world: World, phone_number_id: str, items: Iterable[MediaItem]) -> None:
-    """Make media downloadable for ``media_ttl`` from now, as a follow-up webhook does.
+    """Make media downloadable for ``media_ttl`` from now, as a late-media webhook does.
 
     A medium registered again while still alive keeps its first registration time (a
     re-sent webhook does not extend it).

@@ -1,4 +1,4 @@
-"""Generated media: the items a history follow-up announces, and their bytes.
+"""Generated media: the items a history late-media webhook announces, and their bytes.
 
 A :class:`MediaItem` names one medium (ids, type, digest, size); its bytes are never stored but
 regenerated from its ``content_key`` (:func:`media_bytes`), starting with the format's magic.
@@ -28,7 +28,7 @@ MEDIA_FORMATS: Final[Mapping[str, tuple[str, bytes]]] = {
 
 @dataclass(frozen=True, slots=True)
 class MediaItem:
-    """One downloadable medium announced by a history follow-up webhook."""
+    """One downloadable medium announced by a history late-media webhook."""
 
     media_id: str
     wamid: str

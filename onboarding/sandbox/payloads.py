@@ -50,7 +50,7 @@ def history_value(
 def followup_value(
     metadata: Mapping[str, str], messages: Iterable[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The ``value`` of a ``history`` media follow-up: typed messages in ``messages[]``."""
+    """The ``value`` of a ``history`` late media: typed messages in ``messages[]``."""
     return {
         "messaging_product": "whatsapp",
         "metadata": dict(metadata),

@@ -73,7 +73,7 @@ class BusinessToken:
 
 @dataclass(slots=True)
 class StoredMedia:
-    """A medium announced by a follow-up webhook, downloadable by its business."""
+    """A medium announced by a late-media webhook, downloadable by its business."""
 
     item: MediaItem
     business_id: str

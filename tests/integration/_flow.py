@@ -3,8 +3,8 @@
 Shared by the ingestion tests and the chaos tests: the sandbox's generated business onboarded
 over HTTP, its signed deliveries posted to the web app as Meta posts them, and the counts of
 ``GET /onboardings/{id}`` that every delivery must end in. Every expected count comes from an
-oracle that applies Meta's and coexist's rules (1:1 threads only, 180-day window, media
-follow-ups within 14 days, last contact change wins) to what the sandbox's generator produced,
+oracle that applies Meta's and coexist's rules (1:1 threads only, 180-day window, late
+media within 14 days, last contact change wins) to what the sandbox's generator produced,
 never from what coexist stored.
 """
 

@@ -2,7 +2,7 @@
 over HTTP to the web app, processed by a real ``ingest`` worker into PostgreSQL.
 
 Every expected count comes from an oracle that applies Meta's and coexist's rules (1:1 threads
-only, 180-day window, media follow-ups within 14 days, last contact change wins) to what the
+only, 180-day window, late-media webhooks within 14 days, last contact change wins) to what the
 sandbox's generator produced, never from what coexist stored.
 """
 
@@ -245,7 +245,7 @@ def test_deliveries_before_the_onboarding_exists_are_processed_once_it_does(
 def test_media_followups_before_their_placeholders_are_stored_once(
     api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client
 ) -> None:
-    """Media follow-ups processed before the chunks holding their placeholders still end stored."""
+    """Late media processed before the chunks holding their placeholders still ends stored."""
     onboarding_id, deliveries = collect(sandbox, api)
     followups = [d for d in deliveries if d.field == "history" and "messages" in d.value]
     others = [d for d in deliveries if d not in followups]
@@ -388,7 +388,7 @@ def test_history_completed_during_the_code_exchange_ends_synced(
 def test_media_announced_during_the_code_exchange_is_stored_without_the_watchdog(
     api: CoexistApi, sandbox: Sandbox, db: Database, meta: httpx.Client
 ) -> None:
-    """Media whose follow-up is ingested before the code exchange is downloaded after it."""
+    """Late media ingested before the code exchange is downloaded after it."""
     signup, _ = deliver_before_signup(sandbox, meta, db)
     sandbox.set_faults(Faults.only("oauth", latency_ms=SLOW_EXCHANGE_MS))
 

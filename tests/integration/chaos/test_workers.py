@@ -105,11 +105,11 @@ BIG_CHUNK = HistoryProfile(
 #: Pages of the big chunk the worker commits before it is killed inside the next one.
 PAGES_BEFORE_KILL = 2
 #: One onboarding whose deliveries overlap everywhere: 5,040 messages in 102 chunks over
-#: phases 0, 1 and 2, all of them on the same 12 threads; media of every age with follow-ups,
+#: phases 0, 1 and 2, all of them on the same 12 threads; media of every age with late media,
 #: a quarter of the deliveries repeated by Meta, all shuffled; 40 contacts with edits and
 #: removals; echoes (below), half of them repeating a history message; one thread in ten a
-#: group chat, whose messages are dropped (the sandbox also announces media follow-ups for
-#: them, which coexist must not keep, whichever of chunk and follow-up lands first).
+#: group chat, whose messages are dropped (the sandbox also announces late-media webhooks for
+#: them, which coexist must not keep, whichever of chunk and late media lands first).
 BUSY = HistoryProfile(
     seed=37,
     contacts=40,

@@ -1,4 +1,4 @@
-"""Generated business data: history chunks, phases, media follow-ups, contacts and echoes."""
+"""Generated business data: history chunks, phases, late-media webhooks, contacts and echoes."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ def test_reactions_point_at_a_message_of_the_same_thread() -> None:
 
 
 def test_follow_ups_exist_only_for_media_within_14_days() -> None:
-    """Every recent placeholder has a typed follow-up with its wamid; older ones have none."""
+    """Every recent placeholder has a typed late-media message with its wamid; older ones none."""
     generator = _generator(total_messages=3000, seed=6)
     recent: set[str] = set()
     followed: set[str] = set()
@@ -252,7 +252,7 @@ def test_follow_ups_exist_only_for_media_within_14_days() -> None:
 
 
 def test_follow_up_message_has_the_typed_media_object() -> None:
-    """A follow-up names its type and carries mime_type, sha256 and the media id."""
+    """A late-media message names its type and carries mime_type, sha256 and the media id."""
     chunk = _generator(seed=6).chunk(0, 1, with_media=True)
     message, item = chunk.media_messages[0], chunk.media[0]
 

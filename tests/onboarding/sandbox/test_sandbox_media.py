@@ -1,4 +1,4 @@
-"""Media synced by history follow-ups: GET /{media_id}, the download URL and their lifetimes."""
+"""Media synced by late-media webhooks: GET /{media_id}, the download URL and their lifetimes."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def media(
     subscribed_number: str,
     sync: Sync,
 ) -> list[dict[str, Any]]:
-    """The typed media objects of the follow-ups of a delivered history sync."""
+    """The typed media objects of the late-media webhooks of a delivered history sync."""
     dispatcher = configure(sink=sink, profile=HistoryProfile(shuffle=False, duplicate_share=0))
     sync(subscribed_number, "history")
     assert dispatcher.wait_idle(5)
@@ -46,7 +46,7 @@ def media(
 
 @pytest.fixture
 def medium(media: list[dict[str, Any]]) -> dict[str, Any]:
-    """One media object from a follow-up."""
+    """One media object from a late-media webhook."""
     return media[0]
 
 
@@ -142,7 +142,7 @@ def test_tampered_url_is_404(
 def test_media_id_lives_seven_days(
     sandbox: Sandbox, graph: httpx.Client, auth: dict[str, str], medium: dict[str, Any]
 ) -> None:
-    """Seven days after the follow-up the id still works; a second later it is gone (100/33)."""
+    """Seven days after its late-media webhook the id works; a second later it is gone (100/33)."""
     sandbox.advance_clock(SEVEN_DAYS)
     assert graph.get(f"/{medium['id']}", headers=auth).status_code == 200
 

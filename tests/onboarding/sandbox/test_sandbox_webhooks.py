@@ -108,7 +108,7 @@ def test_history_sync_delivers_one_envelope_per_chunk(
 def test_media_follow_ups_come_after_the_history_in_messages(
     configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
 ) -> None:
-    """Unshuffled, the follow-ups come last, with typed messages joining placeholders by wamid."""
+    """Unshuffled, late media comes last, its typed messages joining placeholders by wamid."""
     dispatcher = configure(sink=sink, profile=ORDERED)
 
     sync(subscribed_number, "history")
@@ -491,7 +491,7 @@ def test_concurrent_deliveries_all_arrive(
 def test_follow_ups_make_media_downloadable(
     sandbox: Sandbox, configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
 ) -> None:
-    """Each media id in a follow-up is registered with the sandbox."""
+    """Each media id in a late-media webhook is registered with the sandbox."""
     dispatcher = configure(sink=sink)
 
     sync(subscribed_number, "history")
