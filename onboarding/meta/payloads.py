@@ -253,40 +253,45 @@ def parse_delivery(body: bytes) -> list[Change]:
     entries = obj["entry"]
     if not isinstance(entries, list) or not entries:
         raise PayloadError("'entry' is not a non-empty list")
-    changes: list[Change] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise PayloadError(f"entry[{i}] is not an object")
-        waba_id = entry.get("id")
-        if isinstance(waba_id, int) and not isinstance(waba_id, bool):
-            waba_id = str(waba_id)
-        if (
-            not isinstance(waba_id, str)
-            or not (waba_id.isascii() and waba_id.isdigit())
-            or len(waba_id) > 32
-        ):
-            raise PayloadError(f"entry[{i}].id is not a WABA id")
-        entry_time = entry.get("time")
-        if (
-            not isinstance(entry_time, int)
-            or isinstance(entry_time, bool)
-            or not 0 < entry_time <= LATEST
-        ):
-            entry_time = None
-        items = entry.get("changes")
-        if not isinstance(items, list) or not items:
-            raise PayloadError(f"entry[{i}].changes is not a non-empty list")
-        for j, change in enumerate(items):
-            if not isinstance(change, dict):
-                raise PayloadError(f"entry[{i}].changes[{j}] is not an object")
-            field = change.get("field")
-            if not isinstance(field, str) or not field or len(field) > MAX_FIELD_LENGTH:
-                raise PayloadError(f"entry[{i}].changes[{j}].field is missing or not a name")
-            value = change.get("value")
-            if not isinstance(value, dict):
-                raise PayloadError(f"entry[{i}].changes[{j}].value is not an object")
-            changes.append(Change(waba_id, field, value, entry_time))
-    return changes
+    return [change for i, entry in enumerate(entries) for change in _entry_changes(i, entry)]
+
+
+def _entry_changes(i: int, entry: Any) -> list[Change]:
+    """The changes of ``entry[i]``, or a :class:`PayloadError` naming what is wrong with it."""
+    if not isinstance(entry, dict):
+        raise PayloadError(f"entry[{i}] is not an object")
+    waba_id = entry.get("id")
+    if isinstance(waba_id, int) and not isinstance(waba_id, bool):
+        waba_id = str(waba_id)
+    if (
+        not isinstance(waba_id, str)
+        or not (waba_id.isascii() and waba_id.isdigit())
+        or len(waba_id) > 32
+    ):
+        raise PayloadError(f"entry[{i}].id is not a WABA id")
+    entry_time = entry.get("time")
+    if (
+        not isinstance(entry_time, int)
+        or isinstance(entry_time, bool)
+        or not 0 < entry_time <= LATEST
+    ):
+        entry_time = None
+    items = entry.get("changes")
+    if not isinstance(items, list) or not items:
+        raise PayloadError(f"entry[{i}].changes is not a non-empty list")
+    return [_change(i, j, change, waba_id, entry_time) for j, change in enumerate(items)]
+
+
+def _change(i: int, j: int, change: Any, waba_id: str, entry_time: int | None) -> Change:
+    if not isinstance(change, dict):
+        raise PayloadError(f"entry[{i}].changes[{j}] is not an object")
+    field = change.get("field")
+    if not isinstance(field, str) or not field or len(field) > MAX_FIELD_LENGTH:
+        raise PayloadError(f"entry[{i}].changes[{j}].field is missing or not a name")
+    value = change.get("value")
+    if not isinstance(value, dict):
+        raise PayloadError(f"entry[{i}].changes[{j}].value is not an object")
+    return Change(waba_id, field, value, entry_time)
 
 
 def unix_time(value: Any, *, now: float) -> datetime | None:

@@ -21,7 +21,7 @@ from onboarding.sandbox.waba_edges import waba_edge
 from onboarding.sandbox.world import World
 
 
-def dispatch(
+def dispatch(  # noqa: C901 - Graph's routing table: endpoint, auth, object, edge, in that order
     world: World, request: httpx.Request, route: Route
 ) -> tuple[httpx.Response, AcceptedSync | None]:
     """Answer one Graph request; also return the ``smb_app_data`` call it accepted, if any."""

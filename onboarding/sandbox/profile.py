@@ -59,6 +59,11 @@ class HistoryProfile:
 
     def __post_init__(self) -> None:
         """Reject counts, shares and weights outside their ranges."""
+        self._check_counts()
+        self._check_shares()
+        self._check_weights()
+
+    def _check_counts(self) -> None:
         for name in ("seed", "contacts", "threads", "messages_per_thread", "chunk_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -77,6 +82,8 @@ class HistoryProfile:
             raise ValueError(f"total_messages must be an integer >= 0, got {self.total_messages!r}")
         if self.message_count > 0 and self.threads < 1:
             raise ValueError("threads must be >= 1 when there are messages")
+
+    def _check_shares(self) -> None:
         if not _is_number(self.days) or not math.isfinite(self.days) or self.days <= 0:
             raise ValueError(f"days must be a finite number > 0, got {self.days!r}")
         for spec in fields(self):
@@ -88,6 +95,8 @@ class HistoryProfile:
             raise ValueError("media_share + other_types_share must be <= 1")
         if self.contact_edit_share + self.contact_remove_share > 1.0:
             raise ValueError("contact_edit_share + contact_remove_share must be <= 1")
+
+    def _check_weights(self) -> None:
         weights = self.phase_weights
         if (
             not isinstance(weights, tuple)
