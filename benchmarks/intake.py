@@ -26,10 +26,10 @@ from benchmarks._harness import (
     BrokerClient,
     ManagedProcess,
     StackConfig,
-    _healthy,
     check_services,
     exclusive_stack,
     free_port,
+    healthy,
     reset_database,
     start_web,
 )
@@ -169,7 +169,7 @@ def start_bare(log_dir: Path, config: StackConfig, workers: int = 1) -> tuple[Ma
         env=config.environment("http://127.0.0.1:9"),
         log_path=log_dir / "bare.log",
     ).start()
-    process.wait_until(lambda: _healthy(url), what="GET /healthz", timeout=30)
+    process.wait_until(lambda: healthy(url), what="GET /healthz", timeout=30)
     return process, url
 
 

@@ -218,7 +218,7 @@ def free_port() -> int:
         return port
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
     except httpx.HTTPError:
@@ -249,7 +249,7 @@ def start_web(
         ).start()
         try:
             process.wait_until(
-                functools.partial(_healthy, url), what="GET /healthz to answer 200", timeout=timeout
+                functools.partial(healthy, url), what="GET /healthz to answer 200", timeout=timeout
             )
         except StackStartError:
             process.stop()
