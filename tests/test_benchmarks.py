@@ -32,3 +32,11 @@ def test_benchmark_script_answers_help(script: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "usage" in done.stdout
+
+
+def test_the_harness_starts_processes_at_the_repository_root() -> None:
+    """Subprocesses run where ``benchmarks`` and ``onboarding`` import (the bare app needs it)."""
+    from benchmarks._harness import ROOT as HARNESS_ROOT  # noqa: PLC0415 - the one test of it
+
+    assert HARNESS_ROOT == ROOT
+    assert (HARNESS_ROOT / "benchmarks" / "bare_app.py").exists()

@@ -25,7 +25,7 @@ from models.db import make_engine
 
 T = TypeVar("T")
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_DATABASE_URL: Final = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_BROKER_URL: Final = "redis://127.0.0.1:6379/15"
 #: Destructive resets refuse databases whose name does not say it is disposable.
