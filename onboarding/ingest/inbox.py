@@ -229,9 +229,9 @@ class IntakeBatcher:
     ``200`` still means "durably in the inbox"; deliveries arriving together share one
     ``INSERT`` and one commit. Their processing is enqueued after that commit (``enqueue``, a
     list of stored ids at a time, at most every ``enqueue_every`` seconds), so the broker is not
-    the bottleneck; a
-    row whose enqueue is lost (crash, broker down) is dispatched by beat's redispatch job.
-    If the database is unreachable, every delivery of the batch gets the error (Meta a 503).
+    the bottleneck; a row whose enqueue is lost (crash, broker down) is dispatched by beat's
+    redispatch job. If the database is unreachable, every delivery of the batch gets the error
+    (Meta a 503).
     """
 
     def __init__(
