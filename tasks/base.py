@@ -39,8 +39,14 @@ def coexist_task(
     time_limit: int,
     max_retries: int,
     retry_backoff_max: int = 600,
+    acks_late: bool = True,
 ) -> Callable[[F], Task]:
-    """Declare a task with coexist's reliability contract."""
+    """Declare a task with coexist's reliability contract.
+
+    ``acks_late=False`` is for a step that must never be cut off halfway: Celery terminates a
+    late-acknowledged task that is running when the broker connection drops (its message will
+    be handed out again), and only a task acknowledged on receipt is left to finish.
+    """
     if retry_backoff_max > MAX_COUNTDOWN:
         raise ValueError("retry_backoff_max must stay below the broker visibility timeout")
 
@@ -80,8 +86,8 @@ def coexist_task(
         task: Task = app.task(
             bind=True,
             name=name,
-            acks_late=True,
-            reject_on_worker_lost=True,
+            acks_late=acks_late,
+            reject_on_worker_lost=acks_late,
             ignore_result=True,
             soft_time_limit=soft_time_limit,
             time_limit=time_limit,

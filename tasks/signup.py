@@ -10,7 +10,16 @@ from onboarding.signup import handoff
 from tasks.base import coexist_task, enqueue_after_commit, enqueue_step
 
 
-@coexist_task("coexist.signup.exchange_code", soft_time_limit=25, time_limit=30, max_retries=20)
+@coexist_task(
+    "coexist.signup.exchange_code",
+    soft_time_limit=25,
+    time_limit=30,
+    max_retries=20,
+    # The code works once: an exchange terminated on a lost broker connection after Meta took
+    # the code would lose the token for good. Acknowledged on receipt, it runs to its commit;
+    # a message lost with the broker is sent again by beat's resume within seconds.
+    acks_late=False,
+)
 def exchange_code(onboarding_id: int) -> None:
     """Exchange the signup code for the business token, then connect."""
     rt = current()
