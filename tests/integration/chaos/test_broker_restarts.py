@@ -22,9 +22,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -45,6 +43,7 @@ from tests.integration._flow import (
     settled,
     start_onboarding,
 )
+from tests.integration.chaos._report import figures
 from tests.integration.chaos._stack import BROKER_DB, PrivateStack, private_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -65,14 +64,6 @@ FINAL_BATCH_TIMEOUT = 45.0
 #: Cheap tasks (no pending rows, no onboarding yet), one on each worker's queues.
 STREAM = ("coexist.sync.sweep", "coexist.ingest.redispatch")
 WORKERS = ("urgent", "ingest")
-
-
-@pytest.fixture(autouse=True)
-def _no_webhooks_left(sandbox: Sandbox) -> Iterator[None]:
-    """No webhook configuration of another test applies here, and none of ours outlives us."""
-    sandbox.disable_webhooks()
-    yield
-    sandbox.disable_webhooks()
 
 
 class TaskStream:
@@ -147,11 +138,6 @@ def log_count(process: ManagedProcess, event_prefix: str) -> int:
     """How many log events of ``process`` start with ``event_prefix``."""
     text = process.log_path.read_text(encoding="utf-8", errors="replace")
     return text.count(f'"event": "{event_prefix}')
-
-
-def figures(test: str, **values: Any) -> None:
-    """Print what a test measured as one JSON line (shown by ``pytest -rP``)."""
-    print(f"figures {test}: {json.dumps(values, sort_keys=True)}")
 
 
 def test_workers_survive_redis_killed_twenty_times_mid_acknowledgement(

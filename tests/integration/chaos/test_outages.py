@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from tests.integration._flow import (
 from tests.integration.chaos._meta import Answer, Poster, meta_client, post_all, post_delivery
 from tests.integration.chaos._proxy import TcpProxy
 from tests.integration.chaos._redis import RedisServer
+from tests.integration.chaos._report import figures, log_events
 from tests.integration.chaos._stack import BROKER_DB, private_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -68,19 +68,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 #: How often a test plays beat (which sends these every 1 and 5 minutes).
 BEAT_EVERY = 2.0
 RECOVERY_TIMEOUT = 60.0
-
-
-@pytest.fixture(autouse=True)
-def _no_webhooks_left(sandbox: Sandbox) -> Iterator[None]:
-    """No webhook configuration of another test applies here, and none of ours outlives us."""
-    sandbox.disable_webhooks()
-    yield
-    sandbox.disable_webhooks()
-
-
-def figures(test: str, **values: Any) -> None:
-    """Print what a test measured as one JSON line (shown by ``pytest -rP``)."""
-    print(f"figures {test}: {json.dumps(values, sort_keys=True)}")
 
 
 def sha256(delivery: ReceivedWebhook) -> str:
@@ -152,12 +139,6 @@ def ingest_queue(server: RedisServer) -> tuple[int, int]:
         return waiting, int(client.hlen("unacked"))
     finally:
         client.close()
-
-
-def log_events(process: ManagedProcess, event: str) -> int:
-    """How many times ``event`` appears in a process's log."""
-    text = process.log_path.read_text(encoding="utf-8", errors="replace")
-    return text.count(f'"event": "{event}"')
 
 
 def play_beat(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +23,8 @@ from benchmarks._harness import CoexistApi, StackConfig, poll_until
 from models import OnboardingState
 from onboarding.sandbox import FaultRule, Faults, Sandbox, SandboxServer, SignupResult
 from tests.integration._flow import finished_signup
+from tests.integration.chaos._report import figures, log_events
 from tests.integration.chaos._stack import private_stack
-from tests.integration.chaos.test_outages import figures, log_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -44,14 +43,6 @@ EXCHANGED = {
     for s in OnboardingState
     if s not in (OnboardingState.RECEIVED, OnboardingState.CODE_EXPIRED)
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_webhooks(sandbox: Sandbox) -> Iterator[None]:
-    """Only the hand-off matters here: the sandbox sends no history webhooks."""
-    sandbox.disable_webhooks()
-    yield
-    sandbox.disable_webhooks()
 
 
 class Burst:

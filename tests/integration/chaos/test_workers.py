@@ -234,14 +234,6 @@ def ingest_workers(
             broker.app.control.add_consumer("ingest", destination=others, reply=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_webhooks(sandbox: Sandbox) -> Iterator[None]:
-    """The sandbox hands webhooks to the test only; none outlive it."""
-    sandbox.disable_webhooks()
-    yield
-    sandbox.disable_webhooks()
-
-
 def kill_group(process: ManagedProcess) -> list[int]:
     """SIGKILL the worker's whole process group (prefork parent and children) at once; the
     pids that were in it, once none of them runs any more."""
