@@ -155,7 +155,7 @@ def test_cancel_with_current_step_is_recorded(client: TestClient, rt: Runtime) -
                 "code": "AQx",
                 "session": {
                     "type": "WA_EMBEDDED_SIGNUP",
-                    "event": "FINISH_ONLY_WABA",
+                    "event": "FINISH_WITH_SOMETHING_NEW",
                     "data": {"waba_id": "1"},
                 },
             },
