@@ -1,4 +1,4 @@
-"""Onboardings, their timeline, abandoned signups, sync requests and operator alerts."""
+"""Onboardings, their timeline, signups not onboarded, sync requests and operator alerts."""
 
 from __future__ import annotations
 
@@ -217,6 +217,32 @@ class AbandonedSignup(Base):
     session_id: Mapped[str | None] = mapped_column(String(128), index=True)
     reported_at: Mapped[datetime | None]
     session_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: SHA-256 of the ``POST /signup`` body when it can tell one signup from another (it has a
+    #: ``session_id`` or a code); the same body twice is one row. ``NULL`` for a bare ``CANCEL``.
+    body_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class RecordedFinish(Base):
+    """A finished Embedded Signup in a flow coexist does not onboard (``FINISH_ONLY_WABA``…).
+
+    Kept with every id the session named so an operator can follow up
+    (docs/meta.md#embedded-signup-v4-session-events).
+    """
+
+    __tablename__ = "recorded_finishes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(64))
+    waba_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    phone_number_id: Mapped[str | None] = mapped_column(String(32))
+    business_id: Mapped[str | None] = mapped_column(String(32))
+    #: The session's id lists (``waba_ids``, ``ad_account_ids``…), each as given.
+    asset_ids: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: The session-info message as the browser handed it over, unknown keys included.
+    session_data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: SHA-256 of the ``POST /signup`` body: the same body twice is one row.
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 class SyncRequest(Base):

@@ -28,6 +28,7 @@ from models.crypto import TokenKeyError
 from onboarding import runtime as runtime_module
 from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
+from onboarding.signup.records import KINDS, list_recorded
 from onboarding.sync.retry import RetryRefusedError, retry
 from onboarding.views import (
     alert_json,
@@ -35,6 +36,7 @@ from onboarding.views import (
     inbox_json,
     onboarding_detail,
     onboarding_summary,
+    signup_record_json,
 )
 from tasks.base import enqueue_after_commit, enqueue_step
 from tasks.ingest import process_delivery
@@ -45,11 +47,15 @@ onboardings_app = typer.Typer(no_args_is_help=True, help="Inspect and retry onbo
 alerts_app = typer.Typer(no_args_is_help=True, help="Operator alerts.")
 inbox_app = typer.Typer(no_args_is_help=True, help="Stored webhook deliveries.")
 followups_app = typer.Typer(no_args_is_help=True, help="Reminders and alerts for businesses.")
+signups_app = typer.Typer(
+    no_args_is_help=True, help="Signups recorded without an onboarding (abandoned, other flows)."
+)
 app.add_typer(db_app, name="db")
 app.add_typer(onboardings_app, name="onboardings")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(followups_app, name="follow-ups")
+app.add_typer(signups_app, name="signups")
 
 console = Console()
 err = Console(stderr=True)
@@ -227,6 +233,37 @@ def alerts_list(
             a["severity"],
             a["raised_at"],
             a["message"],
+        )
+    console.print(table)
+
+
+@signups_app.command("list")
+def signups_list(
+    kind: Annotated[
+        str | None, typer.Option(help="Only `abandoned` or `not_onboarded` signups.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List signups that started no onboarding, newest first: abandoned, or not onboarded here."""
+    if kind is not None and kind not in KINDS:
+        raise _fail(f"unknown kind {kind!r}; known: {', '.join(KINDS)}", 2)
+    rt = _runtime()
+    with rt.db.sessionmaker() as session:
+        rows = [signup_record_json(r) for r in list_recorded(session, kind=kind, limit=limit)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("kind", "id", "event", "received", "waba", "step / error", "session")
+    for r in rows:
+        table.add_row(
+            r["kind"],
+            str(r["id"]),
+            r["event"],
+            r["received_at"],
+            r["waba_id"] or "-",
+            r["current_step"] or r["error_code"] or "-",
+            r["session_id"] or "-",
         )
     console.print(table)
 

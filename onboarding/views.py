@@ -1,4 +1,5 @@
-"""The JSON an operator reads: ``coexist onboardings show --json`` and ``GET /onboardings/{id}``."""
+"""The JSON an operator reads: ``coexist onboardings show --json`` and ``GET /onboardings/{id}``,
+``coexist signups list --json`` and ``GET /signups``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models import (
+    AbandonedSignup,
     Alert,
     Contact,
     FollowUp,
@@ -18,10 +20,12 @@ from models import (
     Message,
     MessageSource,
     Onboarding,
+    RecordedFinish,
     SyncType,
     utcnow,
 )
 from onboarding.ingest.history import chunk_phases
+from onboarding.signup.intake import other_waba_ids
 
 
 def iso(value: datetime | None) -> str | None:
@@ -61,6 +65,7 @@ def onboarding_detail(
         "waba_id": onboarding.waba_id,
         "phone_number_id": onboarding.phone_number_id,
         "business_id": onboarding.business_id,
+        "other_waba_ids": other_waba_ids(onboarding),
         "display_phone_number": onboarding.display_phone_number,
         "verified_name": onboarding.verified_name,
         "region": onboarding.region,
@@ -224,3 +229,43 @@ def follow_up_json(follow_up: FollowUp) -> dict[str, Any]:
         "last_error": follow_up.last_error,
         "content": follow_up.content,
     }
+
+
+def signup_record_json(row: AbandonedSignup | RecordedFinish) -> dict[str, Any]:
+    """One signup recorded without an onboarding, for ``signups list`` and ``GET /signups``.
+
+    Both kinds share one shape; what a kind does not carry is ``null`` (or ``{}``).
+    """
+    record: dict[str, Any] = {
+        "kind": "not_onboarded",
+        "id": row.id,
+        "event": row.event,
+        "received_at": iso(row.received_at),
+        "waba_id": None,
+        "phone_number_id": None,
+        "business_id": None,
+        "asset_ids": {},
+        "current_step": None,
+        "error_code": None,
+        "error_message": None,
+        "session_id": None,
+        "reported_at": None,
+        "session": row.session_data,
+    }
+    if isinstance(row, RecordedFinish):
+        record.update(
+            waba_id=row.waba_id,
+            phone_number_id=row.phone_number_id,
+            business_id=row.business_id,
+            asset_ids=row.asset_ids,
+        )
+    else:
+        record.update(
+            kind="abandoned",
+            current_step=row.current_step,
+            error_code=row.error_code,
+            error_message=row.error_message,
+            session_id=row.session_id,
+            reported_at=iso(row.reported_at),
+        )
+    return record

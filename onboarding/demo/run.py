@@ -251,7 +251,8 @@ def _drive(
     plan = HistoryGenerator(scenario.profile, sandbox.number_context(signup.phone_number_id)).plan
     contacts_expected = scenario.profile.contacts
     console.print(
-        f"browser: Embedded Signup finished ({signup.session['event']}), code valid for 30 s"
+        f"browser: Embedded Signup v{signup.session.get('version', 4)} finished "
+        f"({signup.session['event']}), code valid for 30 s"
     )
     if scenario.declined:
         console.print(

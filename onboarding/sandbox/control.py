@@ -13,7 +13,8 @@ unauthenticated: the server binds 127.0.0.1 by default.
                             name, waba_id, phone_numbers: [{id, display_phone_number,
                             is_on_biz_app}]}``
 ``POST /_sandbox/signups``  ``{"waba_id", "phone_number_id"?, "include_phone_number_id"?,
-                            "coexistence"?}`` → 201 ``{"code", "session"}``
+                            "coexistence"?, "session_version"?: 3}`` → 201 ``{"code", "session"}``
+                            (v4's message without ``version`` unless ``session_version`` is 3)
 ``POST /_sandbox/cancellations``  ``{"current_step"}`` or ``{"error_message", "error_code",
                             "session_id"?}`` → ``{"session"}``
 ``GET|PUT /_sandbox/faults``  fault config (:class:`~onboarding.sandbox.faults.Faults` JSON form)
@@ -115,6 +116,7 @@ class ControlledSandbox(Protocol):
         *,
         coexistence: bool,
         include_phone_number_id: bool,
+        session_version: int | None,
     ) -> SignupResult:
         """Finish Embedded Signup for a number."""
         ...
@@ -227,6 +229,13 @@ def _string(body: Mapping[str, Any], key: str, *, required: bool = False) -> str
     return value
 
 
+def _session_version(body: Mapping[str, Any]) -> int | None:
+    value = body.get("session_version")
+    if value is not None and (isinstance(value, bool) or value != 3):
+        raise ControlError(400, "session_version must be 3 or absent (v4)")
+    return None if value is None else 3
+
+
 def _flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
     value = body.get(key, default)
     if not isinstance(value, bool):
@@ -291,6 +300,7 @@ def _create_signup(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.
             _string(body, "phone_number_id"),
             coexistence=_flag(body, "coexistence", True),
             include_phone_number_id=_flag(body, "include_phone_number_id", False),
+            session_version=_session_version(body),
         )
     except KeyError as error:
         raise ControlError(404, str(error.args[0])) from None

@@ -70,7 +70,12 @@ from onboarding.sandbox.records import (
 )
 from onboarding.sandbox.routes import UNKNOWN_ENDPOINT, Route, is_control, render_error, resolve
 from onboarding.sandbox.signing import sign_body
-from onboarding.sandbox.signups import cancel_signup, complete_signup, fail_signup
+from onboarding.sandbox.signups import (
+    cancel_signup,
+    complete_signup,
+    fail_signup,
+    finish_other_flow,
+)
 from onboarding.sandbox.sinks import Sink
 from onboarding.sandbox.throughput import MESSAGE_THROUGHPUT, check_throughput
 from onboarding.sandbox.webhook_config import DeliveryOptions, WebhookConfig, WebhookMode
@@ -269,6 +274,7 @@ class Sandbox:
         *,
         coexistence: bool = True,
         include_phone_number_id: bool = False,
+        session_version: int | None = None,
     ) -> SignupResult:
         """Simulate the customer finishing Embedded Signup for one number of a WABA.
 
@@ -277,7 +283,8 @@ class Sandbox:
         ``phone_number_id`` unset, picks the WABA's first number on the Business app
         (coexistence) or its first number. Returns the code and the session-info message: for
         coexistence ``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` with only ``waba_id`` unless
-        ``include_phone_number_id``; otherwise ``FINISH`` with all three ids.
+        ``include_phone_number_id``; otherwise ``FINISH`` with all three ids. The message is
+        v4's (no ``version``) unless ``session_version=3``.
         """
         return complete_signup(
             self._world,
@@ -285,7 +292,12 @@ class Sandbox:
             phone_number_id,
             coexistence=coexistence,
             include_phone_number_id=include_phone_number_id,
+            session_version=session_version,
         )
+
+    def finish_other_flow(self, waba_id: str, event: str = "FINISH_ONLY_WABA") -> dict[str, Any]:
+        """Return the v4 message of a finish coexist does not onboard (``FINISH_ONLY_WABA``…)."""
+        return finish_other_flow(self._world, waba_id, event)
 
     @staticmethod
     def cancel_signup(current_step: str = "PHONE_NUMBER_SETUP") -> dict[str, Any]:

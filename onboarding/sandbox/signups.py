@@ -3,6 +3,10 @@
 :func:`complete_signup` mints the 30-second code and returns the session-info message the
 browser hands coexist; :func:`cancel_signup` and :func:`fail_signup` return the messages of a
 customer abandoning signup or reporting an error.
+
+Messages are in Embedded Signup v4's form by default (no ``version`` key); a finish can also be
+had in v3's (``version: 3``, as Meta's coexistence page still shows it). Meta:
+https://developers.facebook.com/documentation/business-messaging/whatsapp/embedded-signup/implementation
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ from typing import Any
 from onboarding.sandbox.records import SignupResult
 from onboarding.sandbox.world import PhoneNumber, SignupCode, Waba, World
 
+#: ``None``: v4's message, without ``version``; ``3``: v3's, with ``version: 3``.
+SESSION_VERSIONS = (None, 3)
+#: Finish events of flows other than Cloud API and coexistence onboarding.
+OTHER_FINISHES = ("FINISH_ONLY_WABA", "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS")
+
 
 def complete_signup(
     world: World,
@@ -21,12 +30,16 @@ def complete_signup(
     *,
     coexistence: bool,
     include_phone_number_id: bool,
+    session_version: int | None = None,
 ) -> SignupResult:
     """Simulate the customer finishing Embedded Signup for one number of a WABA.
 
     Mints a single-use code valid for ``code_ttl`` seconds and starts the number's
     ``smb_app_data`` window (a new onboarding: the once-per-type record is cleared).
+    ``session_version`` ``None`` is v4's message (no ``version``); ``3`` adds ``version: 3``.
     """
+    if session_version not in SESSION_VERSIONS:
+        raise ValueError(f"session_version must be one of {SESSION_VERSIONS}")
     with world.lock:
         waba = world.wabas.get(waba_id)
         if waba is None:
@@ -41,7 +54,7 @@ def complete_signup(
             number.platform_type = "CLOUD_API"
         return SignupResult(
             code=code,
-            session=_session(waba, number, coexistence, include_phone_number_id),
+            session=_session(waba, number, coexistence, include_phone_number_id, session_version),
             business_id=waba.business_id,
             waba_id=waba.id,
             phone_number_id=number.id,
@@ -49,7 +62,11 @@ def complete_signup(
 
 
 def _session(
-    waba: Waba, number: PhoneNumber, coexistence: bool, include_phone_number_id: bool
+    waba: Waba,
+    number: PhoneNumber,
+    coexistence: bool,
+    include_phone_number_id: bool,
+    session_version: int | None,
 ) -> dict[str, Any]:
     """The session-info message: ``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` or ``FINISH``."""
     all_ids = {
@@ -57,15 +74,33 @@ def _session(
         "waba_id": waba.id,
         "business_id": waba.business_id,
     }
+    message: dict[str, Any] = {"type": "WA_EMBEDDED_SIGNUP"}
     if not coexistence:
-        return {"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH", "data": all_ids}
-    data: dict[str, Any] = all_ids if include_phone_number_id else {"waba_id": waba.id}
-    return {
-        "type": "WA_EMBEDDED_SIGNUP",
-        "event": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
-        "version": 3,
-        "data": data,
-    }
+        message.update(event="FINISH", data=all_ids)
+    else:
+        data: dict[str, Any] = all_ids if include_phone_number_id else {"waba_id": waba.id}
+        message.update(event="FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", data=data)
+    if session_version is not None:
+        message["version"] = session_version
+    return message
+
+
+def finish_other_flow(world: World, waba_id: str, event: str) -> dict[str, Any]:
+    """The v4 message of a finish coexist does not onboard (``FINISH_ONLY_WABA``…).
+
+    Names the WABA and its business, and (except ``FINISH_ONLY_WABA``, which has no number) the
+    WABA's first number; starts nothing in the world.
+    """
+    if event not in OTHER_FINISHES:
+        raise ValueError(f"event must be one of {OTHER_FINISHES}")
+    with world.lock:
+        waba = world.wabas.get(waba_id)
+        if waba is None:
+            raise KeyError(f"unknown WABA {waba_id}")
+        data: dict[str, Any] = {"waba_id": waba.id, "business_id": waba.business_id}
+        if event != "FINISH_ONLY_WABA" and waba.number_ids:
+            data["phone_number_id"] = waba.number_ids[0]
+    return {"type": "WA_EMBEDDED_SIGNUP", "event": event, "data": data}
 
 
 def _signup_number(

@@ -1,15 +1,19 @@
 """The signup web hook's domain: validate the browser's Embedded Signup hand-off and record it.
 
 The body is ``{"code": "...", "session": <the WA_EMBEDDED_SIGNUP message event's data>}``
-(docs/meta.md#12-the-wa_embedded_signup-event). ``FINISH`` and
-``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` start an onboarding; ``CANCEL`` (and ``ERROR``) are
-kept as abandoned signups for support and start nothing. The same code twice is the same
-onboarding.
+(docs/meta.md#12-the-wa_embedded_signup-event, docs/meta.md#embedded-signup-v4-session-events),
+in v3's form (``version: 3``) or v4's (no ``version``). ``FINISH`` and
+``FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`` start an onboarding (the same code twice is the same
+onboarding); the other finishes, ``CANCEL`` and ``ERROR`` are recorded for operators
+(:mod:`.records`) and start nothing. Known fields are checked (``422`` naming the field); keys
+Meta adds later are kept, and the session is stored as posted.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -20,9 +24,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +38,6 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import register_secret
 from models import (
-    AbandonedSignup,
     Onboarding,
     OnboardingState,
     SyncRequest,
@@ -40,11 +46,18 @@ from models import (
     utcnow,
 )
 from models.crypto import TokenCipher
+from onboarding.signup.records import Recorded, record_abandoned, record_finish
 
 log = structlog.get_logger(__name__)
 
-FINISH_EVENTS = ("FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING")
+#: Finishes that start an onboarding here: Cloud API (``FINISH``) and coexistence.
+ONBOARD_EVENTS = ("FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING")
+#: Finishes of flows coexist does not onboard: recorded and answered ``202``.
+RECORD_EVENTS = ("FINISH_ONLY_WABA", "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS")
+#: The customer left or hit an error: kept as an abandoned signup.
 ABANDON_EVENTS = ("CANCEL", "ERROR")
+#: Every session-info event Meta documents (docs/meta.md#embedded-signup-v4-session-events).
+SESSION_EVENTS = ONBOARD_EVENTS + RECORD_EVENTS + ABANDON_EVENTS
 
 
 def _graph_id(value: Any) -> Any:
@@ -59,55 +72,103 @@ GraphId = Annotated[
     BeforeValidator(_graph_id),
     StringConstraints(strict=True, pattern=r"^[0-9]{1,32}$"),
 ]
+GraphIds = Annotated[list[GraphId], Field(max_length=1000)]
 ShortText = Annotated[str, StringConstraints(max_length=2048)]
 ShortCode = Annotated[str, BeforeValidator(_graph_id), StringConstraints(max_length=64)]
 
 
-class _Strict(BaseModel):
+class _Open(BaseModel):
+    """Known fields are checked; keys Meta adds later are kept (the raw session is stored)."""
+
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True, frozen=True)
 
 
-class FinishData(_Strict):
-    waba_id: GraphId
+class SessionData(_Open):
+    """The session's ``data``: every field Meta documents, each optional."""
+
+    waba_id: GraphId | None = None
     phone_number_id: GraphId | None = None
     business_id: GraphId | None = None
-
-
-class CancelData(_Strict):
+    waba_ids: GraphIds | None = None
+    ad_account_ids: GraphIds | None = None
+    page_ids: GraphIds | None = None
+    dataset_ids: GraphIds | None = None
+    catalog_ids: GraphIds | None = None
+    instagram_account_ids: GraphIds | None = None
     current_step: Annotated[str, StringConstraints(max_length=128)] | None = None
     error_message: ShortText | None = None
-    error_code: (
-        Annotated[str, BeforeValidator(_graph_id), StringConstraints(max_length=64)] | None
-    ) = None
+    error_code: ShortCode | None = None
     session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     timestamp: (
         Annotated[str, BeforeValidator(_graph_id), StringConstraints(max_length=32)] | None
     ) = None
 
 
-class FinishSession(_Strict):
+class FinishData(SessionData):
+    """An onboarding finish names the WABA to onboard."""
+
+    waba_id: GraphId
+
+
+Version = int | Annotated[str, StringConstraints(max_length=16)] | None
+
+
+class FinishSession(_Open):
+    """A finish coexist onboards; ``version`` is ``3`` in v3's form and absent in v4's."""
+
     type: Literal["WA_EMBEDDED_SIGNUP"]
     event: Literal["FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"]
-    version: int | Annotated[str, StringConstraints(max_length=16)] | None = None
+    version: Version = None
     data: FinishData
 
 
-class CancelSession(_Strict):
+class RecordSession(_Open):
+    """A finish of a flow coexist does not onboard: recorded with the ids it names."""
+
+    type: Literal["WA_EMBEDDED_SIGNUP"]
+    event: Literal["FINISH_ONLY_WABA", "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS"]
+    version: Version = None
+    data: SessionData
+
+
+class CancelSession(_Open):
+    """The customer abandoned the flow or reported an error."""
+
     type: Literal["WA_EMBEDDED_SIGNUP"]
     event: Literal["CANCEL", "ERROR"]
-    version: int | Annotated[str, StringConstraints(max_length=16)] | None = None
-    data: CancelData = Field(default_factory=CancelData)
+    version: Version = None
+    data: SessionData = Field(default_factory=SessionData)
 
 
 class SignupBody(BaseModel):
-    """``POST /signup``. ``session`` is validated first so ``code`` can depend on its event."""
+    """``POST /signup``. ``session`` is validated first so ``code`` can depend on its event.
+
+    The body's own two keys are coexist's contract, so an unknown one there is refused; inside
+    ``session`` Meta's unknown keys are kept. :attr:`raw_session` is the session as posted.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
-    session: Annotated[FinishSession | CancelSession, Field(discriminator="event")]
+    session: Annotated[FinishSession | RecordSession | CancelSession, Field(discriminator="event")]
     code: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
         default=None, validate_default=True
     )
+    _raw_session: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_raw(cls, value: Any, handler: ModelWrapValidatorHandler[SignupBody]) -> SignupBody:
+        body = handler(value)
+        if isinstance(value, dict) and isinstance(value.get("session"), dict):
+            body._raw_session = copy.deepcopy(value["session"])
+        else:
+            body._raw_session = body.session.model_dump(mode="json")
+        return body
+
+    @property
+    def raw_session(self) -> dict[str, Any]:
+        """The session-info message as the browser handed it over, unknown keys included."""
+        return self._raw_session
 
     @field_validator("code")
     @classmethod
@@ -122,6 +183,16 @@ class SignupBody(BaseModel):
     def _register(cls, value: str | None) -> str | None:
         register_secret(value)
         return value
+
+    def digest(self) -> str:
+        """SHA-256 of the body (code and raw session): the same body twice is one record."""
+        canonical = json.dumps(
+            {"code": self.code, "session": self.raw_session},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -165,10 +236,11 @@ def _string_problem(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class SignupOutcome:
-    """What ``POST /signup`` answers."""
+    """What ``POST /signup`` answers: an onboarding, or a signup recorded without one."""
 
+    event: str
     onboarding_id: int | None = None
-    abandoned_signup_id: int | None = None
+    recorded: Recorded | None = None
     created: bool = False
     state: str | None = None
 
@@ -185,23 +257,25 @@ def accept_signup(
     cipher: TokenCipher,
     now: datetime | None = None,
 ) -> SignupOutcome:
-    """Record a finished signup (once per code) or an abandoned one. Commits."""
+    """Start an onboarding (once per code) or record a signup coexist does not onboard. Commits."""
     now = now or utcnow()
     message = body.session
-    if isinstance(message, CancelSession):
-        return _record_abandoned(session, message, now)
+    if not isinstance(message, FinishSession):
+        return _record(session, body, message, now)
     assert body.code is not None  # enforced by SignupBody
     digest = code_digest(body.code)
     existing = session.scalar(select(Onboarding).where(Onboarding.code_sha256 == digest))
     if existing is not None:
         log.info("signup_duplicate", onboarding_id=existing.id)
-        return SignupOutcome(onboarding_id=existing.id, created=False, state=existing.state)
+        return SignupOutcome(
+            message.event, onboarding_id=existing.id, created=False, state=existing.state
+        )
     data = message.data
     onboarding = Onboarding(
         code_sha256=digest,
         code_ciphertext=cipher.encrypt(body.code),
         signup_event=message.event,
-        session_data=message.model_dump(mode="json"),
+        session_data=body.raw_session,
         waba_id=data.waba_id,
         phone_number_id=data.phone_number_id,
         business_id=data.business_id,
@@ -227,7 +301,9 @@ def accept_signup(
         winner = session.scalar(select(Onboarding).where(Onboarding.code_sha256 == digest))
         if winner is None:
             raise
-        return SignupOutcome(onboarding_id=winner.id, created=False, state=winner.state)
+        return SignupOutcome(
+            message.event, onboarding_id=winner.id, created=False, state=winner.state
+        )
     log.info(
         "signup_received",
         onboarding_id=onboarding.id,
@@ -235,35 +311,53 @@ def accept_signup(
         phone_number_id=onboarding.phone_number_id,
         signup_event=message.event,
     )
-    return SignupOutcome(onboarding_id=onboarding.id, created=True, state=onboarding.state)
+    others = other_waba_ids(onboarding)
+    if others:
+        log.info("signup_other_wabas_not_onboarded", onboarding_id=onboarding.id, waba_ids=others)
+    return SignupOutcome(
+        message.event, onboarding_id=onboarding.id, created=True, state=onboarding.state
+    )
 
 
-def _record_abandoned(session: Session, message: CancelSession, now: datetime) -> SignupOutcome:
-    data = message.data
-    reported_at = None
-    if data.timestamp and data.timestamp.isdigit():
-        try:
-            reported_at = datetime.fromtimestamp(int(data.timestamp), tz=now.tzinfo)
-        except (OverflowError, OSError, ValueError):
-            reported_at = None
-    row = AbandonedSignup(
-        received_at=now,
-        event=message.event,
-        current_step=data.current_step,
-        error_code=data.error_code,
-        error_message=data.error_message,
-        session_id=data.session_id,
-        reported_at=reported_at,
-        session_data=message.model_dump(mode="json"),
-    )
-    session.add(row)
-    session.commit()
-    log.info(
-        "signup_abandoned",
-        abandoned_signup_id=row.id,
-        signup_event=message.event,
-        current_step=data.current_step,
-        error_code=data.error_code,
-        session_id=data.session_id,
-    )
-    return SignupOutcome(abandoned_signup_id=row.id)
+def other_waba_ids(onboarding: Onboarding) -> list[str]:
+    """WABAs a multi-WABA finish shared besides the one onboarded (kept in its session).
+
+    A finish names one ``waba_id`` and, in multi-WABA flows, every shared WABA in ``waba_ids``;
+    coexist onboards the one ``waba_id`` and keeps the rest on the record
+    (docs/meta.md#embedded-signup-v4-session-events).
+    """
+    data = onboarding.session_data.get("data") if onboarding.session_data else None
+    listed = data.get("waba_ids") if isinstance(data, dict) else None
+    if not isinstance(listed, list):
+        return []
+    others = [str(w) for w in listed if str(w) != onboarding.waba_id]
+    return list(dict.fromkeys(others))
+
+
+def _record(
+    session: Session,
+    body: SignupBody,
+    message: RecordSession | CancelSession,
+    now: datetime,
+) -> SignupOutcome:
+    data = message.data.model_dump(mode="json")
+    if isinstance(message, RecordSession):
+        recorded = record_finish(
+            session,
+            event=message.event,
+            data=data,
+            raw_session=body.raw_session,
+            body_sha256=body.digest(),
+            now=now,
+        )
+    else:
+        telling = body.code is not None or message.data.session_id is not None
+        recorded = record_abandoned(
+            session,
+            event=message.event,
+            data=data,
+            raw_session=body.raw_session,
+            body_sha256=body.digest() if telling else None,
+            now=now,
+        )
+    return SignupOutcome(message.event, recorded=recorded, created=recorded.created)

@@ -19,7 +19,14 @@ from starlette.background import BackgroundTask
 
 from onboarding.outcomes import Next
 from onboarding.runtime import Runtime
-from onboarding.signup.intake import SignupBody, accept_signup, unstorable
+from onboarding.signup.intake import (
+    ONBOARD_EVENTS,
+    SESSION_EVENTS,
+    SignupBody,
+    SignupOutcome,
+    accept_signup,
+    unstorable,
+)
 from onboarding.web.http import bearer_ok, invalid, read_limited, run_in_thread, unauthorized
 from tasks.base import enqueue_after_commit, enqueue_step
 from tasks.ingest import wake_waiting
@@ -64,11 +71,7 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
 
 def _field(loc: tuple[int | str, ...]) -> str:
     # Drop pydantic's discriminator tags ("FINISH") from the path: the field is what matters.
-    parts = [
-        str(p)
-        for p in loc
-        if p not in ("FINISH", "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING", "CANCEL", "ERROR")
-    ]
+    parts = [str(p) for p in loc if p not in SESSION_EVENTS]
     return ".".join(parts) or "body"
 
 
@@ -95,11 +98,8 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
     """
     with r.db.sessionmaker() as session:
         outcome = accept_signup(session, body, settings=r.settings, cipher=r.cipher)
-    if outcome.abandoned_signup_id is not None:
-        return JSONResponse(
-            {"abandoned_signup_id": outcome.abandoned_signup_id, "status": "recorded"},
-            status_code=202,
-        )
+    if outcome.recorded is not None:
+        return JSONResponse(recorded_answer(outcome), status_code=202)
     start = None
     if outcome.created and outcome.onboarding_id is not None:
         start = BackgroundTask(_start_onboarding, outcome.onboarding_id)
@@ -112,6 +112,31 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
         status_code=202,
         background=start,
     )
+
+
+def recorded_answer(outcome: SignupOutcome) -> dict[str, Any]:
+    """The ``202`` body of a signup recorded without an onboarding.
+
+    ``abandoned_signup_id`` (``CANCEL``, ``ERROR``) or ``recorded_finish_id`` (the other
+    finishes) names the row; ``onboarded`` is false and ``message`` says why.
+    """
+    recorded = outcome.recorded
+    assert recorded is not None
+    onboard = " or ".join(ONBOARD_EVENTS)
+    if recorded.kind == "abandoned":
+        key = "abandoned_signup_id"
+        message = f"{outcome.event}: the signup did not finish; recorded for support"
+    else:
+        key = "recorded_finish_id"
+        message = f"{outcome.event} is recorded but not onboarded here; coexist onboards {onboard}"
+    return {
+        key: recorded.row_id,
+        "status": "recorded",
+        "event": outcome.event,
+        "onboarded": False,
+        "created": recorded.created,
+        "message": message,
+    }
 
 
 def _start_onboarding(onboarding_id: int) -> None:

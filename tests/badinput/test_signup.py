@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from models import AbandonedSignup, Onboarding, Transition
+from models import AbandonedSignup, Onboarding, RecordedFinish, Transition
 from onboarding.runtime import Runtime
 from tests.badinput.conftest import count
 from tests.conftest import SIGNUP_TOKEN
@@ -25,6 +25,11 @@ def good(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"code": "AQBx-code", "session": json.loads(json.dumps(SESSION))}
     body.update(changes)
     return body
+
+
+def other(event: str, **data: Any) -> dict[str, Any]:
+    """A body whose session is another flow's finish (or CANCEL/ERROR) with this data."""
+    return good(session={"type": "WA_EMBEDDED_SIGNUP", "event": event, "data": data})
 
 
 def with_data(**data: Any) -> dict[str, Any]:
@@ -46,6 +51,7 @@ def without(path: str) -> dict[str, Any]:
 def nothing_written(rt: Runtime) -> None:
     assert count(rt, Onboarding) == 0
     assert count(rt, AbandonedSignup) == 0
+    assert count(rt, RecordedFinish) == 0
     assert count(rt, Transition) == 0
 
 
@@ -138,6 +144,40 @@ FIELD_CASES = [
     pytest.param(good(session={**SESSION, "data": ["x"]}), "session.data", id="data-list"),
     pytest.param(
         good(session={**SESSION, "version": "v" * 17}), "session.version", id="version-long"
+    ),
+    pytest.param(
+        other("FINISH_ONLY_WABA", waba_id="abc"), "session.data.waba_id", id="only-waba-letters"
+    ),
+    pytest.param(
+        other("FINISH_OBO_MIGRATION", waba_ids=["12", "x"]),
+        "session.data.waba_ids.1",
+        id="waba-ids-letters",
+    ),
+    pytest.param(
+        other("FINISH_GRANT_ONLY_API_ACCESS", page_ids="123"),
+        "session.data.page_ids",
+        id="page-ids-not-a-list",
+    ),
+    pytest.param(
+        with_data(catalog_ids=[{"id": "1"}]), "session.data.catalog_ids.0", id="catalog-ids-obj"
+    ),
+    pytest.param(
+        other("FINISH_ONLY_WABA", ad_account_ids=["1"] * 1001),
+        "session.data.ad_account_ids",
+        id="ad-account-ids-too-many",
+    ),
+    pytest.param(
+        other("ERROR", error_message="x" * 2049), "session.data.error_message", id="error-long"
+    ),
+    pytest.param(
+        other("CANCEL", current_step=["PERMISSIONS"]),
+        "session.data.current_step",
+        id="cancel-step-list",
+    ),
+    pytest.param(
+        good(session={"type": "WA_EMBEDDED_SIGNUP", "event": "FINISH_OBO_MIGRATION"}),
+        "session.data",
+        id="other-finish-without-data",
     ),
 ]
 
@@ -270,3 +310,20 @@ def test_non_json_numbers_in_the_session_are_422(
     assert response.status_code == 422
     assert constant in response.json()["errors"][0]["message"]
     nothing_written(rt)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(with_data(new_field={"nested": [1, "two"]}), id="finish-data-key"),
+        pytest.param(good(session={**SESSION, "flow": "lite"}), id="finish-session-key"),
+        pytest.param(other("FINISH_ONLY_WABA", waba_id="1", new_ids=["2"]), id="other-data-key"),
+        pytest.param(other("ERROR", error_id="77", step="X"), id="error-data-key"),
+    ],
+)
+def test_unknown_session_keys_are_kept_not_refused(
+    web: TestClient, rt: Runtime, body: dict[str, Any]
+) -> None:
+    """Keys Meta may add inside the session are accepted (202), not refused."""
+    response = web.post("/signup", content=json.dumps(body).encode(), headers=AUTH)
+    assert response.status_code == 202, response.text

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -15,11 +16,13 @@ from benchmarks._harness import (
     STUCK_STATES,
     BrokerClient,
     CoexistApi,
+    StackConfig,
+    WebServer,
     describe,
     poll_until,
     syncs_requested,
 )
-from models import AbandonedSignup, Database, Onboarding, SyncType
+from models import AbandonedSignup, Database, Onboarding, RecordedFinish, SyncType
 from onboarding.sandbox import FaultRule, Faults, Sandbox, SignupResult
 
 pytestmark = pytest.mark.integration
@@ -213,3 +216,67 @@ def test_cancelled_signup_is_recorded_and_starts_nothing(
     ]
     assert count(db, Onboarding) == 1  # the barrier's
     assert sandbox.call_counts()["oauth"] == 1  # the barrier's
+
+
+OTHER_FINISHES = ("FINISH_ONLY_WABA", "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS")
+
+
+def test_other_finishes_and_errors_are_recorded_once_on_postgresql(
+    api: CoexistApi,
+    sandbox: Sandbox,
+    db: Database,
+    web: WebServer,
+    stack_config: StackConfig,
+) -> None:
+    """Finishes of other flows and ERROR are kept once each, ids and unknown keys included."""
+    business = sandbox.add_business("Lucky Shrub", 2)
+    id_lists = {"waba_ids": [business.waba_id, "524126980791430"], "page_ids": ["1029384756"]}
+    answers = []
+    for event in OTHER_FINISHES:
+        session = sandbox.finish_other_flow(business.waba_id, event)
+        session["data"].update(id_lists, later_field={"kept": True})
+        for _ in range(2):
+            response = api.post_signup(session, f"AQ-{event}")
+            assert response.status_code == 202, response.text
+            answers.append(response.json())
+    error = {"type": "WA_EMBEDDED_SIGNUP", "event": "ERROR", "data": {"session_id": "f34b51"}}
+    errors = [api.post_signup(error).json() for _ in range(2)]
+    barrier = finished_signup(sandbox, "Barrier")
+    api.wait_for_onboarding(post(api, barrier)["onboarding_id"])
+
+    assert [a["created"] for a in answers] == [True, False] * 3
+    assert {a["onboarded"] for a in answers + errors} == {False}
+    assert errors[0]["abandoned_signup_id"] == errors[1]["abandoned_signup_id"]
+    with db.sessionmaker() as session:
+        finishes = session.scalars(select(RecordedFinish).order_by(RecordedFinish.id)).all()
+        assert [(f.id, f.event, f.waba_id, f.business_id) for f in finishes] == [
+            (a["recorded_finish_id"], a["event"], business.waba_id, business.id)
+            for a in answers[::2]
+        ]
+        assert [f.asset_ids for f in finishes] == [id_lists] * 3
+        assert {f.session_data["data"]["later_field"]["kept"] for f in finishes} == {True}
+        assert session.scalars(select(AbandonedSignup.event)).all() == ["ERROR"]
+    assert count(db, Onboarding) == 1  # the barrier's
+    assert sandbox.call_counts()["oauth"] == 1  # the barrier's
+    listed = httpx.get(
+        f"{web.url}/signups",
+        headers={"Authorization": f"Bearer {stack_config.admin_token}"},
+        timeout=10,
+    ).json()
+    assert sorted(r["event"] for r in listed) == sorted([*OTHER_FINISHES, "ERROR"])
+
+
+def test_multi_waba_coexistence_finish_onboards_the_named_waba(
+    api: CoexistApi, sandbox: Sandbox, db: Database
+) -> None:
+    """A v4 coexistence finish listing several WABAs onboards waba_id and shows the others."""
+    signup = finished_signup(sandbox)
+    session = dict(signup.session)
+    session["data"] = {**session["data"], "waba_ids": [signup.waba_id, "524126980791430"]}
+
+    detail = api.wait_for_onboarding(api.post_signup(session, signup.code).json()["onboarding_id"])
+
+    assert "version" not in signup.session
+    assert detail["waba_id"] == signup.waba_id
+    assert detail["other_waba_ids"] == ["524126980791430"]
+    assert count(db, RecordedFinish) == 0

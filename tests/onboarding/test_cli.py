@@ -197,3 +197,47 @@ def test_inbox_replay_needs_exactly_one_selector(rt: Runtime) -> None:
     assert runner.invoke(app, ["inbox", "replay", "1", "--status", "pending"]).exit_code == 2
     assert runner.invoke(app, ["inbox", "replay", "--status", "bogus"]).exit_code == 2
     assert runner.invoke(app, ["inbox", "replay", "999"]).exit_code == 1
+
+
+def test_signups_list_json_shows_recorded_signups(rt: Runtime, sandbox: Sandbox) -> None:
+    """`signups list --json` lists a not-onboarded finish with its ids and an abandoned signup."""
+    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
+    other = sandbox.finish_other_flow(business.waba_id, "FINISH_OBO_MIGRATION")
+    with TestClient(create_app(rt)) as client:
+        for body in ({"code": "AQx", "session": other}, {"session": sandbox.fail_signup()}):
+            client.post("/signup", json=body, headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"})
+
+    result = runner.invoke(app, ["signups", "list", "--json"])
+
+    assert result.exit_code == 0, result.output
+    rows = {r["kind"]: r for r in json.loads(result.stdout)}
+    assert rows["not_onboarded"]["event"] == "FINISH_OBO_MIGRATION"
+    assert rows["not_onboarded"]["waba_id"] == business.waba_id
+    assert rows["not_onboarded"]["phone_number_id"] == business.phone_number_ids[0]
+    assert rows["abandoned"]["error_code"] == "524126"
+    abandoned = runner.invoke(app, ["signups", "list", "--kind", "abandoned", "--json"])
+    assert [r["kind"] for r in json.loads(abandoned.stdout)] == ["abandoned"]
+
+
+def test_signups_list_table_names_the_event(rt: Runtime) -> None:
+    """`signups list` without --json prints a table naming each event."""
+    with TestClient(create_app(rt)) as client:
+        client.post(
+            "/signup",
+            json={"session": Sandbox.cancel_signup("PERMISSIONS")},
+            headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
+        )
+
+    result = runner.invoke(app, ["signups", "list"])
+
+    assert result.exit_code == 0, result.output
+    assert "CANCEL" in result.stdout
+    assert "PERMISSIONS" in result.stdout
+
+
+def test_signups_list_unknown_kind_is_a_usage_error(rt: Runtime) -> None:
+    """A kind that does not exist is refused with exit code 2 and the known kinds."""
+    result = runner.invoke(app, ["signups", "list", "--kind", "finished"])
+
+    assert result.exit_code == 2
+    assert "not_onboarded" in result.output

@@ -155,7 +155,7 @@ def test_cancel_with_current_step_is_recorded(client: TestClient, rt: Runtime) -
                 "code": "AQx",
                 "session": {
                     "type": "WA_EMBEDDED_SIGNUP",
-                    "event": "FINISH_ONLY_WABA",
+                    "event": "FINISH_WITH_SOMETHING_NEW",
                     "data": {"waba_id": "1"},
                 },
             },
@@ -268,3 +268,83 @@ def test_database_down_answers_503(rt: Runtime, sandbox: Sandbox) -> None:
     with TestClient(create_app(broken), raise_server_exceptions=False) as test_client:
         response = test_client.post("/signup", json=finished_signup(sandbox), headers=AUTH)
     assert response.status_code == 503
+
+
+@pytest.mark.parametrize(
+    "event", ["FINISH_ONLY_WABA", "FINISH_OBO_MIGRATION", "FINISH_GRANT_ONLY_API_ACCESS"]
+)
+def test_other_finish_is_202_saying_it_is_not_onboarded(
+    client: TestClient, rt: Runtime, sandbox: Sandbox, event: str
+) -> None:
+    """A finish of another flow is answered 202 naming its record and saying it is not onboarded."""
+    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
+    session = sandbox.finish_other_flow(business.waba_id, event)
+
+    response = client.post("/signup", json={"code": "AQx", "session": session}, headers=AUTH)
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["recorded_finish_id"] > 0
+    assert (body["status"], body["event"], body["onboarded"], body["created"]) == (
+        "recorded",
+        event,
+        False,
+        True,
+    )
+    assert "not onboarded" in body["message"]
+    assert count(rt, Onboarding) == 0
+    assert sum(sandbox.call_counts().values()) == 0
+
+
+def test_cancel_answer_says_it_was_not_onboarded(client: TestClient) -> None:
+    """A CANCEL's 202 keeps abandoned_signup_id and says the event and that nothing onboarded."""
+    session = {
+        "type": "WA_EMBEDDED_SIGNUP",
+        "event": "CANCEL",
+        "data": {"current_step": "PHONE_NUMBER_SETUP"},
+    }
+
+    body = client.post("/signup", json={"session": session}, headers=AUTH).json()
+
+    assert body["abandoned_signup_id"] > 0
+    assert (body["status"], body["event"], body["onboarded"]) == ("recorded", "CANCEL", False)
+
+
+def test_signups_api_lists_recorded_signups_newest_first(
+    client: TestClient, sandbox: Sandbox
+) -> None:
+    """GET /signups lists abandoned and not-onboarded signups; kind filters them."""
+    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
+    client.post("/signup", json={"session": sandbox.cancel_signup()}, headers=AUTH)
+    other = sandbox.finish_other_flow(business.waba_id, "FINISH_ONLY_WABA")
+    client.post("/signup", json={"code": "AQx", "session": other}, headers=AUTH)
+
+    listed = client.get("/signups", headers=ADMIN).json()
+    only = client.get("/signups", params={"kind": "not_onboarded"}, headers=ADMIN).json()
+
+    assert [(r["kind"], r["event"]) for r in listed] == [
+        ("not_onboarded", "FINISH_ONLY_WABA"),
+        ("abandoned", "CANCEL"),
+    ]
+    assert listed[0]["waba_id"] == business.waba_id
+    assert listed[1]["current_step"] == "PHONE_NUMBER_SETUP"
+    assert [r["event"] for r in only] == ["FINISH_ONLY_WABA"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"kind": "finished"}, "kind"), ({"limit": "0"}, "limit"), ({"limit": "9" * 50}, "limit")],
+)
+def test_signups_api_refuses_bad_query_naming_it(
+    client: TestClient, params: dict[str, str], field: str
+) -> None:
+    """An unknown kind or a limit out of range is 422 naming the parameter."""
+    response = client.get("/signups", params=params, headers=ADMIN)
+
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+def test_signups_api_needs_the_admin_token(client: TestClient) -> None:
+    """GET /signups without the admin bearer is 401."""
+    assert client.get("/signups", headers=AUTH).status_code == 401

@@ -69,6 +69,25 @@ def test_signup_returns_code_and_session(control: httpx.Client, seeded: dict[str
     assert body["session"]["data"]["phone_number_id"] == seeded["phone_numbers"][0]["id"]
 
 
+def test_signup_in_v3_form_on_request(control: httpx.Client, seeded: dict[str, Any]) -> None:
+    """POST /signups with session_version 3 answers v3's message; without it, v4's (no version)."""
+    v3 = control.post("/signups", json={"waba_id": seeded["waba_id"], "session_version": 3})
+    v4 = control.post("/signups", json={"waba_id": seeded["waba_id"]})
+
+    assert v3.json()["session"]["version"] == 3
+    assert "version" not in v4.json()["session"]
+
+
+def test_signup_with_another_session_version_is_400(
+    control: httpx.Client, seeded: dict[str, Any]
+) -> None:
+    """A session_version other than 3 is a 400 naming it."""
+    response = control.post("/signups", json={"waba_id": seeded["waba_id"], "session_version": 2})
+
+    assert response.status_code == 400
+    assert "session_version" in response.json()["error"]["message"]
+
+
 def test_signup_for_unknown_waba_is_404(control: httpx.Client) -> None:
     """A signup for a WABA the sandbox does not know is a 404."""
     response = control.post("/signups", json={"waba_id": "1"})

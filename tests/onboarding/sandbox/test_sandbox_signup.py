@@ -9,9 +9,20 @@ import pytest
 from onboarding.sandbox import Business, NumberSpec, Sandbox
 
 
-def test_coexistence_session_has_only_the_waba_id(sandbox: Sandbox, business: Business) -> None:
-    """A coexistence finish carries only waba_id and version 3, like Meta's example."""
+def test_coexistence_session_is_v4_without_version(sandbox: Sandbox, business: Business) -> None:
+    """A coexistence finish is Embedded Signup v4's message: only waba_id and no version key."""
     result = sandbox.complete_signup(business.waba_id)
+
+    assert result.session == {
+        "type": "WA_EMBEDDED_SIGNUP",
+        "event": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+        "data": {"waba_id": business.waba_id},
+    }
+
+
+def test_coexistence_session_in_v3_form_has_version_3(sandbox: Sandbox, business: Business) -> None:
+    """With session_version=3 the coexistence finish is Meta's v3 example: waba_id, version 3."""
+    result = sandbox.complete_signup(business.waba_id, session_version=3)
 
     assert result.session == {
         "type": "WA_EMBEDDED_SIGNUP",
@@ -19,6 +30,40 @@ def test_coexistence_session_has_only_the_waba_id(sandbox: Sandbox, business: Bu
         "version": 3,
         "data": {"waba_id": business.waba_id},
     }
+
+
+def test_unknown_session_version_is_a_caller_error(sandbox: Sandbox, business: Business) -> None:
+    """A session version other than v4 (none) or 3 is refused."""
+    with pytest.raises(ValueError, match="session_version"):
+        sandbox.complete_signup(business.waba_id, session_version=2)
+
+
+@pytest.mark.parametrize(
+    ("event", "has_number"),
+    [
+        ("FINISH_ONLY_WABA", False),
+        ("FINISH_OBO_MIGRATION", True),
+        ("FINISH_GRANT_ONLY_API_ACCESS", True),
+    ],
+)
+def test_other_flow_finish_names_the_waba_and_business(
+    sandbox: Sandbox, business: Business, event: str, has_number: bool
+) -> None:
+    """A finish of another flow is a v4 message naming the WABA, business and maybe the number."""
+    session = sandbox.finish_other_flow(business.waba_id, event)
+
+    expected: dict[str, str] = {"waba_id": business.waba_id, "business_id": business.id}
+    if has_number:
+        expected["phone_number_id"] = business.phone_number_ids[0]
+    assert session == {"type": "WA_EMBEDDED_SIGNUP", "event": event, "data": expected}
+
+
+def test_other_flow_finish_refuses_an_onboarding_event(
+    sandbox: Sandbox, business: Business
+) -> None:
+    """finish_other_flow only makes the finishes coexist does not onboard."""
+    with pytest.raises(ValueError, match="event must be one of"):
+        sandbox.finish_other_flow(business.waba_id, "FINISH")
 
 
 def test_coexistence_session_may_include_all_ids(sandbox: Sandbox, business: Business) -> None:
