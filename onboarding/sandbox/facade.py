@@ -325,6 +325,11 @@ class Sandbox:
         """Mint a business token directly, skipping the code exchange (for other tests)."""
         return self._world.issue_token(business_id)
 
+    def owner_of(self, waba_id: str) -> str:
+        """The id of the business owning ``waba_id`` (``KeyError`` if unknown)."""
+        with self._lock:
+            return self._world.owner_of(waba_id)
+
     def revoke_tokens(self, business_id: str) -> int:
         """Revoke every token of a business (models a dead token, code 190); return how many."""
         return self._world.revoke_tokens(business_id)
