@@ -1,9 +1,9 @@
 """Celery configuration: queues, routes, reliability defaults and the beat schedule.
 
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
-trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation). The ``urgent`` process
-consumes only the first two, so ingestion can never delay a signup. ``send`` carries outbound
-Cloud API messages, throttled per number. With Redis, workers poll
+trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
+The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
+``send`` carries outbound Cloud API messages, throttled per number. With Redis, workers poll
 their queues in the order given (``queue_order_strategy="priority"``).
 """
 
