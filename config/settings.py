@@ -83,11 +83,11 @@ class Settings(BaseSettings):
     graph_timeout: float = Field(default=10.0, gt=0)
     graph_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Send ``appsecret_proof`` with every Graph call that carries a token
-    #: (docs/meta.md#appsecret_proof).
+    #: (docs/meta.md#117-appsecret_proof).
     graph_appsecret_proof: bool = True
     #: A WABA-level webhook override coexist sets when it subscribes a WABA (empty: none; an
     #: override already on the WABA is kept). https, at most 200 characters; needs its verify
-    #: token (docs/meta.md#webhook-routing).
+    #: token (docs/meta.md#116-subscribing-without-losing-an-override).
     webhook_override_url: str = ""
     webhook_override_verify_token: SecretStr = SecretStr("")
 

@@ -5,8 +5,9 @@
 * the business token: ``GET /debug_token?input_token=…`` with the app token.
 
 Only a definite answer from Meta is ``drift``. A 5xx, a throttle, a timeout, a malformed or
-incomplete answer is ``unknown``: it says nothing about the account (docs/meta.md#debug_token,
-docs/meta.md#webhook-routing). A check never writes; :mod:`.run` decides what to record.
+incomplete answer is ``unknown``: it says nothing about the account
+(docs/meta.md#118-debug_token, docs/meta.md#116-subscribing-without-losing-an-override).
+A check never writes; :mod:`.run` decides what to record.
 """
 
 from __future__ import annotations
