@@ -1,9 +1,9 @@
 """Celery configuration: queues, routes, reliability defaults and the beat schedule.
 
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
-trigger), ``ingest`` (webhook processing), ``followups`` (reminders). The ``urgent`` process
-consumes only the first two, so ingestion can never delay a signup. ``send`` carries outbound
-Cloud API messages, throttled per number. With Redis, workers poll
+trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
+The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
+``send`` carries outbound Cloud API messages, throttled per number. With Redis, workers poll
 their queues in the order given (``queue_order_strategy="priority"``).
 """
 
@@ -24,6 +24,8 @@ MAX_COUNTDOWN = 900
 SWEEP_INTERVAL = 60.0
 #: How often beat re-enqueues exchanges of received signups (the code lives 30 s).
 RESUME_INTERVAL = 5.0
+#: How often beat looks for onboardings due for reconciliation (each is due once a day).
+RECONCILE_INTERVAL = 3600.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -65,6 +67,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.ingest.*": {"queue": "ingest"},
             "coexist.followups.*": {"queue": "followups"},
             "coexist.send.*": {"queue": "send"},
+            "coexist.reconcile.*": {"queue": "followups"},
         },
         "beat_schedule": {
             "resume-signups": {
@@ -86,6 +89,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "coexist.followups.schedule",
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
+            },
+            "reconcile-onboardings": {
+                "task": "coexist.reconcile.sweep",
+                "schedule": RECONCILE_INTERVAL,
+                "options": {"expires": RECONCILE_INTERVAL},
             },
             "ingest-watchdog": {
                 "task": "coexist.ingest.watchdog",

@@ -8,7 +8,8 @@ Redaction works three ways, because a secret can hide under any key or inside an
 * by key: values under keys such as ``code``, ``token``, ``access_token``, ``client_secret``,
   ``authorization`` are replaced whole;
 * by shape: Meta access tokens (``EAA…``), ``Bearer …`` headers and ``code=``,
-  ``client_secret=``, ``access_token=`` query parameters are masked inside any string;
+  ``client_secret=``, ``access_token=``, ``input_token=``, ``appsecret_proof=`` query
+  parameters are masked inside any string;
 * by value: the configured secrets and every signup code and business token seen at run time
   (:func:`register_secret`) are masked wherever they appear.
 """
@@ -42,6 +43,8 @@ SECRET_KEYS = frozenset(
         "password",
         "verify_token",
         "hub.verify_token",
+        "appsecret_proof",
+        "input_token",
         "token_keys",
     }
 )
@@ -50,7 +53,9 @@ _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+"),
     # A value that is all digits ("code=133010" in an error text) is Meta's error code, not a
     # secret: kept, so logs still say what went wrong.
-    re.compile(r"(?i)((?:code|client_secret|access_token|input_token)=)(?!\d+\b)[^&\s'\"]+"),
+    re.compile(
+        r"(?i)((?:code|client_secret|access_token|input_token|appsecret_proof)=)(?!\d+\b)[^&\s'\"]+"
+    ),
 ]
 
 

@@ -82,6 +82,22 @@ class Settings(BaseSettings):
     meta_api_version: str = "v25.0"
     graph_timeout: float = Field(default=10.0, gt=0)
     graph_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Send ``appsecret_proof`` with every Graph call that carries a token
+    #: (docs/meta.md#117-appsecret_proof).
+    graph_appsecret_proof: bool = True
+    #: A WABA-level webhook override coexist sets when it subscribes a WABA (empty: none; an
+    #: override already on the WABA is kept). https, at most 200 characters; needs its verify
+    #: token (docs/meta.md#116-subscribing-without-losing-an-override).
+    webhook_override_url: str = ""
+    webhook_override_verify_token: SecretStr = SecretStr("")
+
+    # Reconciliation (re-reading what a missed webhook would have told us).
+    #: Hours between two reconciliations of the same active onboarding (beat runs hourly).
+    reconcile_interval_hours: float = Field(default=24, gt=0)
+    #: Onboardings one reconcile task checks (one transaction each).
+    reconcile_batch_size: int = Field(default=25, ge=1, le=500)
+    #: Onboardings one beat run hands out at most; the rest wait for the next run.
+    reconcile_max_per_run: int = Field(default=500, ge=1, le=100_000)
 
     # Inbound credentials.
     webhook_verify_token: SecretStr = SecretStr("")
@@ -175,6 +191,31 @@ class Settings(BaseSettings):
         self.meta_graph_url = self.meta_graph_url.rstrip("/")
         return self
 
+    @model_validator(mode="after")
+    def _override_is_usable(self) -> Settings:
+        url = self.webhook_override_url.strip()
+        self.webhook_override_url = url
+        if not url:
+            return self
+        if len(url) > 200:
+            raise ValueError(f"webhook_override_url is {len(url)} characters; Meta allows 200")
+        if not url.startswith("https://") or len(url) <= len("https://"):
+            raise ValueError("webhook_override_url must be an https URL")
+        if not self.webhook_override_verify_token.get_secret_value():
+            raise ValueError("webhook_override_url needs webhook_override_verify_token")
+        return self
+
+    @property
+    def webhook_override(self) -> tuple[str, str] | None:
+        """The configured WABA override as ``(url, verify_token)``, or None."""
+        if not self.webhook_override_url:
+            return None
+        return self.webhook_override_url, self.webhook_override_verify_token.get_secret_value()
+
+    @property
+    def reconcile_interval(self) -> timedelta:
+        return timedelta(hours=self.reconcile_interval_hours)
+
     @property
     def sync_window(self) -> timedelta:
         return timedelta(hours=self.sync_window_hours)
@@ -200,6 +241,7 @@ class Settings(BaseSettings):
         secrets = [
             self.meta_app_secret,
             self.webhook_verify_token,
+            self.webhook_override_verify_token,
             self.signup_token,
             self.admin_token,
             self.token_keys,

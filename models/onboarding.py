@@ -169,6 +169,8 @@ class Onboarding(Base):
     paused_at: Mapped[datetime | None]
     #: A worker holds the current step until this time (crash-safe mutual exclusion).
     lease_until: Mapped[datetime | None]
+    #: When Meta was last re-read for drift (onboarding/reconcile); None: never.
+    reconciled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

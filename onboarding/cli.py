@@ -25,6 +25,7 @@ from models import (
     utcnow,
 )
 from models.crypto import TokenKeyError
+from onboarding import reconcile
 from onboarding import runtime as runtime_module
 from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
@@ -207,6 +208,44 @@ def onboardings_retry(
             raise _fail(str(exc)) from None
     enqueue_step(None, plan.step, onboarding_id)
     console.print(f"onboarding {onboarding_id}: {plan.message}")
+
+
+@onboardings_app.command("reconcile")
+def onboardings_reconcile(
+    onboarding_id: Annotated[int | None, typer.Argument(help="One onboarding.")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every active onboarding (COEX_RECONCILE_MAX_PER_RUN).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-read from Meta what a missed webhook would have told (number, subscription, token)."""
+    if (onboarding_id is None) == (not every):
+        raise _fail("give an onboarding id or --all, not both", 2)
+    rt = _runtime()
+    reports: list[reconcile.Report] = []
+    with rt.db.sessionmaker() as session:
+        if onboarding_id is not None:
+            ids = [onboarding_id]
+        else:
+            ids = reconcile.active(session, limit=rt.settings.reconcile_max_per_run)
+        for batch in reconcile.batches(ids, rt.settings.reconcile_batch_size):
+            reports += reconcile.reconcile_batch(
+                session, rt.graph, settings=rt.settings, cipher=rt.cipher, onboarding_ids=batch
+            )
+    if as_json:
+        _print_json([r.to_json() for r in reports])
+    else:
+        table = Table("onboarding", "check", "verdict", "detail")
+        for report in reports:
+            if report.skipped:
+                table.add_row(str(report.onboarding_id), "-", "skipped", report.skipped)
+            if report.error:
+                table.add_row(str(report.onboarding_id), "-", "error", report.error)
+            for f in report.findings:
+                table.add_row(str(report.onboarding_id), f.check, f.verdict.value, f.detail)
+        console.print(table)
+    if any(r.error or (onboarding_id is not None and r.skipped) for r in reports):
+        raise typer.Exit(1)
 
 
 @alerts_app.command("list")

@@ -11,7 +11,14 @@ from config.logging import configure_logging
 
 app = Celery(
     "coexist",
-    include=["tasks.signup", "tasks.sync", "tasks.ingest", "tasks.followups", "tasks.sending"],
+    include=[
+        "tasks.signup",
+        "tasks.sync",
+        "tasks.ingest",
+        "tasks.followups",
+        "tasks.sending",
+        "tasks.reconcile",
+    ],
 )
 app.config_from_object(celery_config(get_settings()))
 

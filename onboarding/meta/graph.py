@@ -6,6 +6,11 @@ it calls.
 
 Quick retries (tenacity, bounded by ``max_attempts``) happen here for idempotent calls and
 transient errors only; rate limits and long waits are left to Celery's retry.
+
+Every call that carries an access token (the business token, or the app token on
+``debug_token``) also carries ``appsecret_proof``, unless turned off
+(docs/meta.md#117-appsecret_proof). The code exchange has no token to hash: it sends
+``client_secret``. Media downloads go to Meta's CDN, not to Graph, and carry the bearer only.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from onboarding.meta.errors import (
     TransientGraphError,
     classify,
 )
+from onboarding.meta.signatures import appsecret_proof
 
 log = structlog.get_logger(__name__)
 
@@ -105,9 +111,11 @@ class GraphClient:
         timeout: float = 10.0,
         max_attempts: int = 3,
         max_wait: float = 2.0,
+        send_appsecret_proof: bool = True,
     ) -> None:
         self.app_id = app_id
         self._app_secret = app_secret
+        self.send_appsecret_proof = send_appsecret_proof
         self.api_version = api_version
         self.max_attempts = max_attempts
         self.max_wait = max_wait
@@ -128,6 +136,7 @@ class GraphClient:
             api_version=settings.meta_api_version,
             timeout=settings.graph_timeout,
             max_attempts=settings.graph_max_attempts,
+            send_appsecret_proof=settings.graph_appsecret_proof,
             **kw,
         )
 
@@ -185,6 +194,11 @@ class GraphClient:
     ) -> dict[str, Any]:
         endpoint = _endpoint_of(httpx.URL(path).path)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if token and self.send_appsecret_proof:
+            proof = appsecret_proof(token, self._app_secret)
+            register_secret(proof)
+            # httpx replaces a URL's query with ``params``: keep a paging URL's own query.
+            params = {**dict(httpx.URL(path).params), **(params or {}), "appsecret_proof": proof}
         try:
             response = self._http.request(
                 method, path, params=params, json=json_body, headers=headers
@@ -315,13 +329,63 @@ class GraphClient:
         """``GET /{phone-number-id}?fields=…``: the number's fields."""
         return self._request("GET", _id(phone_number_id), token=token, params={"fields": fields})
 
-    def subscribe_app(self, waba_id: str, token: str) -> None:
-        """``POST /{waba-id}/subscribed_apps``: deliver this WABA's webhooks to our app."""
-        body = self._request("POST", f"{_id(waba_id)}/subscribed_apps", token=token)
+    def subscribed_apps(self, waba_id: str, token: str) -> list[dict[str, Any]]:
+        """``GET /{waba-id}/subscribed_apps``: the apps subscribed to the WABA's webhooks.
+
+        Each item is ``{"whatsapp_business_api_data": {id, link, name}}`` plus
+        ``override_callback_uri`` when that app set a WABA override
+        (docs/meta.md#116-subscribing-without-losing-an-override).
+        """
+        body = self._request("GET", f"{_id(waba_id)}/subscribed_apps", token=token)
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise MalformedResponseError(
+                "subscribed_apps answered without a data list", endpoint="{id}/subscribed_apps"
+            )
+        return [item for item in data if isinstance(item, dict)]
+
+    def subscribe_app(
+        self, waba_id: str, token: str, *, override: tuple[str, str] | None = None
+    ) -> None:
+        """``POST /{waba-id}/subscribed_apps``: deliver this WABA's webhooks to our app.
+
+        With ``override`` (``(override_callback_uri, verify_token)``) the WABA's webhooks go to
+        that URL instead of the app's; **without it, an override set earlier is removed**
+        (docs/meta.md#116-subscribing-without-losing-an-override), so callers decide with
+        :meth:`subscribed_apps` first.
+        """
+        json_body = None
+        if override is not None:
+            uri, verify_token = override
+            register_secret(verify_token)
+            json_body = {"override_callback_uri": uri, "verify_token": verify_token}
+        body = self._request(
+            "POST", f"{_id(waba_id)}/subscribed_apps", token=token, json_body=json_body
+        )
         if body.get("success") is not True:
             raise MalformedResponseError(
                 "subscribed_apps did not answer success", endpoint="{id}/subscribed_apps"
             )
+
+    def debug_token(self, input_token: str) -> dict[str, Any]:
+        """``GET /debug_token?input_token=…`` with the app token: what Meta knows of a token.
+
+        Answers ``data`` (``is_valid``, ``expires_at``, ``scopes``, ``error`` for a dead token…;
+        docs/meta.md#118-debug_token). The app token is ``{app-id}|{app-secret}``.
+        """
+        register_secret(input_token)
+        body = self._request(
+            "GET",
+            "debug_token",
+            token=f"{self.app_id}|{self._app_secret}",
+            params={"input_token": input_token},
+        )
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise MalformedResponseError(
+                "debug_token answered without a data object", endpoint="debug_token"
+            )
+        return data
 
     def request_sync(self, phone_number_id: str, token: str, sync_type: str) -> str | None:
         """``POST /{phone-number-id}/smb_app_data``: start a one-shot contacts or history sync.

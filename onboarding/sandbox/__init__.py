@@ -30,7 +30,8 @@ The modules, each importing only those above it (this ``__init__`` only re-expor
 ``world``            the state: app and rules, businesses, WABAs, numbers, codes, tokens, clock
 ``signups``          the browser half of Embedded Signup
 ``routes``           a request's route and parameters, answer shapes
-``auth``             code exchange and token checks
+``auth``             code exchange, token and ``appsecret_proof`` checks
+``token_debug``      ``debug_token``: what Meta knows of a token
 ``nodes``            the number and WABA nodes and their fields
 ``waba_edges``       ``phone_numbers`` (paged) and ``subscribed_apps``
 ``messages``         the Cloud API send

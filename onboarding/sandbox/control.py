@@ -29,6 +29,13 @@ unauthenticated: the server binds 127.0.0.1 by default.
 ``GET|POST /_sandbox/clock``  POST ``{"advance_seconds": N}`` → ``{"now", "offset"}``
 ``POST /_sandbox/revocations``  ``{"business_id"}`` → ``{"revoked": n}`` (tokens now fail, 190)
 ``POST /_sandbox/reset``    forget everything → ``{"success": true}``
+``GET|PUT /_sandbox/app``   PUT ``{"require_appsecret_proof": bool}`` ("Require App Secret")
+                            → ``{"require_appsecret_proof"}``
+``PUT  /_sandbox/numbers``  ``{"phone_number_id", "is_on_biz_app"?, "platform_type"?}``: what
+                            the number node answers from now on → ``{"success": true}``
+``PUT|DELETE /_sandbox/subscriptions``  PUT ``{"waba_id", "override_callback_uri",
+                            "verify_token"}`` sets an override as the provider would; DELETE
+                            ``{"waba_id"}`` unsubscribes the app → ``{"success": true}``
 ``GET  /_sandbox/webhooks``  ``?limit=N`` → ``{"config": {...} | null, "stats": {queued,
                             delivered, failed, skipped, attempts, in_flight, retrying,
                             pending_sources, idle} | null, "deliveries": [last N outcomes]}``
@@ -60,7 +67,7 @@ from typing import Any, Final, Protocol, cast
 
 import httpx
 
-from onboarding.sandbox.errors import json_response
+from onboarding.sandbox.errors import GraphReplyError, json_response
 from onboarding.sandbox.faults import Faults
 from onboarding.sandbox.records import (
     AcceptedSync,
@@ -169,6 +176,33 @@ class ControlledSandbox(Protocol):
 
     def set_webhook_config(self, config: WebhookConfig) -> WebhookDispatcher:
         """Apply a webhook configuration."""
+        ...
+
+    @property
+    def require_appsecret_proof(self) -> bool:
+        """Whether calls with a token need ``appsecret_proof``."""
+        ...
+
+    def set_require_appsecret_proof(self, required: bool) -> None:
+        """Turn "Require App Secret" on or off."""
+        ...
+
+    def set_number_platform(
+        self,
+        phone_number_id: str,
+        *,
+        is_on_biz_app: bool | None = None,
+        platform_type: str | None = None,
+    ) -> None:
+        """Change a number's ``is_on_biz_app`` and ``platform_type``."""
+        ...
+
+    def set_webhook_override(self, waba_id: str, uri: str, verify_token: str) -> None:
+        """Subscribe the app with a WABA override."""
+        ...
+
+    def unsubscribe(self, waba_id: str) -> None:
+        """Remove the app's subscription."""
         ...
 
     def disable_webhooks(self) -> None:
@@ -381,6 +415,51 @@ def _revoke(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Respons
     return json_response(200, {"revoked": sandbox.revoke_tokens(business_id)})
 
 
+def _app(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
+    if request.method.upper() == "PUT":
+        body = _body(request)
+        if "require_appsecret_proof" not in body:
+            raise ControlError(400, "require_appsecret_proof is required")
+        sandbox.set_require_appsecret_proof(_flag(body, "require_appsecret_proof", False))
+    return json_response(200, {"require_appsecret_proof": sandbox.require_appsecret_proof})
+
+
+def _put_number(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    number_id = _string(body, "phone_number_id", required=True)
+    assert number_id is not None
+    on_app = body.get("is_on_biz_app")
+    if on_app is not None and not isinstance(on_app, bool):
+        raise ControlError(400, "is_on_biz_app must be true or false")
+    try:
+        sandbox.set_number_platform(
+            number_id, is_on_biz_app=on_app, platform_type=_string(body, "platform_type")
+        )
+    except KeyError:
+        raise ControlError(404, f"unknown phone number {number_id}") from None
+    return json_response(200, {"success": True})
+
+
+def _subscription(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
+    body = _body(request)
+    waba_id = _string(body, "waba_id", required=True)
+    assert waba_id is not None
+    try:
+        if request.method.upper() == "DELETE":
+            sandbox.unsubscribe(waba_id)
+        else:
+            uri = _string(body, "override_callback_uri", required=True)
+            verify_token = _string(body, "verify_token", required=True)
+            assert uri is not None
+            assert verify_token is not None
+            sandbox.set_webhook_override(waba_id, uri, verify_token)
+    except KeyError:
+        raise ControlError(404, f"unknown WABA {waba_id}") from None
+    except GraphReplyError as error:
+        raise ControlError(400, error.message) from None
+    return json_response(200, {"success": True})
+
+
 def _reset(sandbox: ControlledSandbox, request: httpx.Request) -> httpx.Response:
     sandbox.reset()
     return json_response(200, {"success": True})
@@ -481,6 +560,9 @@ _ROUTES: Final[dict[str, dict[str, Handler]]] = {
     "clock": {"GET": _get_clock, "POST": _advance_clock},
     "revocations": {"POST": _revoke},
     "reset": {"POST": _reset},
+    "app": {"GET": _app, "PUT": _app},
+    "numbers": {"PUT": _put_number},
+    "subscriptions": {"PUT": _subscription, "DELETE": _subscription},
     "webhooks": {"GET": _get_webhooks, "PUT": _put_webhooks, "DELETE": _delete_webhooks},
     "echoes": {"POST": _post_echoes},
     "contacts": {"POST": _post_contacts},

@@ -130,6 +130,24 @@ def invalid_token() -> GraphReplyError:
     )
 
 
+def missing_appsecret_proof() -> GraphReplyError:
+    """A call without ``appsecret_proof`` to an app that requires it ("Require App Secret")."""
+    return GraphReplyError(
+        "API calls from the server require an appsecret_proof argument",
+        100,
+        error_type="GraphMethodException",
+    )
+
+
+def invalid_appsecret_proof() -> GraphReplyError:
+    """A call whose ``appsecret_proof`` is not the HMAC of its token with the app secret."""
+    return GraphReplyError(
+        "Invalid appsecret_proof provided in the API argument",
+        100,
+        error_type="GraphMethodException",
+    )
+
+
 def revoked_token(app_id: str) -> GraphReplyError:
     """An access token the sandbox issued and later revoked."""
     return GraphReplyError(

@@ -17,6 +17,7 @@ included:
 ``POST /{ver}/{phone_number_id}/deregister``          same (``deregister``)
 ``POST /{ver}/{phone_number_id}/messages``            send a text or template (``messages``)
 ``GET  /{ver}/{media_id}``                            media metadata and URL (``media``)
+``GET  /{ver}/debug_token?input_token=``              token state, app token (``debug_token``)
 ``GET  /_media/{opaque}?mid=&ext=&hash=``             media download, bearer (``media_download``)
 ``/_sandbox/...``                                     control API (:mod:`.control`), not Meta
 ====================================================  ==========================================
@@ -48,6 +49,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -78,6 +80,7 @@ from onboarding.sandbox.signups import (
 )
 from onboarding.sandbox.sinks import Sink
 from onboarding.sandbox.throughput import MESSAGE_THROUGHPUT, check_throughput
+from onboarding.sandbox.waba_edges import subscribe
 from onboarding.sandbox.webhook_config import DeliveryOptions, WebhookConfig, WebhookMode
 from onboarding.sandbox.webhooks import WebhookDispatcher
 from onboarding.sandbox.world import AppRules, World
@@ -109,6 +112,7 @@ class Sandbox:
         media_ttl: float = MEDIA_TTL,
         media_url_ttl: float = MEDIA_URL_TTL,
         message_throughput: float = MESSAGE_THROUGHPUT,
+        require_appsecret_proof: bool = False,
     ) -> None:
         """Configure the app and the rules.
 
@@ -121,6 +125,8 @@ class Sandbox:
         ``media_ttl`` is how long a media id lives after its late-media webhook (7 days) and
         ``media_url_ttl`` how long a download URL lives (5 minutes). ``message_throughput`` is
         how many sends per number are accepted in any sliding second (20).
+        ``require_appsecret_proof`` models the app setting "Require App Secret": calls carrying
+        a token without a valid ``appsecret_proof`` are refused (code 100).
         """
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret are required")
@@ -138,6 +144,7 @@ class Sandbox:
             media_ttl=media_ttl,
             media_url_ttl=media_url_ttl,
             message_throughput=check_throughput(message_throughput),
+            require_appsecret_proof=require_appsecret_proof,
         )
         self._world = World(rules, clock=clock, seed=seed)
         self._lock = self._world.lock
@@ -212,6 +219,16 @@ class Sandbox:
     def message_throughput(self) -> float:
         """Sends per number accepted in any sliding second, unless the number has its own."""
         return self._world.rules.message_throughput
+
+    @property
+    def require_appsecret_proof(self) -> bool:
+        """Whether calls carrying a token must carry ``appsecret_proof``."""
+        return self._world.rules.require_appsecret_proof
+
+    def set_require_appsecret_proof(self, required: bool) -> None:
+        """Turn the app's "Require App Secret" setting on or off."""
+        with self._lock:
+            self._world.rules = replace(self._world.rules, require_appsecret_proof=required)
 
     # ----------------------------------------------------------------- clock and faults
 
@@ -320,6 +337,11 @@ class Sandbox:
         """Mint a business token directly, skipping the code exchange (for other tests)."""
         return self._world.issue_token(business_id)
 
+    def owner_of(self, waba_id: str) -> str:
+        """The id of the business owning ``waba_id`` (``KeyError`` if unknown)."""
+        with self._lock:
+            return self._world.owner_of(waba_id)
+
     def revoke_tokens(self, business_id: str) -> int:
         """Revoke every token of a business (models a dead token, code 190); return how many."""
         return self._world.revoke_tokens(business_id)
@@ -384,6 +406,44 @@ class Sandbox:
     def is_subscribed(self, waba_id: str) -> bool:
         """Whether the app is subscribed to the WABA's webhooks."""
         return self._world.is_subscribed(waba_id)
+
+    def webhook_override(self, waba_id: str) -> tuple[str, str] | None:
+        """The WABA's override as ``(override_callback_uri, verify_token)``, or None."""
+        with self._lock:
+            waba = self._world.wabas[waba_id]
+            if waba.override_callback_uri is None:
+                return None
+            return waba.override_callback_uri, waba.override_verify_token or ""
+
+    def set_webhook_override(self, waba_id: str, uri: str, verify_token: str) -> None:
+        """Subscribe the app with a WABA override, as the provider might have done elsewhere."""
+        params = {"override_callback_uri": uri, "verify_token": verify_token}
+        with self._lock:
+            subscribe(self._world.wabas[waba_id], params)
+
+    def unsubscribe(self, waba_id: str) -> None:
+        """Remove the app's subscription (and override), as ``DELETE subscribed_apps`` does."""
+        with self._lock:
+            waba = self._world.wabas[waba_id]
+            waba.subscribed = False
+            waba.override_callback_uri = None
+            waba.override_verify_token = None
+
+    def set_number_platform(
+        self,
+        phone_number_id: str,
+        *,
+        is_on_biz_app: bool | None = None,
+        platform_type: str | None = None,
+    ) -> None:
+        """Change what ``GET /{phone-number-id}`` answers for ``is_on_biz_app`` and
+        ``platform_type`` (a number leaving coexistence, say)."""
+        with self._lock:
+            number = self._world.numbers[phone_number_id]
+            if is_on_biz_app is not None:
+                number.is_on_biz_app = is_on_biz_app
+            if platform_type is not None:
+                number.platform_type = platform_type
 
     # ----------------------------------------------------------------- webhook hook
 

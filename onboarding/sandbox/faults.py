@@ -40,6 +40,7 @@ ENDPOINTS: Final = (
     "media",
     "media_download",
     "messages",
+    "debug_token",
 )
 """Endpoint keys for faults and call counters (``unknown`` counts unrouted calls).
 

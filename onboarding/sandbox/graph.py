@@ -1,9 +1,10 @@
 """The fake Graph's dispatch: one routed request to the endpoint that answers it.
 
-``oauth`` and ``media_download`` need no token; every other call is authenticated, and an
-object the token's business does not own is answered as if it did not exist. A bare object id
-is a node (number or WABA), an object id and an edge goes to :mod:`.waba_edges` or
-:mod:`.number_edges`. Runs with the world's lock held.
+``oauth`` and ``media_download`` need no token, ``debug_token`` the app token; every other
+call is authenticated (:mod:`.auth`, ``appsecret_proof`` included), and an object the token's
+business does not own is answered as if it did not exist. A bare object id is a node (number
+or WABA), an object id and an edge goes to :mod:`.waba_edges` or :mod:`.number_edges`. Runs
+with the world's lock held.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from onboarding.sandbox.nodes import number_node, waba_node
 from onboarding.sandbox.number_edges import number_edge
 from onboarding.sandbox.records import AcceptedSync
 from onboarding.sandbox.routes import Route, ok, request_params
+from onboarding.sandbox.token_debug import debug_token
 from onboarding.sandbox.waba_edges import waba_edge
 from onboarding.sandbox.world import World
 
@@ -33,6 +35,10 @@ def dispatch(  # noqa: C901 - Graph's routing table: endpoint, auth, object, edg
         if method not in {"GET", "POST"}:
             raise unsupported_request(method, "oauth")
         return exchange_code(world, params, route), None
+    if route.endpoint == "debug_token":
+        if method != "GET":
+            raise unsupported_request(method, "debug_token")
+        return debug_token(world, request, route, params), None
     token = authenticate(world, request, params)
     if route.endpoint == "media":
         return media_node(world, request, route, token, params), None

@@ -59,6 +59,8 @@ def resolve(world: World, path: str) -> Route:
         return Route(UNKNOWN_ENDPOINT, "", rest[0] if rest else "", None)
     if rest == ["oauth", "access_token"]:
         return Route("oauth", version, "oauth", "access_token")
+    if rest == ["debug_token"]:
+        return Route("debug_token", version, "debug_token", None)
     if len(rest) == 1:
         if rest[0] in world.wabas:
             endpoint = "waba"

@@ -59,6 +59,7 @@ def waba_edge(
         if method == "DELETE":
             waba.subscribed = False
             waba.override_callback_uri = None
+            waba.override_verify_token = None
             return ok({"success": True}, route)
     if method == "GET":
         raise nonexisting_field(edge, WABA_NODE)
@@ -158,12 +159,16 @@ def subscriptions(world: World, waba: Waba) -> dict[str, Any]:
 
 
 def subscribe(waba: Waba, params: Mapping[str, Any]) -> None:
-    """``POST /{waba_id}/subscribed_apps``: subscribe, with or without a callback override."""
+    """``POST /{waba_id}/subscribed_apps``: subscribe, with or without a callback override.
+
+    As on Meta, a POST without ``override_callback_uri`` removes the override set earlier.
+    """
     uri = params.get("override_callback_uri")
     verify_token = params.get("verify_token")
     if uri is None and verify_token is None:
         waba.subscribed = True
         waba.override_callback_uri = None
+        waba.override_verify_token = None
         return
     if not isinstance(uri, str) or not uri or not isinstance(verify_token, str):
         raise GraphReplyError(
@@ -176,3 +181,4 @@ def subscribe(waba: Waba, params: Mapping[str, Any]) -> None:
         )
     waba.subscribed = True
     waba.override_callback_uri = uri
+    waba.override_verify_token = verify_token

@@ -52,6 +52,7 @@ class Waba:
     number_ids: list[str] = field(default_factory=list)
     subscribed: bool = False
     override_callback_uri: str | None = None
+    override_verify_token: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ class AppRules:
     media_ttl: float
     media_url_ttl: float
     message_throughput: float
+    require_appsecret_proof: bool = False
 
 
 def _system_time() -> float:

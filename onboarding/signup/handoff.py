@@ -5,7 +5,8 @@ Two steps, each idempotent and guarded by the onboarding's state and step lease:
 * :func:`exchange_code` — ``received → token_exchanged`` (or ``code_expired``). The code dies
   30 s after signup, so transient failures are retried only while it can still work.
 * :func:`connect` — ``token_exchanged → subscribed`` (or ``ineligible``): resolve the phone
-  number, read its fields, apply the region policy, ``POST /{waba}/subscribed_apps``.
+  number, read its fields, apply the region policy, subscribe the app to the WABA's webhooks
+  keeping the provider's webhook override (:mod:`onboarding.signup.routing`).
   ``/register`` is never called: a coexistence number is already registered.
 """
 
@@ -31,7 +32,7 @@ from onboarding.meta.errors import (
 )
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import Next, RetryLater
-from onboarding.signup import eligibility
+from onboarding.signup import eligibility, routing
 from onboarding.states import claim, fail, raise_alert, release, transition
 
 log = structlog.get_logger(__name__)
@@ -231,12 +232,12 @@ def _connect(
         onboarding.last_error = verdict.reason
         transition(session, onboarding, S.INELIGIBLE, verdict.reason)
         return None
-    graph.subscribe_app(onboarding.waba_id, token)
+    done = routing.subscribe(session, graph, settings, onboarding, token)
     transition(
         session,
         onboarding,
         S.SUBSCRIBED,
-        f"app subscribed to WABA {onboarding.waba_id} webhooks "
+        f"WABA {onboarding.waba_id} webhooks: {done} "
         f"(number {onboarding.phone_number_id}, {verdict.reason})",
     )
     log.info("waba_subscribed", region=verdict.region, platform_type=onboarding.platform_type)

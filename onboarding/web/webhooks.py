@@ -43,15 +43,24 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
 
     @router.get("/webhooks/meta")
     async def verify_webhook(request: Request) -> Response:
-        """Meta's subscription handshake: echo ``hub.challenge`` if the verify token matches."""
+        """Meta's subscription handshake: echo ``hub.challenge`` if the verify token matches.
+
+        The app callback's token, or the WABA override's: Meta verifies an override URL with
+        its own token when coexist sets it
+        (docs/meta.md#116-subscribing-without-losing-an-override).
+        """
         params = request.query_params
-        expected = get_rt().settings.webhook_verify_token.get_secret_value()
-        presented = params.get("hub.verify_token", "")
+        settings = get_rt().settings
+        accepted = [
+            token.get_secret_value()
+            for token in (settings.webhook_verify_token, settings.webhook_override_verify_token)
+            if token.get_secret_value()
+        ]
+        presented = params.get("hub.verify_token", "").encode()
         challenge = params.get("hub.challenge", "")
         if (
             params.get("hub.mode") == "subscribe"
-            and expected
-            and hmac.compare_digest(presented.encode(), expected.encode())
+            and any(hmac.compare_digest(presented, token.encode()) for token in accepted)
             and challenge
             and len(challenge) <= 1024
         ):

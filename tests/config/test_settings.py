@@ -77,3 +77,33 @@ def test_visibility_timeout_must_exceed_countdowns() -> None:
     """A visibility timeout below the longest countdown is refused."""
     with pytest.raises(ValueError, match="visibility"):
         celery_config(make_settings(broker_visibility_timeout=600))
+
+
+def test_appsecret_proof_is_on_by_default() -> None:
+    """Graph calls carry appsecret_proof unless COEX_GRAPH_APPSECRET_PROOF turns it off."""
+    assert make_settings().graph_appsecret_proof is True
+    assert make_settings(graph_appsecret_proof=False).graph_appsecret_proof is False
+
+
+def test_webhook_override_is_read_with_its_verify_token() -> None:
+    """A configured override comes back as (url, verify token); its token is a secret."""
+    settings = make_settings(
+        webhook_override_url="https://hooks.example/wa", webhook_override_verify_token="vt-123456"
+    )
+    assert settings.webhook_override == ("https://hooks.example/wa", "vt-123456")
+    assert "vt-123456" in settings.secret_values
+    assert make_settings().webhook_override is None
+
+
+@pytest.mark.parametrize(
+    ("url", "token", "why"),
+    [
+        ("https://hooks.example/" + "a" * 200, "vt", "200"),
+        ("http://hooks.example/wa", "vt", "https"),
+        ("https://hooks.example/wa", "", "verify_token"),
+    ],
+)
+def test_unusable_webhook_override_is_refused_at_start(url: str, token: str, why: str) -> None:
+    """An override over 200 characters, not https, or without a verify token is refused."""
+    with pytest.raises(ValidationError, match=why):
+        make_settings(webhook_override_url=url, webhook_override_verify_token=token)

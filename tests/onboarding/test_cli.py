@@ -241,3 +241,43 @@ def test_signups_list_unknown_kind_is_a_usage_error(rt: Runtime) -> None:
 
     assert result.exit_code == 2
     assert "not_onboarded" in result.output
+
+
+def test_reconcile_one_prints_each_check_as_json(
+    rt: Runtime, sandbox: Sandbox, onboarding_id: int
+) -> None:
+    """`onboardings reconcile ID --json` reports the three checks; a drift is visible."""
+    with rt.db.session() as session:
+        waba_id = session.get_one(Onboarding, onboarding_id).waba_id
+    sandbox.unsubscribe(waba_id)
+
+    result = runner.invoke(app, ["onboardings", "reconcile", str(onboarding_id), "--json"])
+
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.output)
+    verdicts = {f["check"]: f["verdict"] for f in report["findings"]}
+    assert verdicts == {"token": "ok", "number": "ok", "subscription": "drift"}
+
+
+def test_reconcile_all_covers_every_active_onboarding(rt: Runtime, onboarding_id: int) -> None:
+    """`onboardings reconcile --all` reconciles the active onboardings and prints a table."""
+    result = runner.invoke(app, ["onboardings", "reconcile", "--all"])
+
+    assert result.exit_code == 0, result.output
+    assert "subscription" in result.output
+    with rt.db.session() as session:
+        assert session.get_one(Onboarding, onboarding_id).reconciled_at is not None
+
+
+def test_reconcile_needs_an_id_or_all(rt: Runtime) -> None:
+    """Neither an id nor --all (or both) is a usage error."""
+    assert runner.invoke(app, ["onboardings", "reconcile"]).exit_code == 2
+    assert runner.invoke(app, ["onboardings", "reconcile", "1", "--all"]).exit_code == 2
+
+
+def test_reconcile_unknown_onboarding_fails(rt: Runtime) -> None:
+    """An id that is no active onboarding is reported skipped with exit code 1."""
+    result = runner.invoke(app, ["onboardings", "reconcile", "999", "--json"])
+
+    assert result.exit_code == 1
+    assert json.loads(result.output)[0]["skipped"] == "no such onboarding"

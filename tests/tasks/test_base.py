@@ -35,6 +35,8 @@ def test_every_task_states_the_same_reliability_contract() -> None:
         "coexist.ingest.redispatch",
         "coexist.ingest.wake_waiting",
         "coexist.ingest.watchdog",
+        "coexist.reconcile.batch",
+        "coexist.reconcile.sweep",
         "coexist.send.send_message",
         "coexist.signup.exchange_code",
         "coexist.signup.resume",
@@ -62,6 +64,7 @@ def test_tasks_route_to_their_queue() -> None:
     assert router.route({}, "coexist.sync.request_syncs")["queue"].name == "sync"
     assert router.route({}, "coexist.ingest.process_delivery")["queue"].name == "ingest"
     assert router.route({}, "coexist.send.send_message")["queue"].name == "send"
+    assert router.route({}, "coexist.reconcile.batch")["queue"].name == "followups"
 
 
 class Recorder:

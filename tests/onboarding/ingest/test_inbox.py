@@ -6,6 +6,7 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from models import Database, InboxDelivery, InboxStatus, Message
@@ -171,3 +172,20 @@ def test_database_down_is_503_so_meta_redelivers(rt: Runtime) -> None:
     raw, headers = signed(b'{"object":"whatsapp_business_account"}')
     with TestClient(create_app(broken), raise_server_exceptions=False) as client:
         assert client.post("/webhooks/meta", content=raw, headers=headers).status_code == 503
+
+
+def test_handshake_accepts_the_override_verify_token(web: TestClient, rt: Runtime) -> None:
+    """Meta verifies coexist's WABA override with its own token: that token passes too."""
+    rt.settings = rt.settings.model_copy(
+        update={
+            "webhook_override_url": "https://coexist.example/webhooks/meta",
+            "webhook_override_verify_token": SecretStr("override-verify-123"),
+        }
+    )
+    params = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": "override-verify-123",
+        "hub.challenge": "42",
+    }
+
+    assert web.get("/webhooks/meta", params=params).text == "42"

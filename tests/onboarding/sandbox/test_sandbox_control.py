@@ -212,3 +212,56 @@ def test_index_lists_the_routes(control: httpx.Client) -> None:
 
     assert routes["/_sandbox/faults"] == ["GET", "PUT"]
     assert "/_sandbox/signups" in routes
+
+
+def test_app_setting_requires_appsecret_proof(control: httpx.Client, sandbox: Sandbox) -> None:
+    """PUT /app turns "Require App Secret" on; GET reads it back."""
+    assert control.get("/app").json() == {"require_appsecret_proof": False}
+
+    response = control.put("/app", json={"require_appsecret_proof": True})
+
+    assert response.json() == {"require_appsecret_proof": True}
+    assert sandbox.require_appsecret_proof is True
+    assert control.put("/app", json={}).status_code == 400
+
+
+def test_numbers_route_makes_a_number_leave_the_app(
+    control: httpx.Client, sandbox: Sandbox, seeded: dict[str, Any]
+) -> None:
+    """PUT /numbers changes what the number node answers for is_on_biz_app and platform_type."""
+    number_id = seeded["phone_numbers"][0]["id"]
+    token = sandbox.issue_token(seeded["business_id"])
+
+    response = control.put(
+        "/numbers",
+        json={"phone_number_id": number_id, "is_on_biz_app": False, "platform_type": "CLOUD_API"},
+    )
+
+    assert response.json() == {"success": True}
+    node = sandbox.handle(
+        httpx.Request(
+            "GET",
+            f"https://graph.facebook.com/v25.0/{number_id}?fields=is_on_biz_app,platform_type",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    ).json()
+    assert (node["is_on_biz_app"], node["platform_type"]) == (False, "CLOUD_API")
+    assert control.put("/numbers", json={"phone_number_id": "1"}).status_code == 404
+
+
+def test_subscriptions_route_sets_an_override_and_unsubscribes(
+    control: httpx.Client, sandbox: Sandbox, seeded: dict[str, Any]
+) -> None:
+    """PUT /subscriptions sets a WABA override; DELETE removes the app's subscription."""
+    waba_id = seeded["waba_id"]
+    override = {"override_callback_uri": "https://provider.example/wa", "verify_token": "pv"}
+
+    assert control.put("/subscriptions", json={"waba_id": waba_id, **override}).status_code == 200
+    assert sandbox.webhook_override(waba_id) == ("https://provider.example/wa", "pv")
+
+    assert control.request("DELETE", "/subscriptions", json={"waba_id": waba_id}).status_code == 200
+    assert not sandbox.is_subscribed(waba_id)
+    bad = control.put(
+        "/subscriptions", json={"waba_id": waba_id, **override, "override_callback_uri": "http://x"}
+    )
+    assert bad.status_code == 400

@@ -125,3 +125,24 @@ def test_register_on_cloud_api_number_succeeds(sandbox: Sandbox, graph: httpx.Cl
     assert response.json() == {"success": True}
     node = graph.get(f"/{number_id}", params={"fields": "platform_type"}, headers=headers)
     assert node.json()["platform_type"] == "CLOUD_API"
+
+
+def test_post_without_body_removes_an_override(
+    graph: httpx.Client, sandbox: Sandbox, business: Business, auth: dict[str, str]
+) -> None:
+    """As on Meta, POST subscribed_apps with an empty body removes the WABA's override."""
+    sandbox.set_webhook_override(business.waba_id, "https://provider.example/wa", "pv-token")
+
+    graph.post(f"/{business.waba_id}/subscribed_apps", headers=auth)
+
+    item = graph.get(f"/{business.waba_id}/subscribed_apps", headers=auth).json()["data"][0]
+    assert "override_callback_uri" not in item
+    assert sandbox.webhook_override(business.waba_id) is None
+
+
+def test_override_keeps_its_verify_token(sandbox: Sandbox, business: Business) -> None:
+    """The sandbox remembers an override's verify token, as Meta does for its verification."""
+    sandbox.set_webhook_override(business.waba_id, "https://provider.example/wa", "pv-token")
+
+    assert sandbox.webhook_override(business.waba_id) == ("https://provider.example/wa", "pv-token")
+    assert sandbox.is_subscribed(business.waba_id)

@@ -1,0 +1,31 @@
+"""Queue ``followups``: reconcile active onboardings with Meta (beat hands out the batches)."""
+
+from __future__ import annotations
+
+from onboarding import reconcile
+from onboarding.runtime import current
+from tasks.base import coexist_task, enqueue_after_commit
+
+
+@coexist_task("coexist.reconcile.sweep", soft_time_limit=50, time_limit=58, max_retries=0)
+def sweep() -> None:
+    """Beat, hourly: hand out the onboardings due for reconciliation, in bounded batches."""
+    rt = current()
+    with rt.db.session() as session:
+        due = reconcile.due(session, settings=rt.settings)
+    for ids in reconcile.batches(due, rt.settings.reconcile_batch_size):
+        enqueue_after_commit(None, batch, ids)
+
+
+@coexist_task("coexist.reconcile.batch", soft_time_limit=600, time_limit=660, max_retries=0)
+def batch(onboarding_ids: list[int]) -> None:
+    """Reconcile one batch; the next hourly sweep picks up whatever this one did not finish."""
+    rt = current()
+    with rt.db.session() as session:
+        reconcile.reconcile_batch(
+            session,
+            rt.graph,
+            settings=rt.settings,
+            cipher=rt.cipher,
+            onboarding_ids=[int(i) for i in onboarding_ids],
+        )
