@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     inbox_redispatch_after_seconds: int = Field(default=300, ge=10)
     #: A delivery still waiting for its onboarding this long is orphaned (Meta's 7 days).
     inbox_orphan_after_days: float = Field(default=7, gt=0)
+    #: An ``account_update`` for a WABA with no onboarding waits this long for the signup
+    #: that may be on its way (the browser's hand-off can reach coexist after Meta's
+    #: PARTNER_ADDED), then is recorded as not applied: Meta sends these for every customer.
+    account_update_signup_grace_seconds: int = Field(default=600, ge=0, le=86_400)
     #: A history sync requested this long ago with no history webhook is stalled.
     history_stall_minutes: float = Field(default=60, gt=0)
 
