@@ -1,6 +1,6 @@
 """What stops an onboarding's API sends, and what lifts it: the one writer of pauses.
 
-Two kinds of stop, both set from ``account_update`` (docs/meta.md#account_update-details):
+Two kinds of stop, both set from ``account_update`` (docs/meta.md#116-acting-on-account_update):
 
 * a **pause** stops every send (``paused_reason``, ``paused_at``, ``paused_by``): a ban
   (``DISABLED_UPDATE`` with ``waba_ban_state`` ``DISABLE``), a violation, a deleted account.

@@ -2,7 +2,7 @@
 
 Meta sends them to the app's default callback, never to overrides
 (docs/meta.md#113-where-webhooks-go), and for every WABA shared with the partner
-(docs/meta.md#account_update-details):
+(docs/meta.md#116-acting-on-account_update):
 
 * ``PARTNER_REMOVED`` → ``disconnected``, keeping ``disconnection_info.reason`` and
   ``initiated_by`` (``PRIMARY_INACTIVITY``, ``COMPANION_INACTIVITY``, ``CHANGE_NUMBER``,
@@ -293,7 +293,7 @@ def _ban_update(
     tally: Tally,
 ) -> None:
     """``DISABLED_UPDATE``: what ``ban_info.waba_ban_state`` says
-    (docs/meta.md#account_update-details)."""
+    (docs/meta.md#116-acting-on-account_update)."""
     info = value.get("ban_info")
     info = info if isinstance(info, dict) else {}
     state = info.get("waba_ban_state")

@@ -278,7 +278,7 @@ def _entry_changes(i: int, entry: Any) -> list[Change]:
 
 def entry_seconds(value: Any) -> int | None:
     """An entry's ``time`` as Unix seconds: an integer or a digit string (Meta's reference
-    quotes it once, docs/meta.md#account_update-details), within 1970..9999; else None."""
+    quotes it once, docs/meta.md#116-acting-on-account_update), within 1970..9999; else None."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= LATEST:

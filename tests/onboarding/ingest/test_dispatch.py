@@ -116,7 +116,7 @@ def test_a_delivery_that_keeps_failing_is_quarantined_after_bounded_attempts(
     assert "handler bug" in row.last_error
 
 
-# -- account_update for WABAs coexist does not onboard (docs/meta.md#account_update-details) ----
+# -- account_update for WABAs coexist does not onboard (docs/meta.md#116-acting-on-account_update)
 
 PORTFOLIO = "102290129340398"
 OTHER_WABA = "495709166956424"

@@ -153,7 +153,7 @@ def test_disconnected_onboarding_requests_nothing_and_a_new_signup_starts_fresh(
         assert new.sync_deadline_at > old.sync_deadline_at
 
 
-# -- DISABLED_UPDATE: ban states (docs/meta.md#account_update-details) ------------------------
+# -- DISABLED_UPDATE: ban states (docs/meta.md#116-acting-on-account_update) -------------------
 
 
 def ban(state: str, date: str = "April 17, 2025") -> dict[str, Any]:
