@@ -168,7 +168,8 @@ class Onboarding(Base):
     #: written only by :mod:`onboarding.pauses`.
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None]
-    #: The ``account_update`` event that paused them (the one whose counterpart lifts it).
+    #: The ``account_update`` events holding the pause, comma separated (each is lifted by its
+    #: own counterpart, e.g. a ban by ``REINSTATE``).
     paused_by: Mapped[str | None] = mapped_column(String(64))
     #: ``ACCOUNT_RESTRICTION``'s current restrictions: ``[{"type", "expires_at"}]`` with
     #: ``expires_at`` in Unix seconds or None; which sends each stops is

@@ -4,7 +4,8 @@ Two kinds of stop, both set from ``account_update`` (docs/meta.md#116-acting-on-
 
 * a **pause** stops every send (``paused_reason``, ``paused_at``, ``paused_by``): a ban
   (``DISABLED_UPDATE`` with ``waba_ban_state`` ``DISABLE``), a violation, a deleted account.
-  :func:`lift` ends it (``REINSTATE``), with a timeline entry, and resolves its alert;
+  :func:`lift` ends what one event set (``REINSTATE`` a ban), with a timeline entry, and
+  resolves its alert; sends resume when no other event holds the pause;
 * a **restriction** stops only what Meta restricts, until its ``expiration``
   (``ACCOUNT_RESTRICTION``'s ``restriction_info[]``), each event's added to those held
   (:func:`restrict`). :data:`RESTRICTED_SENDS` maps a restriction type onto what coexist sends
@@ -130,13 +131,22 @@ def stopped(
     return "ACCOUNT_RESTRICTION: " + "; ".join(r.describe() for r in blocking), wait
 
 
+def pausers(onboarding: Onboarding) -> list[str]:
+    """The events holding the pause (``paused_by`` is their comma-separated list)."""
+    return [e for e in (onboarding.paused_by or "").split(",") if e]
+
+
 def pause(
     session: Session, onboarding: Onboarding, event: str, reason: str, *, at: datetime
 ) -> None:
-    """Stop every send for ``reason``; timeline entry and an error alert. Not committed."""
+    """Stop every send for ``reason``; timeline entry and an error alert. Not committed.
+
+    Pauses by different events add up: each must be lifted before sends resume.
+    """
+    held = [e for e in pausers(onboarding) if e != event]
     onboarding.paused_reason = f"{event}: {reason}"[:2000]
-    onboarding.paused_at = at
-    onboarding.paused_by = event[:64]
+    onboarding.paused_at = onboarding.paused_at if held else at
+    onboarding.paused_by = ",".join(sorted({*held, event[:64]}))[:64]
     note(onboarding, f"API sends paused by {event} ({reason})", at=at)
     raise_alert(
         session,
@@ -154,21 +164,26 @@ def lift(
     cause: str,
     *,
     at: datetime,
-    paused_by: frozenset[str] | None = None,
+    paused_by: frozenset[str],
 ) -> bool:
-    """End the pause (only one set by ``paused_by`` events, when given); timeline entry,
-    its alert resolved. False if there was nothing to lift. Not committed."""
-    if onboarding.paused_reason is None:
+    """End the pause the ``paused_by`` events set (timeline entry, their alerts resolved);
+    sends resume once no other event holds it. False if none of them held it. Not committed."""
+    held = pausers(onboarding)
+    ending = [e for e in held if e in paused_by]
+    if onboarding.paused_reason is None or not ending:
         return False
-    if paused_by is not None and onboarding.paused_by not in paused_by:
-        return False
-    event = onboarding.paused_by
+    for event in ending:
+        resolve_alert(session, onboarding.id, f"paused_{event.lower()}")
+    left = [e for e in held if e not in paused_by]
+    if left:
+        onboarding.paused_by = ",".join(left)
+        onboarding.paused_reason = f"{', '.join(left)}: still paused (see the timeline)"
+        note(onboarding, f"{cause}; API sends stay paused by {', '.join(left)}", at=at)
+        return True
     note(onboarding, f"API sends resumed: {cause} (were paused: {onboarding.paused_reason})", at=at)
     onboarding.paused_reason = None
     onboarding.paused_at = None
     onboarding.paused_by = None
-    if event:
-        resolve_alert(session, onboarding.id, f"paused_{event.lower()}")
     log.info("sends_resumed", onboarding_id=onboarding.id, cause=cause)
     return True
 

@@ -119,3 +119,26 @@ def test_lift_only_ends_a_pause_set_by_the_named_events(db: Database, subscribed
         )
         assert lifted is False
         assert onboarding.paused_by == "ACCOUNT_VIOLATION"
+
+
+def test_pauses_by_different_events_must_each_be_lifted(db: Database, subscribed: int) -> None:
+    """A ban lifted while a violation also paused the account leaves sends paused by the
+    violation, and closes only the ban's alert."""
+    with db.session() as session:
+        onboarding = session.get_one(Onboarding, subscribed)
+        pauses.pause(session, onboarding, "ACCOUNT_VIOLATION", "violation_type=SCAM", at=SET_AT)
+        pauses.pause(session, onboarding, "DISABLED_UPDATE", "the WABA was disabled", at=SET_AT)
+        reinstated = frozenset({"DISABLED_UPDATE"})
+        assert pauses.lift(session, onboarding, "reinstated", at=SET_AT, paused_by=reinstated)
+        assert onboarding.paused_by == "ACCOUNT_VIOLATION"
+        assert pauses.stopped(onboarding, "text", SET_AT) is not None
+        assert "stay paused by ACCOUNT_VIOLATION" in onboarding.transitions[-1].cause
+        session.flush()
+        open_kinds = set(
+            session.scalars(
+                select(Alert.kind).where(
+                    Alert.onboarding_id == subscribed, Alert.acknowledged_at.is_(None)
+                )
+            )
+        )
+    assert open_kinds == {"paused_account_violation"}
