@@ -109,8 +109,8 @@ def raise_alert(
 ) -> bool:
     """Record an alert once per (onboarding, kind); True if it is new. Flushes, not commits.
 
-    With ``reopen``, an alert of that kind closed earlier (:func:`resolve_alert`) is raised
-    again with the new message: the condition came back.
+    With ``reopen``, an alert of that kind closed earlier (:func:`resolve_alert`) is replaced
+    by a new one: the condition came back, and the new alert is notified like any other.
     """
     existing = session.scalar(
         select(Alert).where(Alert.onboarding_id == onboarding_id, Alert.kind == kind)
@@ -118,15 +118,8 @@ def raise_alert(
     if existing is not None:
         if not (reopen and existing.acknowledged_at is not None):
             return False
-        existing.acknowledged_at = None
-        existing.raised_at = utcnow()
-        existing.message = message
-        existing.severity = severity
+        session.delete(existing)
         session.flush()
-        log.warning(
-            "alert_raised", onboarding_id=onboarding_id, kind=kind, severity=severity, alert=message
-        )
-        return True
     try:
         with session.begin_nested():
             session.add(
