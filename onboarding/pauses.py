@@ -91,6 +91,10 @@ def parse_restrictions(value: dict[str, Any]) -> tuple[list[Restriction], list[s
     items = [info] if isinstance(info, dict) else info if isinstance(info, list) else []
     found: list[Restriction] = []
     refused: list[str] = []
+    if len(items) > MAX_RESTRICTIONS:
+        refused.append(
+            f"restriction_info has {len(items)} items; the first {MAX_RESTRICTIONS} read"
+        )
     for item in items[:MAX_RESTRICTIONS]:
         kind = item.get("restriction_type") if isinstance(item, dict) else None
         if not isinstance(kind, str) or not kind or len(kind) > 64:

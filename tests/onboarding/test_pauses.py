@@ -142,3 +142,18 @@ def test_pauses_by_different_events_must_each_be_lifted(db: Database, subscribed
             )
         )
     assert open_kinds == {"paused_account_violation"}
+
+
+def test_restriction_items_without_a_type_are_refused_with_the_reason() -> None:
+    """A restriction_info item with no restriction_type is refused and said why; the others are
+    read, a quoted expiration included."""
+    value = {
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [
+            {"expiration": 1_800_000_000},
+            {"restriction_type": "RESTRICTED_UTILITY_TEMPLATES", "expiration": "1800000000"},
+        ],
+    }
+    found, refused = pauses.parse_restrictions(value)
+    assert found == [Restriction("RESTRICTED_UTILITY_TEMPLATES", 1_800_000_000)]
+    assert refused[0].startswith("restriction_info item without a restriction_type")
