@@ -95,6 +95,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": RECONCILE_INTERVAL,
                 "options": {"expires": RECONCILE_INTERVAL},
             },
+            "lift-expired-restrictions": {
+                "task": "coexist.ingest.lift_restrictions",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
             "ingest-watchdog": {
                 "task": "coexist.ingest.watchdog",
                 "schedule": 5 * SWEEP_INTERVAL,

@@ -83,11 +83,11 @@ class Settings(BaseSettings):
     graph_timeout: float = Field(default=10.0, gt=0)
     graph_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Send ``appsecret_proof`` with every Graph call that carries a token
-    #: (docs/meta.md#117-appsecret_proof).
+    #: (docs/meta.md#118-appsecret_proof).
     graph_appsecret_proof: bool = True
     #: A WABA-level webhook override coexist sets when it subscribes a WABA (empty: none; an
     #: override already on the WABA is kept). https, at most 200 characters; needs its verify
-    #: token (docs/meta.md#116-subscribing-without-losing-an-override).
+    #: token (docs/meta.md#117-subscribing-without-losing-an-override).
     webhook_override_url: str = ""
     webhook_override_verify_token: SecretStr = SecretStr("")
 
@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     inbox_redispatch_after_seconds: int = Field(default=300, ge=10)
     #: A delivery still waiting for its onboarding this long is orphaned (Meta's 7 days).
     inbox_orphan_after_days: float = Field(default=7, gt=0)
+    #: An ``account_update`` for a WABA with no onboarding waits this long for the signup
+    #: that may be on its way (the browser's hand-off can reach coexist after Meta's
+    #: PARTNER_ADDED), then is recorded as not applied: Meta sends these for every customer.
+    account_update_signup_grace_seconds: int = Field(default=600, ge=0, le=86_400)
     #: A history sync requested this long ago with no history webhook is stalled.
     history_stall_minutes: float = Field(default=60, gt=0)
 

@@ -49,6 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+#: The same, where Python's None is SQL NULL (not JSON ``null``), so "none" can be queried.
+NullableJSONType: Any = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):

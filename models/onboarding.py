@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, JSONType, utcnow
+from models.base import Base, JSONType, NullableJSONType, utcnow
 
 # BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -164,9 +164,17 @@ class Onboarding(Base):
     lifecycle_since: Mapped[datetime | None]
     #: The state to return to when Meta reconnects an offboarded account.
     resume_state: Mapped[str | None] = mapped_column(String(32))
-    #: Why API sends are paused (restriction, violation...), None when they are not.
+    #: Why all API sends are paused (ban, violation, deletion), None when they are not;
+    #: written only by :mod:`onboarding.pauses`.
     paused_reason: Mapped[str | None] = mapped_column(Text)
     paused_at: Mapped[datetime | None]
+    #: The ``account_update`` events holding the pause, comma separated (each is lifted by its
+    #: own counterpart, e.g. a ban by ``REINSTATE``).
+    paused_by: Mapped[str | None] = mapped_column(String(64))
+    #: ``ACCOUNT_RESTRICTION``'s current restrictions: ``[{"type", "expires_at"}]`` with
+    #: ``expires_at`` in Unix seconds or None; which sends each stops is
+    #: :data:`onboarding.pauses.RESTRICTED_SENDS`.
+    restrictions: Mapped[list[dict[str, Any]] | None] = mapped_column(NullableJSONType)
     #: A worker holds the current step until this time (crash-safe mutual exclusion).
     lease_until: Mapped[datetime | None]
     #: When Meta was last re-read for drift (onboarding/reconcile); None: never.

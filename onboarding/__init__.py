@@ -14,6 +14,7 @@ entry points → ``tasks`` → these → ``models`` → ``config``).
 =================  ==============================================================================
 
 Shared bookkeeping: :mod:`.states` (the onboarding's state machine, its one writer),
+:mod:`.pauses` (what stops an onboarding's sends and what lifts it, their one writer),
 :mod:`.store` (bulk upserts), :mod:`.views` (the JSON operators read), :mod:`.outcomes` and
 :mod:`.runtime` (the process's settings, database, cipher and Graph client).
 

@@ -400,6 +400,14 @@ def sandbox(
 def inbox_list(
     status: Annotated[str | None, typer.Option(help="Only deliveries in this status.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+    not_applied: Annotated[
+        bool,
+        typer.Option(
+            "--not-applied",
+            help="Only processed deliveries no onboarding took (e.g. account_update for a "
+            "WABA coexist does not onboard); the summary says why.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List stored webhook deliveries, newest first."""
@@ -411,6 +419,11 @@ def inbox_list(
         query = select(InboxDelivery).order_by(InboxDelivery.id.desc()).limit(limit)
         if status:
             query = query.where(InboxDelivery.status == status)
+        if not_applied:
+            query = query.where(
+                InboxDelivery.status == InboxStatus.PROCESSED.value,
+                InboxDelivery.onboarding_id.is_(None),
+            )
         rows = [inbox_json(d) for d in session.scalars(query)]
     if as_json:
         _print_json(rows)
@@ -425,9 +438,18 @@ def inbox_list(
             str(r["onboarding_id"] or "-"),
             str(r["size"]),
             str(r["attempts"]),
-            (r["last_error"] or "")[:60],
+            (r["last_error"] or _first_note(r["summary"]))[:60],
         )
     console.print(table)
+
+
+def _first_note(summary: dict[str, Any] | None) -> str:
+    """The first note of a processed delivery's summary (why it was not applied...)."""
+    for entry in (summary or {}).values():
+        notes = entry.get("notes") if isinstance(entry, dict) else None
+        if isinstance(notes, list) and notes:
+            return str(notes[0])
+    return ""
 
 
 @inbox_app.command("replay")

@@ -99,14 +99,27 @@ def fail(session: Session, onboarding: Onboarding, step: str, error: str) -> Non
 
 
 def raise_alert(
-    session: Session, onboarding_id: int | None, kind: str, message: str, severity: str = "warning"
+    session: Session,
+    onboarding_id: int | None,
+    kind: str,
+    message: str,
+    severity: str = "warning",
+    *,
+    reopen: bool = False,
 ) -> bool:
-    """Record an alert once per (onboarding, kind); True if it is new. Flushes, not commits."""
+    """Record an alert once per (onboarding, kind); True if it is new. Flushes, not commits.
+
+    With ``reopen``, an alert of that kind closed earlier (:func:`resolve_alert`) is replaced
+    by a new one: the condition came back, and the new alert is notified like any other.
+    """
     existing = session.scalar(
-        select(Alert.id).where(Alert.onboarding_id == onboarding_id, Alert.kind == kind)
+        select(Alert).where(Alert.onboarding_id == onboarding_id, Alert.kind == kind)
     )
     if existing is not None:
-        return False
+        if not (reopen and existing.acknowledged_at is not None):
+            return False
+        session.delete(existing)
+        session.flush()
     try:
         with session.begin_nested():
             session.add(
@@ -123,6 +136,25 @@ def raise_alert(
     log.warning(
         "alert_raised", onboarding_id=onboarding_id, kind=kind, severity=severity, alert=message
     )
+    return True
+
+
+def resolve_alert(
+    session: Session, onboarding_id: int, kind: str, *, at: datetime | None = None
+) -> bool:
+    """Close the open alert of this kind (its condition is over); True if one was open.
+    Not committed."""
+    alert = session.scalar(
+        select(Alert).where(
+            Alert.onboarding_id == onboarding_id,
+            Alert.kind == kind,
+            Alert.acknowledged_at.is_(None),
+        )
+    )
+    if alert is None:
+        return False
+    alert.acknowledged_at = at or utcnow()
+    log.info("alert_resolved", onboarding_id=onboarding_id, kind=kind)
     return True
 
 

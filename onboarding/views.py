@@ -101,6 +101,8 @@ def onboarding_detail(
             "since": iso(onboarding.lifecycle_since),
             "event_time": iso(onboarding.lifecycle_event_at),
             "paused_reason": onboarding.paused_reason,
+            "paused_by": onboarding.paused_by,
+            "restrictions": onboarding.restrictions or [],
         },
         "counts": counts(session, onboarding.id),
         "follow_ups": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from onboarding import pauses
 from onboarding.ingest import dispatch as ingest
 from onboarding.ingest import media, stalled
 from onboarding.runtime import current
@@ -84,3 +85,12 @@ def watchdog() -> None:
         due = media.due_downloads(session)
     for message_id in due:
         enqueue_after_commit(None, download_media, message_id)
+
+
+@coexist_task("coexist.ingest.lift_restrictions", soft_time_limit=50, time_limit=58, max_retries=0)
+def lift_restrictions() -> None:
+    """Beat: note on the timeline the account restrictions that expired (sends honour the
+    expiry by themselves)."""
+    rt = current()
+    with rt.db.session() as session:
+        pauses.lift_expired(session)

@@ -14,5 +14,5 @@
 * :mod:`.stalled` — the watchdog for history syncs Meta never started;
 * :mod:`.media` — media downloads by content hash, bounded attempts, the 7-day life of media ids;
 * :mod:`.lifecycle` — ``account_update`` moving the onboarding (disconnected, reconnecting,
-  paused).
+  paused, restricted), and recording those for WABAs coexist does not onboard.
 """

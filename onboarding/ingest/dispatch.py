@@ -1,11 +1,17 @@
 """Dispatch of inbox rows: route every change by ``field`` to its handler.
 
 A delivery is matched to its onboarding by ``value.metadata.phone_number_id``, falling back to
-the entry's WABA id. A delivery whose onboarding is not known yet waits as
-``waiting_for_onboarding`` and is dispatched again when one appears (:func:`waiting_for`);
-after Meta's own redelivery horizon (7 days) it is ``orphaned``. Unknown fields are kept and
-marked ignored. Every handler is idempotent, so processing a row twice is harmless; rows go back
-to ``pending`` when stale (:func:`stale_pending`) or an operator replays them (:func:`replay`).
+the entry's WABA id (an ``account_update`` by the WABA it is about,
+:func:`~onboarding.ingest.lifecycle.event_waba_id`). A delivery whose onboarding is not known
+yet waits as ``waiting_for_onboarding`` and is dispatched again when one appears
+(:func:`waiting_for`); after Meta's own redelivery horizon (7 days) it is ``orphaned``. An
+``account_update`` is different: Meta sends it for every WABA shared with the partner, so one
+for a WABA coexist has no onboarding of waits only ``account_update_signup_grace_seconds`` (a
+signup's hand-off can reach coexist after Meta's event) and is then processed as recorded, not
+applied, with the reason in its summary (``coexist inbox list --not-applied``). Unknown fields
+are kept and marked ignored. Every handler is idempotent, so processing a row twice is
+harmless; rows go back to ``pending`` when stale (:func:`stale_pending`) or an operator replays
+them (:func:`replay`).
 A delivery that cannot be parsed, or keeps failing, is ``quarantined`` for an operator.
 """
 
@@ -97,6 +103,24 @@ def find_onboarding(session: Session, change: Change) -> Onboarding | None:
 
 #: How a change finds its onboarding, where not by number then WABA (:func:`find_onboarding`).
 FINDERS: dict[str, Finder] = {"account_update": lifecycle.find_for_event}
+#: Fields whose unmatched changes are settled (recorded, not applied) once the signup grace
+#: has passed, with the note saying why; other fields wait for their onboarding.
+UNMATCHED_NOTES: dict[str, Callable[[Change], str]] = {"account_update": lifecycle.unmatched_note}
+
+
+def _waba_of(change: Change) -> str | None:
+    """The WABA a change files its inbox row under."""
+    if change.field == "account_update":
+        return lifecycle.event_waba_id(change)
+    return change.waba_id
+
+
+def _settles_unmatched(
+    row: InboxDelivery, change: Change, *, settings: Settings, now: datetime
+) -> bool:
+    """Whether a change without an onboarding is settled now instead of waiting for one."""
+    grace = timedelta(seconds=settings.account_update_signup_grace_seconds)
+    return change.field in UNMATCHED_NOTES and now - row.received_at >= grace
 
 
 def process_delivery(
@@ -145,13 +169,17 @@ def _process(
         return _quarantine(session, row, str(exc))
     if row.fields is None:  # the receiver stores raw bytes; routing columns are filled here
         row.fields = ",".join(sorted({c.field for c in changes}))[:256]
-        row.waba_id = row.waba_id or changes[0].waba_id
+        row.waba_id = row.waba_id or _waba_of(changes[0])
         row.phone_number_id = row.phone_number_id or changes[0].phone_number_id
 
     resolved: list[tuple[Change, Onboarding | None]] = []
     for change in changes:
         onboarding = FINDERS.get(change.field, find_onboarding)(session, change)
-        if onboarding is None and change.field in HANDLERS:
+        if (
+            onboarding is None
+            and change.field in HANDLERS
+            and not _settles_unmatched(row, change, settings=settings, now=now)
+        ):
             return _park(session, row, change, settings=settings, now=now)
         resolved.append((change, onboarding))
     summary, media_wamids = _run_handlers(session, row, resolved, settings)
@@ -178,7 +206,7 @@ def _park(
         log.warning("webhook_orphaned", fields=row.fields)
         return DeliveryOutcome(row.status)
     row.status = InboxStatus.WAITING.value
-    row.waba_id = row.waba_id or change.waba_id
+    row.waba_id = row.waba_id or _waba_of(change)
     row.phone_number_id = row.phone_number_id or change.phone_number_id
     row.last_error = (
         f"no onboarding yet for number {change.phone_number_id} / WABA {change.waba_id}"
@@ -203,6 +231,11 @@ def _run_handlers(
     media_wamids: dict[int, list[str]] = {}
     for change, onboarding in resolved:
         entry = summary.setdefault(change.field, {})
+        if onboarding is None and change.field in UNMATCHED_NOTES:
+            entry["not_applied"] = entry.get("not_applied", 0) + 1
+            entry.setdefault("notes", []).append(UNMATCHED_NOTES[change.field](change))
+            log.info("webhook_not_applied", field=change.field, waba_id=_waba_of(change))
+            continue
         if onboarding is None or change.field not in HANDLERS:
             entry["ignored"] = entry.get("ignored", 0) + 1
             continue
@@ -268,8 +301,9 @@ def stale_pending(
 ) -> list[int]:
     """Pending rows nobody processed in time (broker outage, lost message): dispatch again.
 
-    Also wakes waiting rows whose onboarding has appeared since and orphans those past
-    Meta's 7-day horizon. Commits.
+    Also wakes waiting rows whose onboarding has appeared since, and ``account_update`` rows
+    past the signup grace (dispatch settles them), and orphans the rest past Meta's 7-day
+    horizon. Commits.
     """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.inbox_redispatch_after_seconds)
@@ -295,11 +329,13 @@ def stale_pending(
     ).all()
     woken: list[int] = []
     orphan_before = now - timedelta(days=settings.inbox_orphan_after_days)
+    grace_before = now - timedelta(seconds=settings.account_update_signup_grace_seconds)
     for row in waiting:
         change = Change(
             row.waba_id, "", {"metadata": {"phone_number_id": row.phone_number_id}}, None
         )
-        if find_onboarding(session, change) is not None:
+        settles = row.fields in UNMATCHED_NOTES and row.received_at <= grace_before
+        if settles or find_onboarding(session, change) is not None:
             row.status = InboxStatus.PENDING.value
             woken.append(row.id)
         elif row.received_at < orphan_before:

@@ -30,11 +30,14 @@ MAX_WAMID_LENGTH = 191
 
 @dataclass
 class Tally:
-    """What one change did: counts by key, the first rejection reasons, media to download."""
+    """What one change did: counts by key, the first rejection reasons, media to download,
+    notes for an operator."""
 
     counts: Counter[str] = field(default_factory=Counter)
     rejected: list[str] = field(default_factory=list)
     media_wamids: list[str] = field(default_factory=list)
+    #: What an operator should read about the change (why it was not applied...).
+    notes: list[str] = field(default_factory=list)
 
     def reject(self, reason: str) -> None:
         """Count one rejected item; the first 20 reasons are kept, each cut short."""
@@ -47,6 +50,8 @@ class Tally:
         out: dict[str, Any] = dict(self.counts)
         if self.rejected:
             out["rejected_reasons"] = self.rejected
+        if self.notes:
+            out["notes"] = self.notes[:20]
         return out
 
 

@@ -9,7 +9,7 @@ transient errors only; rate limits and long waits are left to Celery's retry.
 
 Every call that carries an access token (the business token, or the app token on
 ``debug_token``) also carries ``appsecret_proof``, unless turned off
-(docs/meta.md#117-appsecret_proof). The code exchange has no token to hash: it sends
+(docs/meta.md#118-appsecret_proof). The code exchange has no token to hash: it sends
 ``client_secret``. Media downloads go to Meta's CDN, not to Graph, and carry the bearer only.
 """
 
@@ -334,7 +334,7 @@ class GraphClient:
 
         Each item is ``{"whatsapp_business_api_data": {id, link, name}}`` plus
         ``override_callback_uri`` when that app set a WABA override
-        (docs/meta.md#116-subscribing-without-losing-an-override).
+        (docs/meta.md#117-subscribing-without-losing-an-override).
         """
         body = self._request("GET", f"{_id(waba_id)}/subscribed_apps", token=token)
         data = body.get("data")
@@ -351,7 +351,7 @@ class GraphClient:
 
         With ``override`` (``(override_callback_uri, verify_token)``) the WABA's webhooks go to
         that URL instead of the app's; **without it, an override set earlier is removed**
-        (docs/meta.md#116-subscribing-without-losing-an-override), so callers decide with
+        (docs/meta.md#117-subscribing-without-losing-an-override), so callers decide with
         :meth:`subscribed_apps` first.
         """
         json_body = None
@@ -371,7 +371,7 @@ class GraphClient:
         """``GET /debug_token?input_token=…`` with the app token: what Meta knows of a token.
 
         Answers ``data`` (``is_valid``, ``expires_at``, ``scopes``, ``error`` for a dead token…;
-        docs/meta.md#118-debug_token). The app token is ``{app-id}|{app-secret}``.
+        docs/meta.md#119-debug_token). The app token is ``{app-id}|{app-secret}``.
         """
         register_secret(input_token)
         body = self._request(

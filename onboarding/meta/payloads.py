@@ -269,17 +269,21 @@ def _entry_changes(i: int, entry: Any) -> list[Change]:
         or len(waba_id) > 32
     ):
         raise PayloadError(f"entry[{i}].id is not a WABA id")
-    entry_time = entry.get("time")
-    if (
-        not isinstance(entry_time, int)
-        or isinstance(entry_time, bool)
-        or not 0 < entry_time <= LATEST
-    ):
-        entry_time = None
+    entry_time = entry_seconds(entry.get("time"))
     items = entry.get("changes")
     if not isinstance(items, list) or not items:
         raise PayloadError(f"entry[{i}].changes is not a non-empty list")
     return [_change(i, j, change, waba_id, entry_time) for j, change in enumerate(items)]
+
+
+def entry_seconds(value: Any) -> int | None:
+    """An entry's ``time`` as Unix seconds: an integer or a digit string (Meta's reference
+    quotes it once, docs/meta.md#116-acting-on-account_update), within 1970..9999; else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= LATEST:
+        return None
+    return value
 
 
 def _change(i: int, j: int, change: Any, waba_id: str, entry_time: int | None) -> Change:

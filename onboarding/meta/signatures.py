@@ -5,7 +5,7 @@ covers the exact bytes Meta sent, so it is checked before anything is parsed
 (https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads).
 
 ``appsecret_proof`` is the hex HMAC-SHA256 of an access token keyed by the app secret; sent with
-a Graph call, it shows the call comes from the app's server (docs/meta.md#117-appsecret_proof,
+a Graph call, it shows the call comes from the app's server (docs/meta.md#118-appsecret_proof,
 https://developers.facebook.com/docs/graph-api/security#appsecret_proof).
 """
 

@@ -2,7 +2,7 @@
 
 Meta lists every app subscribed to the WABA, each as ``{"whatsapp_business_api_data": {"id",
 "link", "name"}}`` plus ``override_callback_uri`` when that app set a WABA-level override
-(docs/meta.md#116-subscribing-without-losing-an-override). Only our app's item concerns
+(docs/meta.md#117-subscribing-without-losing-an-override). Only our app's item concerns
 us; other apps (another partner's) are counted, never touched.
 """
 

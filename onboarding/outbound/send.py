@@ -9,8 +9,10 @@ outbound message with source ``api`` (billed, unlike what the business sends fro
 2. checks the onboarding can send (:data:`SENDING_STATES`):
 
    * ``reconnecting`` (Meta offboarded the companion and is reconnecting it, docs/meta.md
-     §5.4) or paused (``paused_reason``: restriction, violation) → :class:`RetryLater` with a
-     growing wait: the send waits for the account, bounded by the task's ``max_retries``;
+     §5.4), paused (a ban, violation or deletion) or restricted for this kind of message
+     (:func:`onboarding.pauses.stopped`: an ``ACCOUNT_RESTRICTION`` until its expiry) →
+     :class:`RetryLater` with a growing wait, never past the restriction's expiry: the send
+     waits for the account, bounded by the task's ``max_retries``;
    * ``disconnected`` → refused for good. The state is terminal: Meta removed the business
      (``PARTNER_REMOVED``), nothing can be sent until it onboards again, and waiting would only
      deliver a stale message hours later, if ever;
@@ -72,6 +74,7 @@ from onboarding.outbound.ledger import Claim, ClaimState, SendLedger
 from onboarding.outbound.payload import InvalidMessageError, OutboundMessage, validate_payload
 from onboarding.outbound.throttle import Throttle
 from onboarding.outcomes import RetryLater
+from onboarding.pauses import stopped
 from onboarding.states import raise_alert
 from onboarding.store import upsert_messages
 
@@ -210,7 +213,7 @@ def _sender(
         waba_id=onboarding.waba_id,
         phone_number_id=onboarding.phone_number_id,
     )
-    refusal = _refusal(onboarding, attempt)
+    refusal = _refusal(onboarding, message.type, attempt)
     if refusal is not None:
         return _refused(refusal)
     phone_number_id = onboarding.phone_number_id
@@ -277,12 +280,16 @@ def _graph_failed(
     return _refused(reason, code=exc.code, fbtrace_id=exc.fbtrace_id)
 
 
-def _refusal(onboarding: Onboarding, attempt: int) -> str | None:
+def _refusal(onboarding: Onboarding, message_type: str, attempt: int) -> str | None:
     """Why the onboarding cannot send (None if it can); ``RetryLater`` while it waits."""
     state = OnboardingState(onboarding.state)
-    if state in WAITING_STATES or (state in SENDING_STATES and onboarding.paused_reason):
-        why = onboarding.paused_reason if state in SENDING_STATES else state.value
-        wait = _jitter(min(30.0 * 2**attempt, MAX_BACKOFF))
+    stop = stopped(onboarding, message_type) if state in SENDING_STATES else None
+    if state in WAITING_STATES or stop is not None:
+        why, until = stop if stop is not None else (state.value, None)
+        wait = min(30.0 * 2**attempt, MAX_BACKOFF)
+        if until is not None:
+            wait = min(wait, max(until, 0.0) + 1.0)
+        wait = _jitter(wait)
         log.info("message_send_paused", why=why, wait_seconds=round(wait, 2), attempt=attempt)
         raise RetryLater(f"send: sends are paused ({why})", wait)
     if state is S.DISCONNECTED:

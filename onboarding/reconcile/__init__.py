@@ -4,7 +4,7 @@ Webhooks can be missed (an outage longer than Meta's 7 days of retries, a subscr
 removed elsewhere). Once a day per active onboarding, coexist re-reads the number's
 ``is_on_biz_app``/``platform_type``, the app's subscription and override on the WABA, and
 whether the business token still works; it notes differences on the timeline and alerts when
-one matters. An uncertain answer never changes anything (docs/meta.md#118-debug_token).
+one matters. An uncertain answer never changes anything (docs/meta.md#119-debug_token).
 
 ``checks`` holds the three reads and their verdicts; ``run`` records them, one onboarding per
 transaction, in bounded batches.

@@ -6,7 +6,7 @@
 
 Only a definite answer from Meta is ``drift``. A 5xx, a throttle, a timeout, a malformed or
 incomplete answer is ``unknown``: it says nothing about the account
-(docs/meta.md#118-debug_token, docs/meta.md#116-subscribing-without-losing-an-override).
+(docs/meta.md#119-debug_token, docs/meta.md#117-subscribing-without-losing-an-override).
 A check never writes; :mod:`.run` decides what to record.
 """
 

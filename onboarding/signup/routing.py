@@ -1,7 +1,7 @@
 """Subscribing a WABA's webhooks without breaking the provider's own routing.
 
 ``POST /{waba-id}/subscribed_apps`` with an empty body **removes** a WABA-level callback
-override set earlier (docs/meta.md#116-subscribing-without-losing-an-override). So the
+override set earlier (docs/meta.md#117-subscribing-without-losing-an-override). So the
 subscription is read first and:
 
 * our app already subscribed, with no configured override or the same one: nothing is posted,

@@ -47,7 +47,7 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
 
         The app callback's token, or the WABA override's: Meta verifies an override URL with
         its own token when coexist sets it
-        (docs/meta.md#116-subscribing-without-losing-an-override).
+        (docs/meta.md#117-subscribing-without-losing-an-override).
         """
         params = request.query_params
         settings = get_rt().settings

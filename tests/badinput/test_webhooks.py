@@ -399,7 +399,7 @@ def test_unknown_account_event_is_counted_and_changes_nothing(
     """An account_update with an event we do not know is counted and leaves the state alone."""
     with rt.db.sessionmaker() as session:
         state = session.get_one(Onboarding, business.onboarding_id).state
-    post(web, envelope(business, "account_update", {"event": event}))
+    post(web, envelope(business, "account_update", {"event": event}, time=2_000_000_000))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
     assert row.summary == {"account_update": {"unknown_events": 1}}

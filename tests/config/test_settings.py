@@ -70,6 +70,8 @@ def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
     ]
     assert conf["task_routes"]["coexist.signup.*"] == {"queue": "signup"}
     assert conf["beat_schedule"]["sweep-sync-deadlines"]["schedule"] == 60.0
+    lift = conf["beat_schedule"]["lift-expired-restrictions"]
+    assert (lift["task"], lift["schedule"]) == ("coexist.ingest.lift_restrictions", 60.0)
     assert conf["broker_transport_options"]["visibility_timeout"] > 900
 
 

@@ -14,6 +14,7 @@ import itertools
 import math
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,10 +24,18 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from benchmarks._harness import CoexistApi, ManagedProcess, StackConfig, WebServer, poll_until
-from models import Contact, Database, HistoryChunk, InboxDelivery, InboxStatus, Message
+from models import (
+    Contact,
+    Database,
+    HistoryChunk,
+    InboxDelivery,
+    InboxStatus,
+    Message,
+    Onboarding,
+)
 from onboarding.ingest.dispatch import HANDLERS, process_delivery
 from onboarding.ingest.inbox import receive
-from onboarding.meta.payloads import clean_text, digits, storable
+from onboarding.meta.payloads import clean_text, digits, entry_seconds, storable
 from onboarding.meta.signatures import sign
 from onboarding.sandbox import Sandbox
 from tests.integration._flow import finished_signup, start_onboarding
@@ -582,6 +591,7 @@ def test_any_contacts_echoes_edits_and_events_store_their_good_items(
     row = process(db, payload)
 
     with db.sessionmaker() as session:
+        signed_up = session.get_one(Onboarding, business.onboarding_id).signup_completed_at
         stored_contact = session.scalars(select(Contact).where(Contact.phone == phone)).one()
         message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
     assert stored_contact.full_name == clean_text(names[0], 512)
@@ -590,5 +600,9 @@ def test_any_contacts_echoes_edits_and_events_store_their_good_items(
     assert message.text_body == clean_text(edited)
     assert message.edited_at is not None
     assert row.summary is not None
-    assert row.summary["account_update"] == {"unknown_events": 1}
+    dated = entry_seconds(entry_time)
+    if dated is not None and datetime.fromtimestamp(dated, tz=UTC) < signed_up:
+        assert row.summary["account_update"]["stale_events"] == 1  # about an earlier signup
+    else:
+        assert row.summary["account_update"] == {"unknown_events": 1}
     assert row.summary[storable(other_field)] == {"ignored": 1}

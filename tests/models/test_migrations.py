@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, Table, insert, inspect, text
 
 from models import Base, Database
 
@@ -21,4 +22,38 @@ def test_upgrade_creates_every_table_and_matches_the_models(tmp_path: Path) -> N
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     db.upgrade()  # idempotent
+    db.dispose()
+
+
+def test_pauses_revision_names_the_event_behind_each_existing_pause(tmp_path: Path) -> None:
+    """Upgrading to 0007 fills ``paused_by`` from each stored pause's reason ("EVENT: ...") and
+    leaves unpaused onboardings alone."""
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade("0004")
+    onboardings = Table("onboardings", MetaData(), autoload_with=db.engine)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    required = {
+        "code_sha256": None,
+        "signup_event": "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+        "session_data": {},
+        "waba_id": "102290129340398",
+        "signup_completed_at": now,
+        "sync_deadline_at": now,
+        "state": "synced",
+        "state_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    reasons = ["DISABLED_UPDATE: no details", "ACCOUNT_RESTRICTION: no details", None]
+    with db.engine.begin() as conn:
+        for n, reason in enumerate(reasons):
+            conn.execute(
+                insert(onboardings).values(
+                    {**required, "code_sha256": f"{n:064d}", "paused_reason": reason}
+                )
+            )
+    db.upgrade()
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT paused_by FROM onboardings ORDER BY id")).all()
+    assert [r.paused_by for r in rows] == ["DISABLED_UPDATE", "ACCOUNT_RESTRICTION", None]
     db.dispose()

@@ -191,6 +191,28 @@ def test_inbox_list_and_replay(rt: Runtime, onboarding_id: int) -> None:
     assert again[0]["attempts"] == 2
 
 
+def test_inbox_list_not_applied_shows_account_updates_for_other_wabas(
+    rt: Runtime, onboarding_id: int
+) -> None:
+    """``inbox list --not-applied`` lists processed deliveries no onboarding took, with the
+    note saying why, and leaves out those applied."""
+    value = {"event": "PARTNER_ADDED", "waba_info": {"waba_id": "495709166956424"}}
+    change = {"field": "account_update", "value": value}
+    entry = {"id": "102290129340398", "time": 1_800_000_000, "changes": [change]}
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [entry]}).encode()
+    settled = rt.settings.model_copy(update={"account_update_signup_grace_seconds": 0})
+    with rt.db.session() as session:
+        intake = receive(session, body)
+        process_delivery(session, intake.delivery_id, settings=settled)
+    listed = runner.invoke(app, ["inbox", "list", "--not-applied", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.stdout)
+    assert row["id"] == intake.delivery_id
+    assert row["summary"]["account_update"]["not_applied"] == 1
+    assert "PARTNER_ADDED for WABA 495709166956424" in row["summary"]["account_update"]["notes"][0]
+    assert runner.invoke(app, ["inbox", "list", "--not-applied"]).exit_code == 0
+
+
 def test_inbox_replay_needs_exactly_one_selector(rt: Runtime) -> None:
     """Replay without an id or status, or with both, is a usage error."""
     assert runner.invoke(app, ["inbox", "replay"]).exit_code == 2

@@ -30,6 +30,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
         "coexist.followups.deliver",
         "coexist.followups.schedule",
         "coexist.ingest.download_media",
+        "coexist.ingest.lift_restrictions",
         "coexist.ingest.process_deliveries",
         "coexist.ingest.process_delivery",
         "coexist.ingest.redispatch",

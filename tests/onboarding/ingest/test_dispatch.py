@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -113,3 +114,97 @@ def test_a_delivery_that_keeps_failing_is_quarantined_after_bounded_attempts(
         row = session.get_one(InboxDelivery, intake.delivery_id)
     assert row.last_error is not None
     assert "handler bug" in row.last_error
+
+
+# -- account_update for WABAs coexist does not onboard (docs/meta.md#116-acting-on-account_update)
+
+PORTFOLIO = "102290129340398"
+OTHER_WABA = "495709166956424"
+
+
+def partner_added(waba_id: str, at: int | None = None) -> dict[str, Any]:
+    """Meta's PARTNER_ADDED example: the entry id is the partner's business portfolio, the
+    customer's WABA is in ``waba_info``."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": PORTFOLIO,
+                "time": at if at is not None else int(time.time()),
+                "changes": [
+                    {
+                        "field": "account_update",
+                        "value": {
+                            "event": "PARTNER_ADDED",
+                            "waba_info": {"waba_id": waba_id, "owner_business_id": "1001002237"},
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def only_row(rt: Runtime) -> InboxDelivery:
+    with rt.db.sessionmaker() as session:
+        return session.scalars(select(InboxDelivery)).one()
+
+
+def test_partner_event_for_an_unknown_waba_waits_under_that_waba(
+    rt: Runtime, web: TestClient, business: Business
+) -> None:
+    """A PARTNER_ADDED for a WABA without an onboarding waits for its signup, filed under the
+    customer's WABA from waba_info rather than the partner's portfolio id."""
+    post(web, partner_added(OTHER_WABA))
+    row = only_row(rt)
+    assert row.status == InboxStatus.WAITING
+    assert row.waba_id == OTHER_WABA
+
+
+def test_partner_event_nobody_signs_up_for_is_settled_after_the_grace(
+    rt: Runtime, web: TestClient, business: Business
+) -> None:
+    """Once the signup grace has passed with no signup for its WABA, the event is processed as
+    not applied, with a note saying what it was and why."""
+    post(web, partner_added(OTHER_WABA))
+    grace = timedelta(seconds=rt.settings.account_update_signup_grace_seconds + 1)
+    with freeze_time(utcnow() + grace), rt.db.session() as session:
+        [woken] = ingest.stale_pending(session, settings=rt.settings)
+        ingest.process_delivery(session, woken, settings=rt.settings)
+    row = only_row(rt)
+    assert row.status == InboxStatus.PROCESSED
+    assert row.onboarding_id is None
+    assert row.summary is not None
+    entry = row.summary["account_update"]
+    assert entry["not_applied"] == 1
+    assert entry["notes"][0].startswith(f"PARTNER_ADDED for WABA {OTHER_WABA}: coexist has no")
+
+
+def test_settled_partner_events_are_never_orphaned(
+    rt: Runtime, web: TestClient, business: Business
+) -> None:
+    """A week on, a not-applied PARTNER_* event is processed, not orphaned."""
+    post(web, partner_added(OTHER_WABA))
+    with freeze_time(utcnow() + timedelta(days=8)), rt.db.session() as session:
+        for delivery_id in ingest.stale_pending(session, settings=rt.settings):
+            ingest.process_delivery(session, delivery_id, settings=rt.settings)
+    assert only_row(rt).status == InboxStatus.PROCESSED
+
+
+def test_partner_event_ahead_of_its_signup_is_applied_once_the_signup_arrives(
+    rt: Runtime, web: TestClient, business: Business
+) -> None:
+    """A PARTNER_ADDED that reached coexist before the browser's signup hand-off waits, and
+    goes to the onboarding that hand-off creates."""
+    post(web, partner_added(OTHER_WABA))
+    with rt.db.session() as session:  # the signup for that WABA arrives
+        session.get_one(Onboarding, business.onboarding_id).waba_id = OTHER_WABA
+    with rt.db.session() as session:
+        [woken] = ingest.stale_pending(session, settings=rt.settings)
+        ingest.process_delivery(session, woken, settings=rt.settings)
+    row = only_row(rt)
+    assert row.onboarding_id == business.onboarding_id
+    with rt.db.sessionmaker() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        assert onboarding.lifecycle_event == "PARTNER_ADDED"
+        assert onboarding.transitions[-1].cause.startswith("PARTNER_ADDED")

@@ -179,6 +179,37 @@ def test_an_entry_time_no_date_can_hold_is_unknown(time: Any) -> None:
     assert change.entry_time == 253_402_300_799
 
 
+def test_an_entry_time_quoted_as_digits_is_read() -> None:
+    """Meta's account_update reference quotes ``"time": "1739212624"`` once: it is the same
+    time as the integer."""
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "102290129340398",
+                "time": "1739212624",
+                "changes": [
+                    {
+                        "field": "account_update",
+                        "value": {"phone_number": "15550783881", "event": "PARTNER_REMOVED"},
+                    }
+                ],
+            }
+        ],
+    }
+    [change] = parse_delivery(json.dumps(body).encode())
+    assert change.entry_time == 1_739_212_624
+
+
+@pytest.mark.parametrize(
+    "time", ["", " 1739212624", "1739212624.5", "-5", "0", "١٧٣٩", "9" * 13, "253402300800"]
+)
+def test_an_entry_time_string_that_is_not_a_date_is_unknown(time: str) -> None:
+    """A quoted time that is not plain ASCII digits naming a second in 1970..9999 is absent."""
+    [change] = parse_delivery(delivery({}, time=time))
+    assert change.entry_time is None
+
+
 # -- properties ------------------------------------------------------------------------------
 
 anything = st.characters(blacklist_categories=()) | st.sampled_from(

@@ -3,6 +3,7 @@ and the thin task."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -275,6 +276,34 @@ def test_pause_waits_longer_with_each_attempt(
     assert "ACCOUNT_RESTRICTION" in first.reason
     assert 30 <= first.countdown <= 37.5
     assert 120 <= third.countdown <= 150
+
+
+def test_restriction_stops_only_its_kind_of_message_until_it_expires(
+    db: Database, sandbox: Sandbox, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A business-initiated restriction holds templates back no longer than its expiry, while
+    text replies still go out."""
+    expires = int(time.time()) + 20
+    restriction = {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expires_at": expires}
+    set_state(db, subscribed, restrictions=[restriction])
+
+    held, replied = send(TEMPLATE), send(TEXT)
+
+    assert isinstance(held, RetryLater)
+    assert "RESTRICTED_BIZ_INITIATED_MESSAGING" in held.reason
+    assert held.countdown <= 21 * 1.25
+    assert replied.status is SendStatus.SENT
+    assert sandbox.call_counts()["messages"] == 1
+
+
+def test_expired_restriction_no_longer_holds_sends(
+    db: Database, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A restriction past its expiry stops nothing, before any job has noted the lift."""
+    restriction = {"type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expires_at": 1_700_000_000}
+    set_state(db, subscribed, restrictions=[restriction])
+
+    assert send(TEMPLATE).status is SendStatus.SENT
 
 
 def test_disconnected_account_is_refused_for_good(
