@@ -115,6 +115,8 @@ def expected_counts(
         "history_chunks": sum(generator.plan.phase_chunks),
         "dropped_out_of_window": out["dropped_out_of_window"],
         "dropped_group": out["dropped_group"],
+        "edits_pending": 0,
+        "revokes_pending": 0,
     }
 
 
