@@ -20,7 +20,7 @@ from tests.onboarding.deliveries import (
     declined_value,
     text,
 )
-from tests.onboarding.ingest.helpers import OTHER, USER, ago, detail, messages, post
+from tests.onboarding.ingest.helpers import OTHER, USER, ago, detail, dropped, messages, post
 
 
 def test_out_of_window_and_group_messages_are_dropped_and_counted(
@@ -124,3 +124,11 @@ def test_history_webhook_confirms_an_unknown_sync(
         onboarding.sync(SyncType.HISTORY).state = SyncState.UNKNOWN.value
     post(web, chunk(business, 1, 1, 10, {USER: [text("wamid.c", USER, ago(2), "c")]}))
     assert detail(rt, business)["sync"]["history"]["state"] == SyncState.REQUESTED
+
+
+def test_out_of_window_messages_are_recorded_as_dropped(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A chunk's message older than 180 days is recorded as dropped out of window."""
+    post(web, chunk(business, 2, 1, 50, {USER: [text("wamid.old", USER, ago(185), "too old")]}))
+    assert dropped(rt) == {"wamid.old": "out_of_window"}
