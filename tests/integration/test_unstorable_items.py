@@ -557,6 +557,9 @@ def test_any_contacts_echoes_edits_and_events_store_their_good_items(
         "text": {"body": echo_body},
     }
     edit = {
+        "from": USER,
+        "id": f"wamid.ED{serial}",
+        "timestamp": str(recent()),
         "type": "edit",
         "edit": {
             "original_message_id": wamid,
