@@ -22,7 +22,8 @@ from tests.onboarding.ingest.helpers import (
     post,
 )
 
-#: The wamid and media id of Meta's documented media follow-up (docs/meta.md#44).
+#: The wamid and media id of Meta's documented media follow-up
+#: (docs/meta.md#44-history-media-placeholders-and-late-media).
 WAMID = "wamid.HBgL...A2"
 MEDIA_ID = "24230790383178626"
 
