@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, exists, func, select, update
@@ -36,6 +36,11 @@ from onboarding.meta.payloads import clean_text, unix_time
 from onboarding.store import insert_for
 
 KINDS = frozenset(kind.value for kind in ChangeKind)
+#: Users edit within 15 minutes and revoke within 2 days of sending
+#: (docs/meta.md#48-messages-edits-revokes-and-131060), and the only user messages coexist
+#: stores come from history, sent before signup: a user's change later than this after signup
+#: can have no message still to come (an hour's slack for clocks).
+USER_CHANGE_WINDOW = timedelta(days=2, hours=1)
 
 
 @dataclass(frozen=True)
@@ -92,18 +97,30 @@ def _new_text(message: Any) -> str | None:
 
 
 def apply_changes(
-    session: Session, ctx: Context, changes: list[Change], tally: Tally, now: datetime
+    session: Session,
+    ctx: Context,
+    changes: list[Change],
+    tally: Tally,
+    now: datetime,
+    *,
+    by_users: bool = False,
 ) -> None:
-    """Apply changes to their stored originals; keep the others until they come. Commits."""
+    """Apply changes to their stored originals; keep the others until they come. Commits.
+
+    ``by_users``: the changes come from users (``messages``), whose messages coexist stores
+    only from history; one too late for a history message is counted, not kept."""
     if not changes:
         return
     onboarding_id = ctx.onboarding.id
+    latest = ctx.onboarding.signup_completed_at + USER_CHANGE_WINDOW
     stored = _stored(session, onboarding_id, [c.original_wamid for c in changes])
     waiting: list[Change] = []
     for change in changes:
         if change.original_wamid in stored:
             _apply(session, onboarding_id, change)
             tally.counts[f"{change.kind}s"] += 1
+        elif by_users and change.changed_at > latest:
+            tally.counts[f"{change.kind}s_for_unknown_messages"] += 1
         else:
             waiting.append(change)
             tally.counts[f"{change.kind}s_pending"] += 1

@@ -102,7 +102,7 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
         else:
             tally.counts["messages_not_stored"] += 1
     session.commit()
-    apply_changes(session, ctx, changes, tally, utcnow())
+    apply_changes(session, ctx, changes, tally, utcnow(), by_users=True)
     return tally
 
 

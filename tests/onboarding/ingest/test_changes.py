@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
 from models import Onboarding
@@ -233,4 +234,21 @@ def test_an_edit_kept_while_another_worker_stores_its_original_is_still_applied(
         apply_message_events(session, ctx, event["entry"][0]["changes"][0]["value"])
     stored = messages(rt)["wamid.U1"]
     assert (stored.text_body, stored.edited_at) == ("fixed", at(edited))
+    assert kept_changes(rt) == {}
+
+
+def test_a_user_change_too_late_for_any_history_message_is_counted_not_kept(
+    rt: Runtime, business: Business
+) -> None:
+    """A user's revoke of an unknown message, dated past the 2-day revoke window after signup,
+    cannot concern a history message still to come: counted, not kept."""
+    with rt.db.sessionmaker() as session:
+        signup = session.get_one(Onboarding, business.onboarding_id).signup_completed_at
+    later = signup + timedelta(days=3)
+    event = user_events(business, revoke("wamid.RV", USER, int(later.timestamp()), "wamid.LIVE"))
+    with freeze_time(later), rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        ctx = Context.of(onboarding, business.number, rt.settings)
+        tally = apply_message_events(session, ctx, event["entry"][0]["changes"][0]["value"])
+    assert tally.counts["revokes_for_unknown_messages"] == 1
     assert kept_changes(rt) == {}
