@@ -7,6 +7,7 @@ two workers racing on the same chunk end in the same rows:
   writer only fills what is missing, except that an app echo marks the message as sent from
   the app whichever came first (so the result does not depend on arrival order). Late media
   (the later webhook with a media id) and its placeholder merge into one row in either order.
+  A revoked message stays without its text whatever delivers it again.
 * contacts on (onboarding, phone) as two last-write-wins registers keyed by Meta's change
   timestamp: presence (added or removed) and names (only changes that carry names), so the
   result does not depend on the order changes arrive in.
