@@ -1,7 +1,7 @@
 """Edits and revokes: users' (in ``messages``) and the business's own (as app echoes).
 
 Both name their original by ``original_message_id``
-(docs/meta.md#117-edits-and-revokes-business-side-and-users).
+(docs/meta.md#1111-edits-and-revokes-business-side-and-users).
 The rules, whatever the order changes arrive in:
 
 * ``edited_at`` and ``revoked_at`` are the change's own ``timestamp``, not processing time;

@@ -26,7 +26,7 @@ MAX_MEDIA_ID_LENGTH = 64
 MAX_REASON_LENGTH = 300
 #: The ``wamid`` column's width; a longer id is no usable id.
 MAX_WAMID_LENGTH = 191
-#: Why media is ``skipped_too_old`` (docs/meta.md#116-late-media-and-the-history-windows).
+#: Why media is ``skipped_too_old`` (docs/meta.md#1110-late-media-and-the-history-windows).
 TOO_OLD_FOR_MEDIA = "sent before the media cut-off: Meta sends no media for it"
 
 

@@ -5,7 +5,7 @@ placeholders older than ``media_cutoff_days`` as ``skipped_too_old``
 (:mod:`onboarding.ingest.history`, :func:`onboarding.ingest.rows.message_row`). Meta sends late
 media for newer media only, but the rules do not rest on that: a late-media message is judged
 by its own timestamp, so either arrival order ends the same
-(docs/meta.md#116-late-media-and-the-history-windows).
+(docs/meta.md#1110-late-media-and-the-history-windows).
 
 * older than the history window: not stored, recorded as dropped (:mod:`.dropped`), so its
   chunk, whenever it comes, finds the record too;
