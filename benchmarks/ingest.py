@@ -196,7 +196,7 @@ def rows_for_baselines(
                                 now=now,
                             )
                             if row is not None:
-                                out.append(tuple(row[c] for c in MESSAGE_COLUMNS))
+                                out.append(tuple(row.get(c) for c in MESSAGE_COLUMNS))
                             if limit is not None and len(out) >= limit:
                                 return out
     return out

@@ -4,6 +4,7 @@ from models.base import Base, utcnow
 from models.db import Database
 from models.followups import FollowUp, FollowUpKind, FollowUpStatus, Notification
 from models.ingest import (
+    ChangeKind,
     Contact,
     Direction,
     DroppedMessage,
@@ -12,6 +13,7 @@ from models.ingest import (
     InboxStatus,
     MediaState,
     Message,
+    MessageChange,
     MessageSource,
 )
 from models.onboarding import (
@@ -36,6 +38,7 @@ __all__ = [
     "AbandonedSignup",
     "Alert",
     "Base",
+    "ChangeKind",
     "Contact",
     "Database",
     "Direction",
@@ -48,6 +51,7 @@ __all__ = [
     "InboxStatus",
     "MediaState",
     "Message",
+    "MessageChange",
     "MessageSource",
     "Notification",
     "Onboarding",

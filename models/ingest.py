@@ -162,8 +162,8 @@ class HistoryChunk(Base):
 
 
 class DroppedMessage(Base):
-    """A history message coexist does not keep (a group chat's), so that a late-media webhook
-    announcing it later — or earlier — is not stored as a 1:1 message."""
+    """A history message coexist does not keep (a group chat's, or one older than the history
+    window), so that a late-media webhook announcing it later — or earlier — is not stored."""
 
     __tablename__ = "dropped_messages"
     __table_args__ = (UniqueConstraint("onboarding_id", "wamid"),)
@@ -172,3 +172,31 @@ class DroppedMessage(Base):
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
     wamid: Mapped[str] = mapped_column(String(191))
     reason: Mapped[str] = mapped_column(String(32))
+
+
+class ChangeKind(enum.StrEnum):
+    EDIT = "edit"
+    REVOKE = "revoke"
+
+
+class MessageChange(Base):
+    """An edit or revoke that came before the message it changes, kept until that message is
+    stored (by a history chunk, an app echo or late media) and then applied and removed."""
+
+    __tablename__ = "message_changes"
+    __table_args__ = (
+        UniqueConstraint("onboarding_id", "wamid"),
+        Index("ix_message_changes_original", "onboarding_id", "original_wamid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    #: The edit's or revoke's own message id.
+    wamid: Mapped[str] = mapped_column(String(191))
+    original_wamid: Mapped[str] = mapped_column(String(191))
+    kind: Mapped[str] = mapped_column(String(8))
+    #: An edit's new text or caption (None: the edit carried none, or a revoke).
+    text_body: Mapped[str | None] = mapped_column(Text)
+    #: The webhook's ``timestamp`` of the change.
+    changed_at: Mapped[datetime]
+    received_at: Mapped[datetime]

@@ -7,6 +7,7 @@ two workers racing on the same chunk end in the same rows:
   writer only fills what is missing, except that an app echo marks the message as sent from
   the app whichever came first (so the result does not depend on arrival order). Late media
   (the later webhook with a media id) and its placeholder merge into one row in either order.
+  A revoked message stays without its text whatever delivers it again.
 * contacts on (onboarding, phone) as two last-write-wins registers keyed by Meta's change
   timestamp: presence (added or removed) and names (only changes that carry names), so the
   result does not depend on the order changes arrive in.
@@ -42,6 +43,7 @@ MESSAGE_COLUMNS = (
     "media_mime",
     "media_sha256",
     "media_id_at",
+    "media_error",
 )
 PLACEHOLDER = "media_placeholder"
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -91,7 +93,11 @@ def _merge(stmt: Any) -> Any:
             ),
             "type": case((old.type == PLACEHOLDER, new.type), else_=old.type),
             "raw": case((old.type == PLACEHOLDER, new.raw), else_=func.coalesce(old.raw, new.raw)),
-            "text_body": func.coalesce(old.text_body, new.text_body),
+            # A revoked message's content is gone for everyone: a redelivery does not bring it back.
+            "text_body": case(
+                (old.revoked_at.is_not(None), None),
+                else_=func.coalesce(old.text_body, new.text_body),
+            ),
             "status": func.coalesce(old.status, new.status),
             "media_state": case(
                 (old.media_state == MediaState.NONE.value, new.media_state),
@@ -101,6 +107,7 @@ def _merge(stmt: Any) -> Any:
             "media_mime": func.coalesce(old.media_mime, new.media_mime),
             "media_sha256": func.coalesce(old.media_sha256, new.media_sha256),
             "media_id_at": func.coalesce(old.media_id_at, new.media_id_at),
+            "media_error": func.coalesce(old.media_error, new.media_error),
         },
     )
 
@@ -126,6 +133,7 @@ _STAGE_TYPES = [
     "text",
     "text",
     "timestamptz",
+    "text",
 ]
 
 

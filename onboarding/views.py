@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from models import (
     AbandonedSignup,
     Alert,
+    ChangeKind,
     Contact,
     FollowUp,
     HistoryChunk,
     InboxDelivery,
     MediaState,
     Message,
+    MessageChange,
     MessageSource,
     Onboarding,
     RecordedFinish,
@@ -176,6 +178,15 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
     out["history_chunks"] = int(ledger[0])
     out["dropped_out_of_window"] = int(ledger[1])
     out["dropped_group"] = int(ledger[2])
+    # Edits and revokes still waiting for the message they change (onboarding/ingest/changes.py).
+    pending = session.execute(
+        select(MessageChange.kind, func.count(MessageChange.id))
+        .where(MessageChange.onboarding_id == onboarding_id)
+        .group_by(MessageChange.kind)
+    ).all()
+    waiting = {kind: int(number) for kind, number in pending}
+    out["edits_pending"] = waiting.get(ChangeKind.EDIT.value, 0)
+    out["revokes_pending"] = waiting.get(ChangeKind.REVOKE.value, 0)
     return out
 
 

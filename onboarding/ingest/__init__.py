@@ -7,10 +7,14 @@
   shares;
 * :mod:`.history` — ``history``: chunks, their ledger, the sync's progress and the declined error;
 * :mod:`.late_media` — the later webhooks that carry a history media message's media id;
-* :mod:`.dropped` — messages not kept (group chats), whichever of chunk and media comes first;
+* :mod:`.windows` — the history window and the media cut-off applied to late media;
+* :mod:`.dropped` — messages not kept (group chats, older than the window), whichever of chunk
+  and media comes first;
 * :mod:`.contacts` — ``smb_app_state_sync``: contacts, last write wins;
 * :mod:`.messages` — ``smb_message_echoes`` (the business's app messages) and ``messages``
   (users' edits and revokes);
+* :mod:`.changes` — edits and revokes (users' and the business's) applied by their own time, kept
+  until their message comes;
 * :mod:`.stalled` — the watchdog for history syncs Meta never started;
 * :mod:`.media` — media downloads by content hash, bounded attempts, the 7-day life of media ids;
 * :mod:`.lifecycle` — ``account_update`` moving the onboarding (disconnected, reconnecting,

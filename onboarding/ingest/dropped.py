@@ -1,9 +1,12 @@
-"""Messages coexist does not keep (a group chat's): their record, and the rows to remove.
+"""Messages coexist does not keep: their record, and the rows to remove.
 
-A group chat's history arrives as a chunk; the media update of one of its messages may arrive
-before or after it, on another worker. The record of dropped ids is what lets either order end
-with no stored message: the chunk records before it removes, the media update looks before and
-after it stores (:mod:`onboarding.ingest.late_media`).
+Two kinds are not kept: a group chat's messages (:data:`GROUP`) and messages older than the
+history window (:data:`OUT_OF_WINDOW`, docs/meta.md#43-history-threads-and-messages). Either
+kind arrives in a chunk; the media update of one of its messages may arrive before or after
+it, on another worker. The record of dropped ids is what lets either order end with no stored
+message: the chunk records before it removes, the media update looks before and after it
+stores (:mod:`onboarding.ingest.late_media`), and applies the windows to its own timestamp
+(:mod:`onboarding.ingest.windows`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from onboarding.store import insert_for
 
 #: Ids per ``IN (...)`` clause.
 BATCH = 500
+#: Reasons a message is not kept.
+GROUP = "group"
+OUT_OF_WINDOW = "out_of_window"
 
 
 def drop_messages(session: Session, onboarding_id: int, wamids: list[str], reason: str) -> None:

@@ -5,7 +5,9 @@ A ``history`` value carries chunks (``history``), media updates of earlier chunk
 Chunks are written in pages of ``ingest_page_size`` messages, each page its own transaction, so
 memory and transaction size stay flat whatever Meta sends; the chunk's ledger row is written
 last, so a chunk that was cut short is simply processed again on redelivery. Group chats and
-messages older than the history window are counted and not kept (:mod:`.dropped`).
+messages older than the history window are counted, recorded and not kept (:mod:`.dropped`);
+edits and revokes that came before a chunk's messages are applied once they are stored
+(:mod:`.changes`).
 
 The ledger's progress completes the history sync (with gaps if some chunk_order is missing),
 and any history webhook confirms a request whose answer was lost; the sync row's state changes
@@ -36,7 +38,8 @@ from models import (
     SyncType,
     utcnow,
 )
-from onboarding.ingest.dropped import drop_messages
+from onboarding.ingest.changes import apply_pending
+from onboarding.ingest.dropped import GROUP, OUT_OF_WINDOW, drop_messages
 from onboarding.ingest.late_media import store_late_media
 from onboarding.ingest.rows import Context, Tally, is_one_to_one, message_row, usable_wamid
 from onboarding.meta.errors import HISTORY_DECLINED
@@ -131,6 +134,8 @@ class ChunkCounts:
     dropped_window: int = 0
     dropped_group: int = 0
     group_wamids: list[str] = field(default_factory=list)
+    window_wamids: list[str] = field(default_factory=list)
+    stored_wamids: list[str] = field(default_factory=list)
 
 
 def _chunk(
@@ -151,9 +156,12 @@ def _chunk(
         return
     counts = _store_threads(session, ctx, chunk, threads, tally, settings, now)
     if counts.group_wamids:
-        drop_messages(session, ctx.onboarding.id, counts.group_wamids, "group")
+        drop_messages(session, ctx.onboarding.id, counts.group_wamids, GROUP)
+    if counts.window_wamids:
+        drop_messages(session, ctx.onboarding.id, counts.window_wamids, OUT_OF_WINDOW)
     _record_chunk(session, ctx.onboarding, chunk, counts, now)
     session.commit()
+    apply_pending(session, ctx.onboarding.id, counts.stored_wamids, tally)
     tally.counts["messages"] += counts.stored
     tally.counts["dropped_out_of_window"] += counts.dropped_window
     tally.counts["dropped_group"] += counts.dropped_group
@@ -194,17 +202,22 @@ def _store_threads(
                 continue
             if row["sent_at"] < ctx.window_start:
                 counts.dropped_window += 1
+                counts.window_wamids.append(row["wamid"])
                 continue
             page.append(row)
             if len(page) >= settings.ingest_page_size:
-                upsert_messages(session, page)
+                _store_page(session, page, counts)
                 session.commit()
-                counts.stored += len(page)
                 page = []
     if page:
-        upsert_messages(session, page)
-        counts.stored += len(page)
+        _store_page(session, page, counts)
     return counts
+
+
+def _store_page(session: Session, page: list[dict[str, Any]], counts: ChunkCounts) -> None:
+    upsert_messages(session, page)
+    counts.stored += len(page)
+    counts.stored_wamids += [row["wamid"] for row in page]
 
 
 # -- the chunk ledger and the sync's progress -----------------------------------------------

@@ -4,8 +4,10 @@ History chunks give newer media as placeholders (``awaiting_media``); Meta then 
 message again, in the ``messages`` list of a ``history`` value, with its type, media id, mime
 type and sha256. The update may come before its placeholder too: the row is upserted either way
 and the two merge (:func:`onboarding.store.upsert_messages`). An update for a message coexist
-does not keep (a group chat's, :mod:`.dropped`) is not stored, whichever worker sees which first.
-Unusable items are rejected in the :class:`.Tally`, never raised.
+does not keep (a group chat's, or one older than the history window: :mod:`.dropped`) is not
+stored, whichever worker sees which first; the windows apply to the update's own timestamp
+(:mod:`.windows`). Edits and revokes that came before the message are applied once it is stored
+(:mod:`.changes`). Unusable items are rejected in the :class:`.Tally`, never raised.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from models import MessageSource
+from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
 from onboarding.ingest.rows import Context, Tally, message_row
+from onboarding.ingest.windows import within_windows
 from onboarding.store import upsert_messages
 
 
@@ -40,6 +44,7 @@ def store_late_media(
         row = message_row(ctx, msg, source=MessageSource.HISTORY, thread=None, tally=tally, now=now)
         if row is not None:
             rows.append(row)
+    rows = within_windows(session, ctx, rows, tally)
     dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
     rows = [r for r in rows if r["wamid"] not in dropped]
     for page in _pages(rows, settings.ingest_page_size):
@@ -57,6 +62,9 @@ def store_late_media(
         tally.counts["followups_of_dropped_messages"] += len(dropped)
         tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
     tally.counts["media_followups"] += len(rows) - len(late)
+    apply_pending(
+        session, ctx.onboarding.id, [r["wamid"] for r in rows if r["wamid"] not in late], tally
+    )
 
 
 def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

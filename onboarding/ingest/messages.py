@@ -1,26 +1,28 @@
 """What happens to conversations after signup: the business's app echoes, users' edits, revokes.
 
 * ``smb_message_echoes`` — messages the business sent from the WhatsApp Business app, stored as
-  outbound ``app_echo`` messages; the latest moves the onboarding's last app activity.
+  outbound ``app_echo`` messages; the business's edits and revokes in the app come here too and
+  are applied to their message (:mod:`.changes`); the latest moves the onboarding's last app
+  activity.
 * ``messages`` — coexist stores no new user messages (the business reads them in the app), but
-  applies a user's edit or revoke to a message it holds, and counts error 131060 (a user's first
-  message after onboarding, which the Cloud API cannot show).
+  applies a user's edit or revoke to a message it holds (or keeps it until that message comes,
+  :mod:`.changes`), and counts error 131060 (a user's first message after onboarding, which the
+  Cloud API cannot show).
 
 Unusable items are rejected or counted in the :class:`.Tally`, never raised.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Direction, Message, MessageSource, utcnow
+from models import Direction, MessageSource, utcnow
+from onboarding.ingest.changes import Change, apply_changes, apply_pending, is_change, parse_change
 from onboarding.ingest.rows import Context, Tally, message_row
-from onboarding.meta.payloads import clean_text, digits
+from onboarding.meta.payloads import digits
 from onboarding.store import upsert_messages
 
 log = structlog.get_logger(__name__)
@@ -40,7 +42,13 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
         return tally
     now = utcnow()
     rows = []
+    changes: list[Change] = []
     for msg in echoes:
+        if is_change(msg):
+            change = parse_change(ctx, msg, tally)
+            if change is not None:
+                changes.append(change)
+            continue
         row = message_row(
             ctx, msg, source=MessageSource.APP_ECHO, thread=None, tally=tally, now=now
         )
@@ -51,13 +59,16 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
             row["thread"] = digits(msg.get("to")) or row["thread"]
         rows.append(row)
     upsert_messages(session, rows)
-    if rows:
-        latest = max(r["sent_at"] for r in rows)
+    times = [r["sent_at"] for r in rows] + [c.changed_at for c in changes]
+    if times:
+        latest = max(times)
         onboarding = ctx.onboarding
         if onboarding.last_app_activity_at is None or latest > onboarding.last_app_activity_at:
             onboarding.last_app_activity_at = latest
     tally.counts["app_echoes"] += len(rows)
     session.commit()
+    apply_pending(session, ctx.onboarding.id, [r["wamid"] for r in rows], tally)
+    apply_changes(session, ctx, changes, tally, now)
     return tally
 
 
@@ -79,60 +90,25 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
     if not isinstance(messages, list):
         session.commit()
         return tally
-    now = utcnow()
+    changes: list[Change] = []
     for msg in messages:
-        if isinstance(msg, dict):
-            _apply_event(session, ctx, msg, now, tally)
+        if not isinstance(msg, dict):
+            continue
+        _count_unsupported(msg, tally)
+        if is_change(msg):
+            change = parse_change(ctx, msg, tally)
+            if change is not None:
+                changes.append(change)
+        else:
+            tally.counts["messages_not_stored"] += 1
     session.commit()
+    apply_changes(session, ctx, changes, tally, utcnow(), by_users=True)
     return tally
 
 
-def _apply_event(
-    session: Session, ctx: Context, msg: dict[str, Any], now: datetime, tally: Tally
-) -> None:
-    """One message of a ``messages`` value: an edit, a revoke, or counted as not stored."""
+def _count_unsupported(msg: dict[str, Any], tally: Tally) -> None:
+    """A message carrying error 131060 is counted (it is expected, not a failure)."""
     msg_errors = msg.get("errors")
     for error in msg_errors if isinstance(msg_errors, list) else []:
         if isinstance(error, dict) and error.get("code") == UNSUPPORTED_MESSAGE:
             tally.counts["unsupported_message_131060"] += 1
-    kind = msg.get("type")
-    if kind == "edit" and isinstance(msg.get("edit"), dict):
-        _apply_edit(session, ctx, msg["edit"], now, tally)
-    elif kind == "revoke" and isinstance(msg.get("revoke"), dict):
-        _apply_revoke(session, ctx, msg["revoke"], now, tally)
-    else:
-        tally.counts["messages_not_stored"] += 1
-
-
-def _original(session: Session, ctx: Context, wamid: Any) -> Message | None:
-    if not isinstance(wamid, str) or not wamid:
-        return None
-    return session.scalar(
-        select(Message).where(Message.onboarding_id == ctx.onboarding.id, Message.wamid == wamid)
-    )
-
-
-def _apply_edit(
-    session: Session, ctx: Context, edit: dict[str, Any], now: datetime, tally: Tally
-) -> None:
-    original = _original(session, ctx, edit.get("original_message_id"))
-    if original is None:
-        tally.counts["edits_for_unknown_messages"] += 1
-        return
-    new = edit.get("message")
-    if isinstance(new, dict) and new.get("type") == "text" and isinstance(new.get("text"), dict):
-        original.text_body = clean_text(new["text"].get("body"))
-    original.edited_at = now
-    tally.counts["edits"] += 1
-
-
-def _apply_revoke(
-    session: Session, ctx: Context, revoke: dict[str, Any], now: datetime, tally: Tally
-) -> None:
-    original = _original(session, ctx, revoke.get("original_message_id"))
-    if original is None:
-        tally.counts["revokes_for_unknown_messages"] += 1
-        return
-    original.revoked_at = now
-    original.text_body = None  # deleted for everyone: the content is not kept
-    tally.counts["revokes"] += 1

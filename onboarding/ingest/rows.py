@@ -26,6 +26,8 @@ MAX_MEDIA_ID_LENGTH = 64
 MAX_REASON_LENGTH = 300
 #: The ``wamid`` column's width; a longer id is no usable id.
 MAX_WAMID_LENGTH = 191
+#: Why media is ``skipped_too_old`` (docs/meta.md#1110-late-media-and-the-history-windows).
+TOO_OLD_FOR_MEDIA = "sent before the media cut-off: Meta sends no media for it"
 
 
 @dataclass
@@ -170,6 +172,8 @@ def _add_content(
     elif kind == PLACEHOLDER:
         too_old = row["sent_at"] < ctx.media_cutoff
         row["media_state"] = (MediaState.SKIPPED_TOO_OLD if too_old else MediaState.AWAITING).value
+        if too_old:
+            row["media_error"] = TOO_OLD_FOR_MEDIA
     else:
         row["raw"] = msg
         media = msg.get(kind)

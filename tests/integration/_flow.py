@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from benchmarks._harness import BrokerClient, CoexistApi, WebServer, describe, poll_until
 from models import Database, InboxDelivery, InboxStatus
+from onboarding.meta.payloads import digits
 from onboarding.sandbox import (
     CollectingSink,
     DeliveryOptions,
@@ -31,6 +32,7 @@ from onboarding.sandbox import (
     SignupResult,
     WebhookDispatcher,
 )
+from tests.onboarding.deliveries import Business
 
 DAY = 86_400
 HISTORY_WINDOW_DAYS = 180
@@ -115,6 +117,8 @@ def expected_counts(
         "history_chunks": sum(generator.plan.phase_chunks),
         "dropped_out_of_window": out["dropped_out_of_window"],
         "dropped_group": out["dropped_group"],
+        "edits_pending": 0,
+        "revokes_pending": 0,
     }
 
 
@@ -181,6 +185,16 @@ def start_onboarding(api: CoexistApi, signup: SignupResult) -> int:
     assert response.status_code == 202, response.text
     onboarding_id: int = response.json()["onboarding_id"]
     return onboarding_id
+
+
+def onboarded_business(api: CoexistApi, sandbox: Sandbox) -> Business:
+    """An onboarding through Embedded Signup with both syncs requested (no webhooks sent)."""
+    signup = finished_signup(sandbox)
+    onboarding_id = start_onboarding(api, signup)
+    detail = api.wait_for_onboarding(onboarding_id)
+    number = digits(detail["display_phone_number"])
+    assert number is not None
+    return Business(onboarding_id, signup.waba_id, signup.phone_number_id, number)
 
 
 def post_all(meta: httpx.Client, deliveries: Iterable[ReceivedWebhook]) -> None:

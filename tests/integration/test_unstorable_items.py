@@ -35,10 +35,10 @@ from models import (
 )
 from onboarding.ingest.dispatch import HANDLERS, process_delivery
 from onboarding.ingest.inbox import receive
-from onboarding.meta.payloads import clean_text, digits, entry_seconds, storable
+from onboarding.meta.payloads import clean_text, entry_seconds, storable
 from onboarding.meta.signatures import sign
 from onboarding.sandbox import Sandbox
-from tests.integration._flow import finished_signup, start_onboarding
+from tests.integration._flow import onboarded_business
 from tests.onboarding.deliveries import (
     HUGE_INTEGER,
     Business,
@@ -77,12 +77,7 @@ def meta(web: WebServer, ingest_worker: ManagedProcess, sandbox: Sandbox) -> Ite
 @pytest.fixture
 def business(api: CoexistApi, sandbox: Sandbox) -> Business:
     """An onboarding through Embedded Signup with both syncs requested (no webhooks sent)."""
-    signup = finished_signup(sandbox)
-    onboarding_id = start_onboarding(api, signup)
-    detail = api.wait_for_onboarding(onboarding_id)
-    number = digits(detail["display_phone_number"])
-    assert number is not None
-    return Business(onboarding_id, signup.waba_id, signup.phone_number_id, number)
+    return onboarded_business(api, sandbox)
 
 
 def deliver(
@@ -571,6 +566,9 @@ def test_any_contacts_echoes_edits_and_events_store_their_good_items(
         "text": {"body": echo_body},
     }
     edit = {
+        "from": USER,
+        "id": f"wamid.ED{serial}",
+        "timestamp": str(recent()),
         "type": "edit",
         "edit": {
             "original_message_id": wamid,

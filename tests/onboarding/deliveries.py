@@ -212,3 +212,48 @@ def deepest_decodable() -> int:
 def signed(payload: dict[str, Any] | bytes) -> tuple[bytes, dict[str, str]]:
     raw = payload if isinstance(payload, bytes) else body_of(payload)
     return raw, {"X-Hub-Signature-256": sign(raw, APP_SECRET), "Content-Type": "application/json"}
+
+
+def edit(
+    wamid: str, sender: str, ts: int, original: str, body: str, to: str | None = None
+) -> dict[str, Any]:
+    """An edit item as Meta sends it in ``messages`` (users) and ``message_echoes`` (business)."""
+    item: dict[str, Any] = {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(ts),
+        "type": "edit",
+        "edit": {
+            "original_message_id": original,
+            "message": {"type": "text", "text": {"body": body}},
+        },
+    }
+    if to:
+        item["to"] = to
+    return item
+
+
+def revoke(
+    wamid: str, sender: str, ts: int, original: str, to: str | None = None
+) -> dict[str, Any]:
+    """A revoke item as Meta sends it in ``messages`` (users) and ``message_echoes`` (business)."""
+    item: dict[str, Any] = {
+        "from": sender,
+        "id": wamid,
+        "timestamp": str(ts),
+        "type": "revoke",
+        "revoke": {"original_message_id": original},
+    }
+    if to:
+        item["to"] = to
+    return item
+
+
+def echo_items(business: Business, *items: dict[str, Any]) -> dict[str, Any]:
+    """An ``smb_message_echoes`` delivery of these items as they are."""
+    return envelope(business, "smb_message_echoes", {"message_echoes": list(items)})
+
+
+def user_events(business: Business, *items: dict[str, Any]) -> dict[str, Any]:
+    """A ``messages`` delivery of these items as they are."""
+    return envelope(business, "messages", {"messages": list(items)})

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from models import Message, Onboarding
+from models import DroppedMessage, InboxDelivery, Message, MessageChange, Onboarding
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from tests.onboarding.deliveries import Business, signed
@@ -35,3 +35,25 @@ def messages(rt: Runtime) -> dict[str, Message]:
 def detail(rt: Runtime, business: Business) -> dict[str, Any]:
     with rt.db.sessionmaker() as session:
         return onboarding_detail(session, session.get_one(Onboarding, business.onboarding_id))
+
+
+def dropped(rt: Runtime) -> dict[str, str]:
+    """Recorded dropped messages: wamid -> reason."""
+    with rt.db.sessionmaker() as session:
+        return {d.wamid: d.reason for d in session.scalars(select(DroppedMessage))}
+
+
+def kept_changes(rt: Runtime) -> dict[str, MessageChange]:
+    """Edits and revokes waiting for their message, by their own wamid."""
+    with rt.db.sessionmaker() as session:
+        return {c.wamid: c for c in session.scalars(select(MessageChange))}
+
+
+def last_summary(rt: Runtime, field: str) -> dict[str, Any]:
+    """The inbox summary of ``field`` in the latest processed delivery."""
+    with rt.db.sessionmaker() as session:
+        row = session.scalars(select(InboxDelivery).order_by(InboxDelivery.id.desc())).first()
+        assert row is not None
+        assert row.summary is not None
+        summary: dict[str, Any] = row.summary[field]
+        return summary

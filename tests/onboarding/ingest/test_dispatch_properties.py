@@ -10,7 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from models import Base, Contact, Database, HistoryChunk, Message, Onboarding, SyncState, SyncType
+from models import (
+    Base,
+    Contact,
+    Database,
+    DroppedMessage,
+    HistoryChunk,
+    Message,
+    MessageChange,
+    Onboarding,
+    SyncState,
+    SyncType,
+)
 from models.crypto import TokenCipher
 from onboarding.ingest import dispatch as ingest
 from onboarding.ingest import inbox as webhooks
@@ -21,10 +32,14 @@ from tests.onboarding.deliveries import (
     body_of,
     chunk,
     contacts,
+    echo_items,
     echoes,
+    edit,
     media_followup,
     placeholder,
+    revoke,
     text,
+    user_events,
 )
 
 NOW = int(time.time())
@@ -80,6 +95,14 @@ DELIVERIES: list[bytes] = [
         contacts(BIZ, ("add", "16505551111", ago(2), "Pablo Morales")),
         contacts(BIZ, ("remove", USER, ago(1), None)),
         echoes(BIZ, ("w.2", OTHER, ago(30), "hello"), ("w.e", USER, ago(0.1), "see you")),
+        # Late media of a message older than the window, and of one older than the media cut-off.
+        media_followup(BIZ, "w.5", USER, ago(200), media_id="111"),
+        media_followup(BIZ, "w.old", OTHER, ago(40), media_id="222"),
+        # The business edits its echo; a user revokes one message and edits another twice.
+        echo_items(BIZ, edit("w.ee", BIZ.number, ago(0.05), "w.e", "see you soon", to=USER)),
+        user_events(BIZ, revoke("w.r3", OTHER, ago(30.5), "w.3")),
+        user_events(BIZ, edit("w.e4a", USER, ago(119), "w.4", "older edit")),
+        user_events(BIZ, edit("w.e4b", USER, ago(118), "w.4", "newest edit")),
     )
 ]
 
@@ -130,7 +153,10 @@ def snapshot(db: Database) -> dict[str, Any]:
                 m.media_state,
                 m.media_id,
                 m.media_sha256,
+                m.media_error,
                 int(m.sent_at.timestamp()),
+                m.edited_at,
+                m.revoked_at,
             )
             for m in session.scalars(select(Message))
         )
@@ -158,6 +184,8 @@ def snapshot(db: Database) -> dict[str, Any]:
             "history": (history.state, history.progress),
             "state": onboarding.state,
             "last_app_activity": onboarding.last_app_activity_at,
+            "dropped": sorted((d.wamid, d.reason) for d in session.scalars(select(DroppedMessage))),
+            "kept_changes": sorted(c.wamid for c in session.scalars(select(MessageChange))),
         }
 
 
@@ -198,6 +226,13 @@ def test_reference_state_is_what_the_deliveries_say() -> None:
     assert by_id["w.2"][3] == "app_echo"
     assert by_id["w.img"][4] == "image"
     assert by_id["w.img"][6:8] == ("awaiting_media", "987654321")
+    assert by_id["w.old"][6:8] == ("skipped_too_old", "222")
+    assert by_id["w.e"][5] == "see you soon"
+    assert by_id["w.3"][5] is None
+    assert by_id["w.3"][12] is not None  # revoked
+    assert by_id["w.4"][5] == "newest edit"
+    assert ("w.5", "out_of_window") in state["dropped"]
+    assert state["kept_changes"] == []
     assert by_id["w.old"][6] == "skipped_too_old"
     assert state["contacts"] == [
         ("16505550000", "Ana", "Ana", True),

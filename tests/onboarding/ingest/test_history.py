@@ -12,15 +12,17 @@ from models import (
     SyncState,
     SyncType,
 )
+from onboarding.ingest.rows import TOO_OLD_FOR_MEDIA
 from onboarding.runtime import Runtime
 from tests.onboarding.deliveries import (
     Business,
     body_of,
     chunk,
     declined_value,
+    placeholder,
     text,
 )
-from tests.onboarding.ingest.helpers import OTHER, USER, ago, detail, messages, post
+from tests.onboarding.ingest.helpers import OTHER, USER, ago, detail, dropped, messages, post
 
 
 def test_out_of_window_and_group_messages_are_dropped_and_counted(
@@ -124,3 +126,20 @@ def test_history_webhook_confirms_an_unknown_sync(
         onboarding.sync(SyncType.HISTORY).state = SyncState.UNKNOWN.value
     post(web, chunk(business, 1, 1, 10, {USER: [text("wamid.c", USER, ago(2), "c")]}))
     assert detail(rt, business)["sync"]["history"]["state"] == SyncState.REQUESTED
+
+
+def test_out_of_window_messages_are_recorded_as_dropped(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A chunk's message older than 180 days is recorded as dropped out of window."""
+    post(web, chunk(business, 2, 1, 50, {USER: [text("wamid.old", USER, ago(185), "too old")]}))
+    assert dropped(rt) == {"wamid.old": "out_of_window"}
+
+
+def test_a_placeholder_older_than_the_media_cutoff_says_why_it_is_skipped(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A placeholder older than 14 days is skipped_too_old with the reason in media_error."""
+    post(web, chunk(business, 1, 1, 50, {USER: [placeholder("wamid.P", USER, ago(30))]}))
+    stored = messages(rt)["wamid.P"]
+    assert (stored.media_state, stored.media_error) == ("skipped_too_old", TOO_OLD_FOR_MEDIA)

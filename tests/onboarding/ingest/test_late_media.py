@@ -21,7 +21,7 @@ from tests.onboarding.deliveries import (
     media_followup,
     placeholder,
 )
-from tests.onboarding.ingest.helpers import USER, ago, detail, messages, post
+from tests.onboarding.ingest.helpers import USER, ago, detail, dropped, messages, post
 
 
 def test_late_media_before_its_placeholder_merges_into_one_message(
@@ -109,3 +109,14 @@ def test_a_group_chunk_dropped_while_its_late_media_is_stored_leaves_no_message(
     assert tally.media_wamids == []
     assert tally.counts["followups_of_dropped_messages"] == 1
     assert detail(rt, business)["counts"]["dropped_group"] == 1
+
+
+def test_late_media_of_a_message_dropped_out_of_window_is_not_stored(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A media update for a message its chunk dropped as older than 180 days is not stored,
+    even when its own timestamp would fit the window: the drop was recorded."""
+    post(web, chunk(business, 2, 1, 50, {USER: [placeholder("wamid.O", USER, ago(185))]}))
+    post(web, media_followup(business, "wamid.O", USER, ago(2), media_id="333"))
+    assert messages(rt) == {}
+    assert dropped(rt) == {"wamid.O": "out_of_window"}
