@@ -24,11 +24,21 @@ How the history is laid out:
 * Messages come in bursts of :data:`BURST` per thread; threads are visited in a seeded
   permutation, so each thread gets about ``messages_per_thread`` messages spread over the
   whole period, and direction alternates inside each thread (business, user, business...).
+  A ``dormant_thread_share`` of the threads (the last in that order) have no message in the
+  30 days before onboarding: their bursts there go to the other threads.
   A ``group_thread_share`` of threads have a group id (``120363...@g.us``) instead of a phone
   number: Meta syncs no groups, so coexist must drop them.
+* Every 1:1 thread names its user in ``context`` (``wa_id``?, ``user_id``,
+  ``parent_user_id``?, ``username``?, :mod:`.identities`). A username adopter's number is
+  omitted (no ``threads[].id``, no ``wa_id``, no ``from`` on their messages, no ``to`` on the
+  business's, only ``from_user_id``) unless they are in the contact book by number or the
+  thread has a message within 30 days before onboarding: Meta applies that rule when the sync
+  is requested (docs/meta.md#business-scoped-user-ids-bsuid).
 * Media is always a ``media_placeholder`` in the history. For media sent within 14 days of
   onboarding, :meth:`HistoryGenerator.chunk` with ``with_media=True`` also returns the typed
-  late-media message (``value.messages[]``, same wamid) and a :class:`MediaItem` whose bytes
+  late-media message (same wamid: ``value.messages[]`` for what users sent,
+  ``value.message_echoes[]`` for what the business sent, the users in ``value.contacts[]``)
+  and a :class:`MediaItem` whose bytes
   the sandbox serves (:meth:`MediaItem.content`, regenerated on demand, never stored).
   ``sha256`` is lowercase hex of those bytes, as Meta's example suggests
   (docs/meta.md#44-history-media-placeholders-and-late-media);
@@ -50,6 +60,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from onboarding.sandbox.contacts import ContactGenerator, ContactsPlan
+from onboarding.sandbox.identities import RECENT_CONTACT_DAYS, Directory, Identity
 from onboarding.sandbox.media_items import (
     MEDIA_FORMATS,
     MEDIA_KINDS,
@@ -78,6 +89,8 @@ OTHER_TYPES: Final = ("reaction", "location")
 BURST: Final = 4
 """Consecutive messages of one thread before the history moves to another thread."""
 GROUP_SUFFIX: Final = "@g.us"
+_PEOPLE_CACHE: Final = 4096
+"""Identities kept between chunks (each costs a few hashes to derive)."""
 
 _MEDIA_WEIGHTS: Final = (0.55, 0.2, 0.15, 0.1)
 _OUTGOING_STATUSES: Final = ("READ", "DELIVERED", "SENT", "PLAYED", "ERROR", "PENDING")
@@ -127,7 +140,13 @@ class GeneratedChunk:
     media: tuple[MediaItem, ...] = ()
     """Media within 14 days of onboarding (only with ``with_media=True``)."""
     media_messages: tuple[dict[str, Any], ...] = ()
-    """The typed late-media messages for :attr:`media`, in the same order."""
+    """The typed late media users sent (``value.messages[]``)."""
+    media_echoes: tuple[dict[str, Any], ...] = ()
+    """The typed late media the business sent (``value.message_echoes[]``)."""
+    media_contacts: tuple[dict[str, Any], ...] = ()
+    """The users of :attr:`media_messages` and :attr:`media_echoes` (``value.contacts[]``)."""
+    slots: tuple[int, ...] = ()
+    """The thread slot of each of :attr:`threads`, in the same order."""
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Yield every message of the chunk, thread by thread."""
@@ -173,9 +192,13 @@ class HistoryGenerator:
         groups = round(profile.threads * profile.group_thread_share)
         self._group_threads = min(groups, max(profile.threads - 1, 0)) if total else 0
         self._thread_mult, self._thread_add = _affine(self._threads, setup)
+        self._thread_inverse = pow(self._thread_mult, -1, self._threads)
         self._contacts = ContactGenerator(
             profile, context, self._key, self._tag, _affine(max(profile.contacts, 1), setup)
         )
+        self.directory: Directory = self._contacts.directory
+        self._people: dict[int, tuple[Identity, bool]] = {}
+        self._echo_contacts: dict[str, dict[str, Any]] = {}
         beyond = 0
         if profile.days > HISTORY_WINDOW_DAYS:
             beyond = min(round(total * profile.beyond_window_share), total)
@@ -196,6 +219,9 @@ class HistoryGenerator:
             phase_messages=(p0, p1, p2 + beyond),
             chunk_size=profile.chunk_size,
         )
+        dormant = round(self._threads * profile.dormant_thread_share)
+        self._active_threads = max(self._threads - dormant, 1)
+        self._recent_count = self._count_recent()
 
     # ------------------------------------------------------------------ identities
 
@@ -217,9 +243,65 @@ class HistoryGenerator:
             return self._group_id(slot)
         return self.contact_digits(slot)
 
+    def person(self, slot: int) -> tuple[Identity, bool] | None:
+        """The user of 1:1 thread ``slot`` and whether Meta shows their number (None: a group)."""
+        if slot >= self._threads - self._group_threads:
+            return None
+        found = self._people.get(slot)
+        if found is None:
+            identity = self.directory.identity(slot)
+            visible = (
+                not identity.adopter or self.directory.in_contact_book(slot) or self._recent(slot)
+            )
+            if len(self._people) >= _PEOPLE_CACHE:
+                self._people.clear()
+            found = self._people[slot] = (identity, visible)
+        return found
+
+    def _recent(self, slot: int) -> bool:
+        """Whether thread ``slot`` has a message in the recent stretch (see :meth:`_slot`).
+
+        A thread that is not recent certainly has no message within 30 days of onboarding.
+        """
+        rank = (self._thread_inverse * (slot - self._thread_add)) % self._threads
+        return rank < self._active_threads and rank * BURST < self._recent_count
+
+    def _min_age_days(self, index: int) -> float:
+        """A lower bound of message ``index``'s age in days (its timestamp jitter aside)."""
+        phase = next(p for p in (2, 1, 0) if index >= self._offsets[p])
+        position = index - self._offsets[phase]
+        if position >= self._in_window[phase]:
+            return HISTORY_WINDOW_DAYS
+        low, high = self._ranges[phase]
+        return low + position / self._in_window[phase] * (high - low)
+
+    def _count_recent(self) -> int:
+        """Messages from the newest up to the last that may be within 30 days of onboarding,
+        rounded up to whole bursts."""
+        total = self.plan.total_messages
+        low, high = 0, total
+        while low < high:  # ages rise with the index: find the first one 30 days old
+            middle = (low + high) // 2
+            if self._min_age_days(middle) < RECENT_CONTACT_DAYS:
+                low = middle + 1
+            else:
+                high = middle
+        return min(-(-low // BURST) * BURST, total)
+
+    def _chat(self, slot: int) -> str:
+        """What a wamid names as the chat: the group, the user's number, or (hidden) BSUID."""
+        person = self.person(slot)
+        if person is None:
+            return self.thread_id(slot).removesuffix(GROUP_SUFFIX)
+        identity, visible = person
+        return identity.digits if visible else identity.user_id
+
     def _slot(self, index: int) -> int:
-        burst = (index // BURST) % self._threads
-        return (self._thread_mult * burst + self._thread_add) % self._threads
+        """The thread of message ``index``: bursts visit the threads in a seeded order; in the
+        recent stretch (30 days) the dormant threads, last in that order, are skipped."""
+        span = self._active_threads if index < self._recent_count else self._threads
+        rank = (index // BURST) % span
+        return (self._thread_mult * rank + self._thread_add) % self._threads
 
     def _outgoing(self, index: int) -> bool:
         """Whether message ``index`` is business-sent: direction alternates in each thread."""
@@ -245,8 +327,7 @@ class HistoryGenerator:
         return "wamid." + base64.b64encode(raw).decode()
 
     def _wamid_of(self, index: int) -> str:
-        thread = self.thread_id(self._slot(index))
-        return self.wamid(index, thread.removesuffix(GROUP_SUFFIX), self._outgoing(index))
+        return self.wamid(index, self._chat(self._slot(index)), self._outgoing(index))
 
     def media_id(self, index: int) -> str:
         """A 16-digit media id for message ``index``."""
@@ -265,32 +346,47 @@ class HistoryGenerator:
         start = (chunk_order - 1) * plan.chunk_size
         end = min(start + plan.chunk_size, plan.phase_messages[phase])
         rng = random.Random(f"{self._key}:chunk:{phase}:{chunk_order}")
-        threads: dict[str, list[dict[str, Any]]] = {}
+        threads: dict[int, list[dict[str, Any]]] = {}
         media: list[MediaItem] = []
-        media_messages: list[dict[str, Any]] = []
+        typed: dict[str, list[dict[str, Any]]] = {"messages": [], "echoes": []}
+        contacts: dict[int, dict[str, Any]] = {}
         followup_after = self.context.onboarded_at - MEDIA_FOLLOWUP_DAYS * SECONDS_PER_DAY
         for position in range(start, end):
             index = self._offsets[phase] + position
             timestamp = self._timestamp(phase, position, rng)
             slot = self._slot(index)
-            thread = self.thread_id(slot)
-            message, medium = self._message(index, slot, thread, timestamp, rng)
-            threads.setdefault(thread, []).append(message)
+            message, medium = self._message(index, slot, timestamp, rng)
+            threads.setdefault(slot, []).append(message)
             if medium is not None and with_media and timestamp >= followup_after:
-                item, typed = self._followup(index, message, medium)
+                item, kind, late = self._followup(index, slot, message, medium)
                 media.append(item)
-                media_messages.append(typed)
+                typed[kind].append(late)
+                person = self.person(slot)
+                if person is not None and slot not in contacts:
+                    contacts[slot] = person[0].contact(person[1])
         return GeneratedChunk(
             phase=phase,
             chunk_order=chunk_order,
             progress=progress,
-            threads=tuple(
-                {"id": thread, "messages": messages[::-1]} for thread, messages in threads.items()
-            ),
+            threads=tuple(self._thread(slot, messages) for slot, messages in threads.items()),
             message_count=end - start,
             media=tuple(media),
-            media_messages=tuple(media_messages),
+            media_messages=tuple(typed["messages"]),
+            media_echoes=tuple(typed["echoes"]),
+            media_contacts=tuple(contacts.values()),
+            slots=tuple(threads),
         )
+
+    def _thread(self, slot: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """A ``threads[]`` entry: ``id`` (when the number shows), ``context``, newest first."""
+        person = self.person(slot)
+        if person is None:
+            return {"id": self.thread_id(slot), "messages": messages[::-1]}
+        identity, visible = person
+        thread: dict[str, Any] = {"id": identity.digits} if visible else {}
+        thread["context"] = identity.thread_context(visible)
+        thread["messages"] = messages[::-1]
+        return thread
 
     def chunks(self, *, with_media: bool = False) -> Iterator[GeneratedChunk]:
         """Yield every chunk in ``(phase, chunk_order)`` order, one at a time."""
@@ -298,11 +394,13 @@ class HistoryGenerator:
             yield self.chunk(phase, chunk_order, with_media=with_media)
 
     def messages(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield ``(thread_id, message)`` for the whole history, chunk by chunk."""
+        """Yield ``(thread, message)`` for the whole history, chunk by chunk; ``thread`` is
+        ``threads[].id``, or the user's BSUID when Meta omits their number."""
         for chunk in self.chunks():
             for thread in chunk.threads:
+                name = thread.get("id") or thread["context"]["user_id"]
                 for message in thread["messages"]:
-                    yield thread["id"], message
+                    yield name, message
 
     def may_have_followups(self, phase: int, chunk_order: int) -> bool:
         """Whether the chunk reaches into the 14-day media window (decided without building)."""
@@ -329,22 +427,28 @@ class HistoryGenerator:
         return math.floor(self.context.onboarded_at - max(age * SECONDS_PER_DAY, 1.0))
 
     def _message(
-        self, index: int, slot: int, thread: str, timestamp: int, rng: random.Random
+        self, index: int, slot: int, timestamp: int, rng: random.Random
     ) -> tuple[dict[str, Any], str | None]:
         """One history message and, for media, its kind."""
         profile = self.profile
         business = self.context.display_phone_number
         outgoing = self._outgoing(index)
-        is_group = thread.endswith(GROUP_SUFFIX)
+        person = self.person(slot)
         message: dict[str, Any] = {}
-        if outgoing:
+        if person is None:  # a group: Meta syncs none, coexist must drop it
+            participant = self.contact_digits((slot * 31 + index) % max(profile.contacts, 1))
+            message["from"] = business if outgoing else participant
+            if outgoing:
+                message["to"] = self.thread_id(slot)
+        elif outgoing:
             message["from"] = business
-            message["to"] = thread
-        elif is_group:
-            message["from"] = self.contact_digits((slot * 31 + index) % max(profile.contacts, 1))
+            if person[1]:
+                message["to"] = person[0].digits
         else:
-            message["from"] = thread
-        message["id"] = self.wamid(index, thread.removesuffix(GROUP_SUFFIX), outgoing)
+            if person[1]:
+                message["from"] = person[0].digits
+            message.update(person[0].ids("from_"))
+        message["id"] = self.wamid(index, self._chat(slot), outgoing)
         message["timestamp"] = str(timestamp)
         draw = rng.random()
         medium: str | None = None
@@ -383,8 +487,11 @@ class HistoryGenerator:
 
     def _reaction_target(self, index: int) -> int | None:
         """The previous (older) message of the same thread, if the history has one."""
-        step = 1 if (index + 1) % BURST else 1 + BURST * (self._threads - 1)
-        target = index + step
+        recent = index < self._recent_count
+        span = self._active_threads if recent else self._threads
+        target = index + (1 if (index + 1) % BURST else 1 + BURST * (span - 1))
+        if recent and target >= self._recent_count:
+            return None  # the thread's previous message is before the recent stretch
         return target if target < self.plan.total_messages else None
 
     @staticmethod
@@ -397,9 +504,10 @@ class HistoryGenerator:
         )
 
     def _followup(
-        self, index: int, placeholder: Mapping[str, Any], kind: str
-    ) -> tuple[MediaItem, dict[str, Any]]:
-        """The media item and typed late-media message of a recent media placeholder."""
+        self, index: int, slot: int, placeholder: Mapping[str, Any], kind: str
+    ) -> tuple[MediaItem, str, dict[str, Any]]:
+        """The media item and typed late media of a recent media placeholder, and where the
+        typed message goes: ``messages`` (sent by a user) or ``echoes`` (by the business)."""
         rng = random.Random(f"{self._key}:medium:{index}")
         mime_type = MEDIA_FORMATS[kind][0]
         size = rng.randrange(1024, 8193)
@@ -423,14 +531,37 @@ class HistoryGenerator:
         if caption and kind in ("image", "video", "document"):
             body["caption"] = caption
         body.update({"mime_type": mime_type, "sha256": digest, "id": item.media_id})
-        typed = {
-            "from": placeholder["from"],
-            "id": placeholder["id"],
-            "timestamp": placeholder["timestamp"],
-            "type": kind,
-            kind: body,
-        }
-        return item, typed
+        person = self.person(slot)
+        typed = self._addressing(placeholder, person)
+        typed.update(
+            {
+                "id": placeholder["id"],
+                "timestamp": placeholder["timestamp"],
+                "type": kind,
+                kind: body,
+            }
+        )
+        where = "echoes" if person is not None and self._outgoing(index) else "messages"
+        return item, where, typed
+
+    def _addressing(
+        self, message: Mapping[str, Any], person: tuple[Identity, bool] | None
+    ) -> dict[str, Any]:
+        """The sender and recipient fields of a late medium or an echo of ``message``.
+
+        A user's message keeps ``from``? and ``from_user_id``; the business's becomes an echo
+        with ``from``, ``to``? and ``to_user_id`` (a group's keeps what it had).
+        """
+        fields = {key: message[key] for key in ("from", "to") if key in message}
+        if person is None:
+            return fields
+        identity, _ = person
+        if message.get("from") == self.context.display_phone_number:
+            fields.update(identity.ids("to_"))
+        else:
+            fields.pop("to", None)
+            fields.update(identity.ids("from_"))
+        return fields
 
     # ------------------------------------------------------------------ payload values
 
@@ -440,9 +571,19 @@ class HistoryGenerator:
             self.context.metadata(), chunk.phase, chunk.chunk_order, chunk.progress, chunk.threads
         )
 
-    def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """The ``value`` of a ``history`` late media: typed messages in ``messages[]``."""
-        return followup_value(self.context.metadata(), messages)
+    def followup_value(
+        self,
+        messages: Iterable[dict[str, Any]],
+        echoes: Iterable[dict[str, Any]] = (),
+        contacts: Iterable[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """The ``value`` of a ``history`` late media: ``contacts[]``, the users' media in
+        ``messages[]``, the business's in ``message_echoes[]``."""
+        return followup_value(self.context.metadata(), messages, echoes, contacts)
+
+    def media_value(self, chunk: GeneratedChunk) -> dict[str, Any]:
+        """The ``value`` of the late-media webhook of ``chunk`` (built ``with_media``)."""
+        return self.followup_value(chunk.media_messages, chunk.media_echoes, chunk.media_contacts)
 
     def declined_value(self) -> dict[str, Any]:
         """The ``value`` of the ``history`` webhook telling that sharing was declined."""
@@ -453,8 +594,14 @@ class HistoryGenerator:
         return state_sync_value(self.context.metadata(), items)
 
     def echoes_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """The ``value`` of an ``smb_message_echoes`` webhook."""
-        return echoes_value(self.context.metadata(), items)
+        """The ``value`` of an ``smb_message_echoes`` webhook, with the users it writes to in
+        ``contacts[]`` (those of echoes this generator made)."""
+        contacts: dict[str, dict[str, Any]] = {}
+        for item in items:
+            contact = self._echo_contacts.get(str(item.get("id")))
+            if contact is not None:
+                contacts.setdefault(contact["user_id"], contact)
+        return echoes_value(self.context.metadata(), items, contacts.values())
 
     # ------------------------------------------------------------------ contacts
 
@@ -481,16 +628,33 @@ class HistoryGenerator:
         rng = random.Random(f"{self._key}:echo:{sequence}")
         one_to_one = self._threads - self._group_threads
         slot = rng.randrange(one_to_one) if one_to_one > 0 else 0
-        to = self.contact_digits(slot)
         index = self.plan.total_messages + sequence
-        return {
-            "from": self.context.display_phone_number,
-            "to": to,
-            "id": self.wamid(index, to, outgoing=True),
-            "timestamp": str(timestamp),
-            "type": "text",
-            "text": {"body": self._text(True, rng)},
-        }
+        person = self.person(slot)
+        item = self._addressing(self._echo_target(slot), person)
+        item.update(
+            {
+                "id": self.wamid(index, self._chat(slot), outgoing=True),
+                "timestamp": str(timestamp),
+                "type": "text",
+                "text": {"body": self._text(True, rng)},
+            }
+        )
+        self._remember_echo(item, person)
+        return item
+
+    def _echo_target(self, slot: int) -> dict[str, str]:
+        """``from`` the business ``to`` the user of ``slot`` (when their number shows)."""
+        person = self.person(slot)
+        target = {"from": self.context.display_phone_number}
+        if person is None:
+            target["to"] = self.contact_digits(slot)
+        elif person[1]:
+            target["to"] = person[0].digits
+        return target
+
+    def _remember_echo(self, item: dict[str, Any], person: tuple[Identity, bool] | None) -> None:
+        if person is not None:
+            self._echo_contacts[str(item["id"])] = person[0].contact(person[1])
 
     def history_echoes(self, count: int) -> list[dict[str, Any]]:
         """Up to ``count`` echoes repeating business-sent 1:1 history texts (same wamids).
@@ -500,25 +664,26 @@ class HistoryGenerator:
         found: list[dict[str, Any]] = []
         if count <= 0:
             return found
+        business = self.context.display_phone_number
         for chunk in self.chunks():
-            for thread in chunk.threads:
-                if thread["id"].endswith(GROUP_SUFFIX):
+            for slot, thread in zip(chunk.slots, chunk.threads, strict=True):
+                person = self.person(slot)
+                if person is None:
                     continue
                 for message in reversed(thread["messages"]):
-                    if (
-                        message["from"] == self.context.display_phone_number
-                        and message["type"] == "text"
-                    ):
-                        found.append(
-                            {
-                                "from": message["from"],
-                                "to": message["to"],
-                                "id": message["id"],
-                                "timestamp": message["timestamp"],
-                                "type": "text",
-                                "text": dict(message["text"]),
-                            }
-                        )
-                        if len(found) == count:
-                            return found
+                    if message.get("from") != business or message["type"] != "text":
+                        continue
+                    item = self._addressing(message, person)
+                    item.update(
+                        {
+                            "id": message["id"],
+                            "timestamp": message["timestamp"],
+                            "type": "text",
+                            "text": dict(message["text"]),
+                        }
+                    )
+                    self._remember_echo(item, person)
+                    found.append(item)
+                    if len(found) == count:
+                        return found
         return found

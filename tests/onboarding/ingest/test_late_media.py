@@ -109,3 +109,24 @@ def test_a_group_chunk_dropped_while_its_late_media_is_stored_leaves_no_message(
     assert tally.media_wamids == []
     assert tally.counts["followups_of_dropped_messages"] == 1
     assert detail(rt, business)["counts"]["dropped_group"] == 1
+
+
+def test_late_media_the_business_sent_in_message_echoes_keeps_the_media_id(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """Business-sent late media comes in message_echoes[] (with to_user_id) and fills the
+    placeholder like the users' media does."""
+    ts = ago(2)
+    post(web, chunk(business, 0, 1, 10, {USER: [placeholder("wamid.E", business.number, ts)]}))
+    update = media_followup(business, "wamid.E", business.number, ts, media_id="777")
+    value = update["entry"][0]["changes"][0]["value"]
+    [echo] = value.pop("messages")
+    value["message_echoes"] = [{**echo, "to": USER, "to_user_id": "US.13491208655302741918"}]
+    value["contacts"] = [
+        {"profile": {"name": "Sheena Nelson"}, "wa_id": USER, "user_id": "US.13491208655302741918"}
+    ]
+
+    post(web, update)
+
+    merged = messages(rt)["wamid.E"]
+    assert (merged.type, merged.media_id, merged.direction) == ("image", "777", "outbound")
