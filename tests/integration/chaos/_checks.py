@@ -54,7 +54,7 @@ def kept_in_order(chunk: ReceivedWebhook, signup: float) -> list[str]:
         message["id"]
         for item in chunk.value["history"]
         for thread in item["threads"]
-        if is_one_to_one(thread["id"])
+        if is_one_to_one(thread.get("id", ""))
         for message in thread["messages"]
         if int(message["timestamp"]) >= window_start
     ]
