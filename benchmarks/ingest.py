@@ -16,7 +16,7 @@ the same run, on the same rows:
 id comes with every message, and the threads of those Meta shows without a number carry only
 it (no ``threads[].id``). The contacts sync follows the history; some contacts saved by
 username only are named again with both identifiers, joining a number to a thread first seen
-without one (docs/meta.md#business-scoped-user-ids-bsuid).
+without one (docs/meta.md#111-business-scoped-user-ids-and-usernames).
 
 Prints one JSON object. Needs PostgreSQL; resets the schema of a disposable database.
 """

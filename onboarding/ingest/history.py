@@ -60,7 +60,7 @@ def ingest_history(
     now = utcnow()
     history = value.get("history")
     # Late media: what users sent in ``messages``, what the business sent in ``message_echoes``
-    # (docs/meta.md#business-scoped-user-ids-bsuid).
+    # (docs/meta.md#111-business-scoped-user-ids-and-usernames).
     updates = [value.get(key) for key in ("messages", "message_echoes")]
     if history is None and all(update is None for update in updates):
         tally.reject("history value has neither 'history' nor 'messages'")

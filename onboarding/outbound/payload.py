@@ -20,7 +20,7 @@ MAX_KEY_LENGTH: Final = 128
 PAYLOAD_KEYS: Final = frozenset({"to", "recipient", "type", "text", "template", "idempotency_key"})
 BSUID_PATTERN: Final = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 """A business-scoped user id or a parent one: ISO country code, ``.``, [``ENT.``], alphanumerics
-(docs/meta.md#business-scoped-user-ids-bsuid)."""
+(docs/meta.md#111-business-scoped-user-ids-and-usernames)."""
 
 AddressField = Literal["to", "recipient"]
 

@@ -33,7 +33,7 @@ How the history is laid out:
   omitted (no ``threads[].id``, no ``wa_id``, no ``from`` on their messages, no ``to`` on the
   business's, only ``from_user_id``) unless they are in the contact book by number or the
   thread has a message within 30 days before onboarding: Meta applies that rule when the sync
-  is requested (docs/meta.md#business-scoped-user-ids-bsuid).
+  is requested (docs/meta.md#111-business-scoped-user-ids-and-usernames).
 * Media is always a ``media_placeholder`` in the history. For media sent within 14 days of
   onboarding, :meth:`HistoryGenerator.chunk` with ``with_media=True`` also returns the typed
   late-media message (same wamid: ``value.messages[]`` for what users sent,

@@ -7,7 +7,7 @@ changes number. A business that opted in also gets a parent BSUID (``US.ENT.…`
 ``parent_user_id``). Users who adopt a username (``username``) may have **no phone number** in
 webhooks: Meta omits it unless, for that business number, there was a message or call either
 way in the last 30 days, or the user is in the business's contact book
-(docs/meta.md#business-scoped-user-ids-bsuid).
+(docs/meta.md#111-business-scoped-user-ids-and-usernames).
 
 :class:`Directory` derives every user's :class:`Identity` from ``(profile.seed, waba_id)`` and
 the user's number, so the same person has the same BSUID on every number of the business and
