@@ -53,14 +53,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from onboarding.sandbox.contacts import ContactGenerator, ContactsPlan
-from onboarding.sandbox.identities import RECENT_CONTACT_DAYS, Directory, Identity
+from onboarding.sandbox.identities import Directory, Identity
+from onboarding.sandbox.layout import (
+    MEDIA_FOLLOWUP_DAYS,
+    HistoryLayout,
+    affine,
+)
 from onboarding.sandbox.media_items import (
     MEDIA_FORMATS,
     MEDIA_KINDS,
@@ -75,19 +79,10 @@ from onboarding.sandbox.payloads import (
     history_value,
     state_sync_value,
 )
-from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryPlan, HistoryProfile, NumberContext
+from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryProfile, NumberContext
 
-HISTORY_WINDOW_DAYS: Final = 180.0
-"""Meta syncs the 180 days before onboarding; older messages are the generator's extras."""
-MEDIA_FOLLOWUP_DAYS: Final = 14.0
-"""Media sent within this many days of onboarding gets a late-media message with the media id."""
-PHASE_DAYS: Final = ((0.0, 1.0), (1.0, 90.0), (90.0, 180.0))
-"""Phase 0, 1 and 2 as days before onboarding (docs/meta.md#42-history-phases-chunks-and-progress).
-"""
 HISTORY_STATUSES: Final = ("DELIVERED", "ERROR", "PENDING", "PLAYED", "READ", "SENT")
 OTHER_TYPES: Final = ("reaction", "location")
-BURST: Final = 4
-"""Consecutive messages of one thread before the history moves to another thread."""
 GROUP_SUFFIX: Final = "@g.us"
 _PEOPLE_CACHE: Final = 4096
 """Identities kept between chunks (each costs a few hashes to derive)."""
@@ -154,29 +149,6 @@ class GeneratedChunk:
             yield from thread["messages"]
 
 
-def _affine(count: int, rng: random.Random) -> tuple[int, int]:
-    """A multiplier coprime to ``count`` and an offset: ``(a * i + b) % count`` permutes."""
-    if count <= 1:
-        return 1, 0
-    multiplier = rng.randrange(1, count) | 1
-    while math.gcd(multiplier, count) != 1:
-        multiplier = multiplier % count + 1
-    return multiplier, rng.randrange(count)
-
-
-def _spread(total: int, weights: tuple[float, ...]) -> tuple[int, ...]:
-    """Split ``total`` by ``weights`` with the largest-remainder method (ties: first wins)."""
-    weight_sum = sum(weights)
-    if total == 0 or weight_sum <= 0:
-        return tuple(0 for _ in weights)
-    raw = [total * weight / weight_sum for weight in weights]
-    counts = [math.floor(value) for value in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
-    for i in order[: total - sum(counts)]:
-        counts[i] += 1
-    return tuple(counts)
-
-
 class HistoryGenerator:
     """Generates one number's history, media, contacts and echoes from a profile."""
 
@@ -187,41 +159,14 @@ class HistoryGenerator:
         self._key = f"{profile.seed}:{context.phone_number_id}"
         self._tag = hashlib.sha256(self._key.encode()).hexdigest()[:8].upper()
         setup = random.Random(f"{self._key}:setup")
-        total = profile.message_count
-        self._threads = max(profile.threads, 1)
-        groups = round(profile.threads * profile.group_thread_share)
-        self._group_threads = min(groups, max(profile.threads - 1, 0)) if total else 0
-        self._thread_mult, self._thread_add = _affine(self._threads, setup)
-        self._thread_inverse = pow(self._thread_mult, -1, self._threads)
+        self.layout = HistoryLayout(profile, setup)
+        self.plan = self.layout.plan
         self._contacts = ContactGenerator(
-            profile, context, self._key, self._tag, _affine(max(profile.contacts, 1), setup)
+            profile, context, self._key, self._tag, affine(max(profile.contacts, 1), setup)
         )
         self.directory: Directory = self._contacts.directory
         self._people: dict[int, tuple[Identity, bool]] = {}
         self._echo_contacts: dict[str, dict[str, Any]] = {}
-        beyond = 0
-        if profile.days > HISTORY_WINDOW_DAYS:
-            beyond = min(round(total * profile.beyond_window_share), total)
-        span = min(profile.days, HISTORY_WINDOW_DAYS)
-        self._ranges = tuple((start, min(end, span)) for start, end in PHASE_DAYS)
-        weights = tuple(
-            weight if end > start else 0.0
-            for weight, (start, end) in zip(profile.phase_weights, self._ranges, strict=True)
-        )
-        if sum(weights) <= 0:  # only empty-range weights were set: fall back to the ranges
-            weights = tuple(max(end - start, 0.0) for start, end in self._ranges)
-        p0, p1, p2 = _spread(total - beyond, weights)
-        self._in_window = (p0, p1, p2)
-        self._offsets = (0, p0, p0 + p1)
-        self.plan = HistoryPlan(
-            total_messages=total,
-            beyond_window=beyond,
-            phase_messages=(p0, p1, p2 + beyond),
-            chunk_size=profile.chunk_size,
-        )
-        dormant = round(self._threads * profile.dormant_thread_share)
-        self._active_threads = max(self._threads - dormant, 1)
-        self._recent_count = self._count_recent()
 
     # ------------------------------------------------------------------ identities
 
@@ -239,54 +184,26 @@ class HistoryGenerator:
 
     def thread_id(self, slot: int) -> str:
         """The ``threads[].id`` of thread slot ``slot``: a user's digits or a group id."""
-        if slot >= self._threads - self._group_threads:
+        if self.layout.is_group(slot):
             return self._group_id(slot)
         return self.contact_digits(slot)
 
     def person(self, slot: int) -> tuple[Identity, bool] | None:
         """The user of 1:1 thread ``slot`` and whether Meta shows their number (None: a group)."""
-        if slot >= self._threads - self._group_threads:
+        if self.layout.is_group(slot):
             return None
         found = self._people.get(slot)
         if found is None:
             identity = self.directory.identity(slot)
             visible = (
-                not identity.adopter or self.directory.in_contact_book(slot) or self._recent(slot)
+                not identity.adopter
+                or self.directory.in_contact_book(slot)
+                or self.layout.recent(slot)
             )
             if len(self._people) >= _PEOPLE_CACHE:
                 self._people.clear()
             found = self._people[slot] = (identity, visible)
         return found
-
-    def _recent(self, slot: int) -> bool:
-        """Whether thread ``slot`` has a message in the recent stretch (see :meth:`_slot`).
-
-        A thread that is not recent certainly has no message within 30 days of onboarding.
-        """
-        rank = (self._thread_inverse * (slot - self._thread_add)) % self._threads
-        return rank < self._active_threads and rank * BURST < self._recent_count
-
-    def _min_age_days(self, index: int) -> float:
-        """A lower bound of message ``index``'s age in days (its timestamp jitter aside)."""
-        phase = next(p for p in (2, 1, 0) if index >= self._offsets[p])
-        position = index - self._offsets[phase]
-        if position >= self._in_window[phase]:
-            return HISTORY_WINDOW_DAYS
-        low, high = self._ranges[phase]
-        return low + position / self._in_window[phase] * (high - low)
-
-    def _count_recent(self) -> int:
-        """Messages from the newest up to the last that may be within 30 days of onboarding,
-        rounded up to whole bursts."""
-        total = self.plan.total_messages
-        low, high = 0, total
-        while low < high:  # ages rise with the index: find the first one 30 days old
-            middle = (low + high) // 2
-            if self._min_age_days(middle) < RECENT_CONTACT_DAYS:
-                low = middle + 1
-            else:
-                high = middle
-        return min(-(-low // BURST) * BURST, total)
 
     def _chat(self, slot: int) -> str:
         """What a wamid names as the chat: the group, the user's number, or (hidden) BSUID."""
@@ -295,18 +212,6 @@ class HistoryGenerator:
             return self.thread_id(slot).removesuffix(GROUP_SUFFIX)
         identity, visible = person
         return identity.digits if visible else identity.user_id
-
-    def _slot(self, index: int) -> int:
-        """The thread of message ``index``: bursts visit the threads in a seeded order; in the
-        recent stretch (30 days) the dormant threads, last in that order, are skipped."""
-        span = self._active_threads if index < self._recent_count else self._threads
-        rank = (index // BURST) % span
-        return (self._thread_mult * rank + self._thread_add) % self._threads
-
-    def _outgoing(self, index: int) -> bool:
-        """Whether message ``index`` is business-sent: direction alternates in each thread."""
-        sequence = (index // (BURST * self._threads)) * BURST + index % BURST
-        return sequence % 2 == 0
 
     def wamid(self, index: int, chat: str, outgoing: bool) -> str:
         """A wamid shaped like Meta's: base64 of a record naming the chat and a unique id."""
@@ -327,7 +232,7 @@ class HistoryGenerator:
         return "wamid." + base64.b64encode(raw).decode()
 
     def _wamid_of(self, index: int) -> str:
-        return self.wamid(index, self._chat(self._slot(index)), self._outgoing(index))
+        return self.wamid(index, self._chat(self.layout.slot(index)), self.layout.outgoing(index))
 
     def media_id(self, index: int) -> str:
         """A 16-digit media id for message ``index``."""
@@ -352,9 +257,9 @@ class HistoryGenerator:
         contacts: dict[int, dict[str, Any]] = {}
         followup_after = self.context.onboarded_at - MEDIA_FOLLOWUP_DAYS * SECONDS_PER_DAY
         for position in range(start, end):
-            index = self._offsets[phase] + position
-            timestamp = self._timestamp(phase, position, rng)
-            slot = self._slot(index)
+            index = self.layout.offsets[phase] + position
+            timestamp = self.layout.timestamp(phase, position, self.context.onboarded_at, rng)
+            slot = self.layout.slot(index)
             message, medium = self._message(index, slot, timestamp, rng)
             threads.setdefault(slot, []).append(message)
             if medium is not None and with_media and timestamp >= followup_after:
@@ -404,27 +309,7 @@ class HistoryGenerator:
 
     def may_have_followups(self, phase: int, chunk_order: int) -> bool:
         """Whether the chunk reaches into the 14-day media window (decided without building)."""
-        start_position = (chunk_order - 1) * self.plan.chunk_size
-        in_window = self._in_window[phase]
-        if start_position >= in_window:
-            return False
-        low, high = self._ranges[phase]
-        youngest_age = low + start_position / in_window * (high - low)
-        return youngest_age < MEDIA_FOLLOWUP_DAYS
-
-    def _timestamp(self, phase: int, position: int, rng: random.Random) -> int:
-        jitter = min(max(rng.random(), 1e-6), 1 - 1e-6)
-        in_window = self._in_window[phase]
-        if position < in_window:
-            low, high = self._ranges[phase]
-            age = low + (position + jitter) / in_window * (high - low)
-        else:
-            beyond = self.plan.beyond_window
-            extra = position - in_window
-            age = HISTORY_WINDOW_DAYS + (extra + jitter) / beyond * (
-                self.profile.days - HISTORY_WINDOW_DAYS
-            )
-        return math.floor(self.context.onboarded_at - max(age * SECONDS_PER_DAY, 1.0))
+        return self.layout.may_have_followups(phase, chunk_order)
 
     def _message(
         self, index: int, slot: int, timestamp: int, rng: random.Random
@@ -432,7 +317,7 @@ class HistoryGenerator:
         """One history message and, for media, its kind."""
         profile = self.profile
         business = self.context.display_phone_number
-        outgoing = self._outgoing(index)
+        outgoing = self.layout.outgoing(index)
         person = self.person(slot)
         message: dict[str, Any] = {}
         if person is None:  # a group: Meta syncs none, coexist must drop it
@@ -457,7 +342,7 @@ class HistoryGenerator:
             medium = rng.choices(MEDIA_KINDS, _MEDIA_WEIGHTS)[0]
         elif draw < profile.media_share + profile.other_types_share:
             other = OTHER_TYPES[rng.randrange(len(OTHER_TYPES))]
-            target = self._reaction_target(index)
+            target = self.layout.previous_in_thread(index)
             if other == "reaction" and target is not None:
                 message["type"] = "reaction"
                 message["reaction"] = {
@@ -484,15 +369,6 @@ class HistoryGenerator:
             status = "READ"
         message["history_context"] = {"status": status}
         return message, medium
-
-    def _reaction_target(self, index: int) -> int | None:
-        """The previous (older) message of the same thread, if the history has one."""
-        recent = index < self._recent_count
-        span = self._active_threads if recent else self._threads
-        target = index + (1 if (index + 1) % BURST else 1 + BURST * (span - 1))
-        if recent and target >= self._recent_count:
-            return None  # the thread's previous message is before the recent stretch
-        return target if target < self.plan.total_messages else None
 
     @staticmethod
     def _text(outgoing: bool, rng: random.Random) -> str:
@@ -541,7 +417,7 @@ class HistoryGenerator:
                 kind: body,
             }
         )
-        where = "echoes" if person is not None and self._outgoing(index) else "messages"
+        where = "echoes" if person is not None and self.layout.outgoing(index) else "messages"
         return item, where, typed
 
     def _addressing(
@@ -626,7 +502,7 @@ class HistoryGenerator:
     def echo(self, sequence: int, timestamp: int) -> dict[str, Any]:
         """A new echo ``sequence`` (0-based): a text the business sent from the app."""
         rng = random.Random(f"{self._key}:echo:{sequence}")
-        one_to_one = self._threads - self._group_threads
+        one_to_one = self.layout.threads - self.layout.group_threads
         slot = rng.randrange(one_to_one) if one_to_one > 0 else 0
         index = self.plan.total_messages + sequence
         person = self.person(slot)
