@@ -93,6 +93,8 @@ WAITING_STATES: Final = frozenset({S.RECONNECTING})
 THROUGHPUT_LIMIT: Final = 130429
 PAIR_RATE_LIMIT: Final = 131056
 MAX_BACKOFF: Final = 600.0
+THREAD_LENGTH: Final = 64
+"""Characters the ``messages.thread`` column holds (a BSUID may have up to 131)."""
 DEFAULT_TOKEN_WAIT: Final = 2.0
 DEFAULT_INTENT_LEASE: Final = 60.0
 
@@ -387,18 +389,25 @@ def _refused(reason: str, *, code: int | None = None, **fields: Any) -> SendOutc
 def _record(
     session: Session, onboarding: Onboarding, message: OutboundMessage, wamid: str, at: float
 ) -> None:
-    """Store the send as an outbound ``api`` message (idempotent on the wamid)."""
+    """Store the send as an outbound ``api`` message (idempotent on the wamid).
+
+    The thread is the address used; a BSUID is also kept whole in ``raw["recipient"]``, as
+    it may be longer than the thread column holds.
+    """
+    raw: dict[str, Any] = {} if message.type == "text" else {message.type: message.content}
+    if message.to is None:
+        raw["recipient"] = message.address
     row: dict[str, Any] = {
         "onboarding_id": onboarding.id,
         "wamid": wamid,
-        "thread": message.address,
+        "thread": message.address[:THREAD_LENGTH],
         "direction": Direction.OUTBOUND.value,
         "source": MessageSource.API.value,
         "sent_at": datetime.fromtimestamp(at, tz=UTC),
         "type": message.type,
         "text_body": message.text_body,
         "status": "accepted",
-        "raw": None if message.type == "text" else {message.type: message.content},
+        "raw": raw or None,
         "media_state": MediaState.NONE.value,
         "media_id": None,
         "media_mime": None,

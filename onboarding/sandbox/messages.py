@@ -15,6 +15,7 @@ template registry, so it treats a template whose name starts with one of
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -120,11 +121,15 @@ def _bsuid_unsupported() -> GraphReplyError:
 
 
 def _new_wamid(world: World, address: str) -> str:
-    """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id."""
+    """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id.
+
+    A BSUID recipient (up to 131 characters) is named by a digest, so the id keeps its length.
+    """
+    chat = address if address.isdigit() else hashlib.sha256(address.encode()).hexdigest()[:24]
     raw = (
         b"\x1c\x18"
-        + bytes([len(address)])
-        + address.encode()
+        + bytes([len(chat)])
+        + chat.encode()
         + b"\x15\x02\x00\x11\x18\x12"
         + f"{world.rng.getrandbits(72):018X}".encode()
         + b"\x00"

@@ -603,3 +603,17 @@ def test_bsuid_refusal_131062_says_to_send_by_phone_number(
     assert "phone number" in (outcome.reason or "")
     assert sandbox.sent_messages() == []
     assert stored(db, subscribed) == []
+
+
+def test_longest_bsuid_is_recorded_whole_beside_its_thread(
+    db: Database, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A BSUID longer than the thread column is sent and recorded: whole in raw.recipient."""
+    longest = "US." + "7" * 128
+
+    outcome = send({**TEXT_TO_BSUID, "recipient": longest})
+
+    assert outcome.status is SendStatus.SENT
+    [row] = stored(db, subscribed)
+    assert row.raw == {"recipient": longest}
+    assert longest.startswith(row.thread)

@@ -339,3 +339,11 @@ def test_malformed_recipient_is_code_100(sandbox: Sandbox, send: Send, recipient
 
     assert response.json()["error"]["code"] == 100
     assert sandbox.sent_messages() == []
+
+
+def test_send_to_the_longest_bsuid_answers_a_wamid_of_metas_length(send: Send) -> None:
+    """A BSUID of 128 alphanumerics after the country is accepted; its wamid stays short."""
+    response = send({**to_bsuid(text()), "recipient": "US." + "7" * 128})
+
+    assert response.status_code == 200
+    assert len(response.json()["messages"][0]["id"]) <= 80
