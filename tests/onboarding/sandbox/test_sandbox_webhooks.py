@@ -108,16 +108,17 @@ def test_history_sync_delivers_one_envelope_per_chunk(
 def test_media_follow_ups_come_after_the_history_in_messages(
     configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
 ) -> None:
-    """Unshuffled, late media comes last, its typed messages joining placeholders by wamid."""
+    """Unshuffled, late media comes last, its typed messages (the users' in messages[], the
+    business's in message_echoes[]) joining placeholders by wamid, their users in contacts[]."""
     dispatcher = configure(sink=sink, profile=ORDERED)
 
     sync(subscribed_number, "history")
     dispatcher.wait_idle(5)
 
     values = sink.values("history")
-    kinds = ["messages" if "messages" in value else "history" for value in values]
+    kinds = ["history" if "history" in value else "media" for value in values]
     assert kinds == sorted(kinds)
-    assert "messages" in kinds
+    assert "media" in kinds
     placeholders = {
         message["id"]
         for value in values
@@ -126,9 +127,16 @@ def test_media_follow_ups_come_after_the_history_in_messages(
         for message in thread["messages"]
         if message["type"] == "media_placeholder"
     }
-    followed = {m["id"] for value in values if "messages" in value for m in value["messages"]}
+    media = [value for value in values if "history" not in value]
+    followed = {
+        m["id"]
+        for value in media
+        for m in (*value.get("messages", []), *value.get("message_echoes", []))
+    }
     assert followed
     assert followed <= placeholders
+    assert any("message_echoes" in value for value in media)
+    assert all(value["contacts"] for value in media)
 
 
 def test_every_delivery_is_signed_over_its_exact_bytes(
@@ -295,6 +303,24 @@ def test_echoes_follow_the_history_and_reuse_some_wamids(
     echoes = [value["message_echoes"][0] for value in sink.values("smb_message_echoes")]
     assert sum(echo["id"] in history_ids for echo in echoes) == 3
     assert all(echo["from"] == "15550783881" and echo["type"] == "text" for echo in echoes)
+
+
+def test_echo_deliveries_name_their_user_by_bsuid(
+    configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
+) -> None:
+    """Each smb_message_echoes delivery lists its user in contacts[], by the echo's to_user_id."""
+    dispatcher = configure(sink=sink, echoes=6, profile=HistoryProfile(echo_reuse_share=0.5))
+
+    sync(subscribed_number, "history")
+    dispatcher.wait_idle(5)
+
+    values = sink.values("smb_message_echoes")
+    assert len(values) == 6
+    for value in values:
+        [echo] = value["message_echoes"]
+        [contact] = value["contacts"]
+        assert contact["user_id"] == echo["to_user_id"]
+        assert contact.get("wa_id") == echo.get("to")
 
 
 def test_echoes_are_sent_in_declined_mode_too(
