@@ -45,8 +45,10 @@ How the history is laid out:
   payloads forwarded from real webhooks often carry base64 instead
   (``sha256_encoding="base64"``).
 
-The knobs, the number and the plan are in :mod:`.profile`, the contacts in :mod:`.contacts`,
-media bytes in :mod:`.media_items` and the shapes of the webhook values in :mod:`.payloads`.
+The knobs, the number and the plan are in :mod:`.profile`, the arithmetic of the layout in
+:mod:`.layout`, who the users are (BSUIDs, usernames, visible numbers) in :mod:`.identities`,
+the contacts in :mod:`.contacts`, media bytes in :mod:`.media_items` and the shapes of the
+webhook values in :mod:`.payloads`.
 """
 
 from __future__ import annotations
