@@ -145,7 +145,7 @@ class PolicyError(PermanentGraphError):
 class BsuidRecipientError(PermanentGraphError):
     """131062: Meta does not deliver this message to a business-scoped user id (``recipient``),
     e.g. some authentication templates; only its phone number (``to``) can receive it
-    (docs/meta.md#119-sending-to-a-business-scoped-user-id)."""
+    (docs/meta.md#1112-sending-to-a-business-scoped-user-id)."""
 
 
 class MalformedResponseError(PermanentGraphError):

@@ -9,7 +9,7 @@ BSUID, or a parent BSUID); when both are given ``to`` wins, as at Meta. Some mes
 to a BSUID (``131062``): Meta names some authentication templates. The sandbox keeps no
 template registry, so it treats a template whose name starts with one of
 :data:`AUTHENTICATION_PREFIXES` as an authentication template
-(docs/meta.md#119-sending-to-a-business-scoped-user-id).
+(docs/meta.md#1112-sending-to-a-business-scoped-user-id).
 """
 
 from __future__ import annotations
