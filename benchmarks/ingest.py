@@ -12,6 +12,12 @@ the same run, on the same rows:
 * peak RSS of the processing workers, and the same for a run ten times smaller: flat memory
   means peak RSS does not grow with the number of messages.
 
+``--adopters SHARE`` (default 0.2) of the users adopted a username: their business-scoped user
+id comes with every message, and the threads of those Meta shows without a number carry only
+it (no ``threads[].id``). The contacts sync follows the history; some contacts saved by
+username only are named again with both identifiers, joining a number to a thread first seen
+without one (docs/meta.md#111-business-scoped-user-ids-and-usernames).
+
 Prints one JSON object. Needs PostgreSQL; resets the schema of a disposable database.
 """
 
@@ -25,6 +31,7 @@ import secrets
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,11 +93,13 @@ def make_onboarding(db: Database, cfg: Any) -> int:
         return outcome.onboarding_id
 
 
-def profile(messages: int, threads: int, chunk_size: int) -> HistoryProfile:
+def profile(messages: int, threads: int, chunk_size: int, adopters: float) -> HistoryProfile:
     return HistoryProfile(
         seed=11,
         total_messages=messages,
         threads=threads,
+        contacts=max(threads // 5, 1),
+        adopter_share=adopters,
         chunk_size=chunk_size,
         duplicate_share=0.0,
         shuffle=True,
@@ -101,23 +110,52 @@ def profile(messages: int, threads: int, chunk_size: int) -> HistoryProfile:
     )
 
 
-def load_inbox(db: Database, messages: int, threads: int, chunk_size: int) -> tuple[int, int]:
-    """Store every chunk as a signed delivery would be stored. Returns (rows, bytes)."""
+def load_inbox(
+    db: Database, messages: int, threads: int, chunk_size: int, adopters: float
+) -> tuple[int, int]:
+    """Store every chunk, then the contacts sync, as signed deliveries would be stored.
+
+    Returns (rows, bytes).
+    """
     generator = HistoryGenerator(
-        profile(messages, threads, chunk_size),
+        profile(messages, threads, chunk_size, adopters),
         NumberContext(WABA, PNID, NUMBER, onboarded_at=time.time()),
     )
     rows = size = 0
     with db.sessionmaker() as session:
-        for chunk in generator.chunks():
+        for field, value in _deliveries(generator):
             body = json.dumps(
-                envelope(WABA, "history", generator.history_value(chunk), int(time.time())),
-                separators=(",", ":"),
+                envelope(WABA, field, value, int(time.time())), separators=(",", ":")
             ).encode()
             webhooks.receive(session, body)
             rows += 1
             size += len(body)
     return rows, size
+
+
+def _deliveries(generator: HistoryGenerator) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The history chunks, then the contacts: the initial chunks and the later changes (the
+    last of which name both identifiers of users first seen without a number)."""
+    bsuid_only = with_number = 0
+    for chunk in generator.chunks():
+        for thread in chunk.threads:
+            if "context" in thread:
+                with_number += "id" in thread
+                bsuid_only += "id" not in thread
+        yield "history", generator.history_value(chunk)
+    plan = generator.contacts_plan()
+    for index in range(plan.initial_chunks):
+        yield "smb_app_state_sync", generator.state_sync_value(generator.contact_items(index))
+    base = generator.context.onboarded_at
+    for change in range(plan.changes):
+        item = generator.contact_change(change, base)
+        yield "smb_app_state_sync", generator.state_sync_value([item])
+    print(
+        f"ingest: thread chunks with a number {with_number}, BSUID only {bsuid_only}; "
+        f"contacts joined later {plan.joins}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _worker(args: tuple[str, int, int, int]) -> dict[str, float]:
@@ -191,7 +229,7 @@ def rows_for_baselines(
                                 ctx,
                                 msg,
                                 source=MessageSource.HISTORY,
-                                thread=thread["id"],
+                                thread=thread.get("id") or thread["context"]["user_id"],
                                 tally=Tally(),
                                 now=now,
                             )
@@ -242,14 +280,20 @@ def copy_baseline(db: Database, rows: list[tuple[Any, ...]]) -> float:
 
 
 def measure(
-    url: str, messages: int, threads: int, chunk_size: int, workers: int, page_size: int
+    url: str,
+    messages: int,
+    threads: int,
+    chunk_size: int,
+    workers: int,
+    page_size: int,
+    adopters: float,
 ) -> dict[str, Any]:
     reset_database(url)
     db = Database(url)
     cfg = settings_for(url, page_size)
     onboarding_id = make_onboarding(db, cfg)
     started = time.perf_counter()
-    chunks, size = load_inbox(db, messages, threads, chunk_size)
+    chunks, size = load_inbox(db, messages, threads, chunk_size, adopters)
     load_seconds = time.perf_counter() - started
     print(f"ingest: processing {chunks} deliveries", file=sys.stderr, flush=True)
     result = run_processing(url, workers, page_size)
@@ -296,11 +340,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-sample", type=int, default=20_000)
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument(
+        "--adopters",
+        type=float,
+        default=0.2,
+        metavar="SHARE",
+        help="share of users who adopted a username (some shown by business-scoped id only)",
+    )
+    parser.add_argument(
         "--load-only",
         action="store_true",
         help="only ingest the messages (no small run, no baselines): a background load",
     )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.adopters <= 1.0:
+        parser.error("--adopters must be a share between 0 and 1")
     configure_logging("production", "WARNING")
     ensure_database(args.database_url)
     check_postgres(args.database_url)
@@ -313,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.chunk_size,
                 args.workers,
                 args.page_size,
+                args.adopters,
             )
             run.pop("db").dispose()
         json.dump(
@@ -336,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             args.chunk_size,
             args.workers,
             args.page_size,
+            args.adopters,
         )
         small["db"].dispose()
         big = measure(
@@ -345,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             args.chunk_size,
             args.workers,
             args.page_size,
+            args.adopters,
         )
         db: Database = big.pop("db")
         rows = rows_for_baselines(db, big["onboarding_id"], None)

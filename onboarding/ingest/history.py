@@ -62,12 +62,15 @@ def ingest_history(
     tally = Tally()
     now = utcnow()
     history = value.get("history")
-    media_updates = value.get("messages")
-    if history is None and media_updates is None:
+    # Late media: what users sent in ``messages``, what the business sent in ``message_echoes``
+    # (docs/meta.md#111-business-scoped-user-ids-and-usernames).
+    updates = [value.get(key) for key in ("messages", "message_echoes")]
+    if history is None and all(update is None for update in updates):
         tally.reject("history value has neither 'history' nor 'messages'")
         return tally
-    if media_updates is not None:
-        store_late_media(session, ctx, media_updates, tally, settings, now)
+    for media_updates in updates:
+        if media_updates is not None:
+            store_late_media(session, ctx, media_updates, tally, settings, now)
     if history is not None:
         if not isinstance(history, list):
             tally.reject("'history' is not a list")

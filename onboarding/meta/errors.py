@@ -14,6 +14,7 @@ HTTP status or message text, which Meta changes freely (https://developers.faceb
         ├── BadRequestError           100, 131008, 131009, and unclassified 4xx
         │   └── CodeExchangeError     100 on /oauth/access_token: code expired, used or bad
         ├── PolicyError               368, 131031, 130497
+        ├── BsuidRecipientError       131062: this message cannot go to a BSUID; send by number
         ├── MalformedResponseError    a 2xx whose body is not the documented shape
         ├── MediaTooLargeError        media over the configured size limit
         └── OneShotError              smb_app_data may be called once per type, within 24 h
@@ -36,6 +37,7 @@ POLICY_CODES = frozenset({368, 131031, 130497})
 SYNC_TOO_MANY = 2593107
 SYNC_WINDOW_CLOSED = 2593108
 HISTORY_DECLINED = 2593109
+BSUID_RECIPIENT_UNSUPPORTED = 131062
 
 
 class GraphError(Exception):
@@ -140,6 +142,12 @@ class PolicyError(PermanentGraphError):
     """Policy restriction or account lock."""
 
 
+class BsuidRecipientError(PermanentGraphError):
+    """131062: Meta does not deliver this message to a business-scoped user id (``recipient``),
+    e.g. some authentication templates; only its phone number (``to``) can receive it
+    (docs/meta.md#1112-sending-to-a-business-scoped-user-id)."""
+
+
 class MalformedResponseError(PermanentGraphError):
     """Meta answered 2xx with a body that is not the documented shape."""
 
@@ -167,6 +175,8 @@ def classify(code: int | None, http_status: int, endpoint: str) -> type[GraphErr
         return SyncWindowClosedError
     if code in RATE_LIMIT_CODES:
         return RateLimitedError
+    if code == BSUID_RECIPIENT_UNSUPPORTED:
+        return BsuidRecipientError
     if code == 190:
         return TokenInvalidError
     if code in TRANSIENT_CODES:

@@ -1,7 +1,8 @@
 """The idempotency ledger: each ``idempotency_key``'s send, remembered across task runs.
 
 A key is claimed as an ``intent`` before the Graph call (:meth:`SendLedger.claim`), overwritten
-with Meta's ``wamid`` after it (:meth:`~SendLedger.mark_sent`), marked ``unknown`` when the
+with Meta's ``wamid`` and the address used (``to`` digits or ``recipient`` BSUID) after it
+(:meth:`~SendLedger.mark_sent`), marked ``unknown`` when the
 answer was lost (never sent again), and released when nothing was sent. Two twins with one
 contract, side by side: :class:`RedisSendLedger` (``SET NX`` with a TTL, shared by every
 worker) and :class:`LocalSendLedger` (this process's memory: embedded demo, unit tests). Redis
@@ -44,6 +45,8 @@ class Claim:
     at: float
     owner: str | None = None
     wamid: str | None = None
+    address: tuple[str, str] | None = None
+    """How a sent message was addressed: ``("to", digits)`` or ``("recipient", BSUID)``."""
 
 
 class SendLedger(Protocol):
@@ -53,8 +56,16 @@ class SendLedger(Protocol):
         """Record an intent if the key is free (``NEW``, with ``owner``), else what it holds."""
         ...
 
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """The key's message went out as ``wamid`` at ``at`` (Unix seconds)."""
+    def mark_sent(
+        self,
+        onboarding_id: int,
+        key: str,
+        wamid: str,
+        at: float,
+        *,
+        address: tuple[str, str] | None = None,
+    ) -> None:
+        """The key's message went out as ``wamid`` at ``at`` (Unix seconds), to ``address``."""
         ...
 
     def mark_unknown(self, onboarding_id: int, key: str) -> None:
@@ -66,17 +77,19 @@ class SendLedger(Protocol):
         ...
 
 
-def _entry(state: ClaimState, at: float, **extra: str) -> str:
+def _entry(state: ClaimState, at: float, **extra: str | list[str]) -> str:
     return json.dumps({"state": state.value, "at": at, **extra}, separators=(",", ":"))
 
 
 def _parse(raw: str | bytes) -> Claim:
     data = json.loads(raw)
+    address = data.get("address")
     return Claim(
         state=ClaimState(data["state"]),
         at=float(data["at"]),
         owner=data.get("owner"),
         wamid=data.get("wamid"),
+        address=(str(address[0]), str(address[1])) if address else None,
     )
 
 
@@ -128,9 +141,20 @@ class RedisSendLedger:
             # It expired between SET and GET: try again.
         raise RuntimeError(f"could not claim idempotency key {name}")
 
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """Overwrite the entry with the wamid."""
-        entry = _entry(ClaimState.SENT, at, wamid=wamid)
+    def mark_sent(
+        self,
+        onboarding_id: int,
+        key: str,
+        wamid: str,
+        at: float,
+        *,
+        address: tuple[str, str] | None = None,
+    ) -> None:
+        """Overwrite the entry with the wamid and the address it went to."""
+        extra: dict[str, str | list[str]] = {"wamid": wamid}
+        if address is not None:
+            extra["address"] = list(address)
+        entry = _entry(ClaimState.SENT, at, **extra)
         self._client.set(self.key(onboarding_id, key), entry, px=self.ttl_ms)
 
     def mark_unknown(self, onboarding_id: int, key: str) -> None:
@@ -175,10 +199,19 @@ class LocalSendLedger:
             self._put(name, Claim(ClaimState.INTENT, claim.at, owner=claim.owner))
             return claim
 
-    def mark_sent(self, onboarding_id: int, key: str, wamid: str, at: float) -> None:
-        """Remember the wamid."""
+    def mark_sent(
+        self,
+        onboarding_id: int,
+        key: str,
+        wamid: str,
+        at: float,
+        *,
+        address: tuple[str, str] | None = None,
+    ) -> None:
+        """Remember the wamid and the address it went to."""
         with self._lock:
-            self._put((onboarding_id, key), Claim(ClaimState.SENT, at, wamid=wamid))
+            claim = Claim(ClaimState.SENT, at, wamid=wamid, address=address)
+            self._put((onboarding_id, key), claim)
 
     def mark_unknown(self, onboarding_id: int, key: str) -> None:
         """Remember that the send may have gone out."""

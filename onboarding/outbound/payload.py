@@ -9,39 +9,87 @@ built: the send step and the notifier's WhatsApp template channel both use it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Any, Final, Literal
 
 MESSAGE_TYPES: Final = ("text", "template")
 MAX_TEXT_BODY: Final = 4096
 MAX_KEY_LENGTH: Final = 128
-PAYLOAD_KEYS: Final = frozenset({"to", "type", "text", "template", "idempotency_key"})
+PAYLOAD_KEYS: Final = frozenset({"to", "recipient", "type", "text", "template", "idempotency_key"})
+BSUID_PATTERN: Final = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+"""A business-scoped user id or a parent one: ISO country code, ``.``, [``ENT.``], alphanumerics
+(docs/meta.md#111-business-scoped-user-ids-and-usernames)."""
+
+AddressField = Literal["to", "recipient"]
 
 
 class InvalidMessageError(ValueError):
     """The payload is not a message coexist can send; the message says why."""
 
 
-def messages_body(to: str, type_: str, content: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON body of ``POST /{phone-number-id}/messages``: one message to one person."""
-    return {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": type_,
-        type_: dict(content),
-    }
+def is_bsuid(value: object) -> bool:
+    """Whether ``value`` is shaped like a BSUID or a parent BSUID (``US.ENT.…``)."""
+    return isinstance(value, str) and BSUID_PATTERN.fullmatch(value) is not None
+
+
+def is_phone_digits(value: object) -> bool:
+    """Whether ``value`` is a phone number as Meta writes ``wa_id``: 6 to 15 digits, no ``+``."""
+    return isinstance(value, str) and value.isdigit() and 6 <= len(value) <= 15
+
+
+def messages_body(
+    to: str | None, type_: str, content: Mapping[str, Any], *, recipient: str | None = None
+) -> dict[str, Any]:
+    """The JSON body of ``POST /{phone-number-id}/messages``: one message to one person.
+
+    The person is addressed by ``to`` (phone digits) when known, else by ``recipient`` (BSUID).
+    """
+    body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    if to is not None:
+        body["to"] = to
+    elif recipient is not None:
+        body["recipient"] = recipient
+    else:
+        raise ValueError("a message needs to (phone digits) or recipient (BSUID)")
+    body["type"] = type_
+    body[type_] = dict(content)
+    return body
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """A validated payload: the Graph body to send and what to record."""
+    """A validated payload: the Graph body to send and what to record.
 
-    to: str
+    At least one of ``to`` (phone digits) and ``recipient`` (BSUID) is set.
+    """
+
+    to: str | None
     type: str
     content: dict[str, Any]
     idempotency_key: str | None = None
+    recipient: str | None = None
+
+    @property
+    def address_field(self) -> AddressField:
+        """Which Graph field addresses the person: ``to`` when the number is known."""
+        return "to" if self.to is not None else "recipient"
+
+    @property
+    def address(self) -> str:
+        """The phone digits or BSUID the message is sent to (what ``address_field`` holds)."""
+        address = self.to if self.to is not None else self.recipient
+        assert address is not None
+        return address
+
+    def with_phone(self, to: str | None) -> OutboundMessage:
+        """This message addressed by phone number ``to`` when one is known (else unchanged)."""
+        if to is None or self.to is not None:
+            return self
+        if not is_phone_digits(to):
+            raise InvalidMessageError("to must be the recipient's number as 6 to 15 digits, no +")
+        return replace(self, to=to)
 
     @property
     def text_body(self) -> str | None:
@@ -51,7 +99,7 @@ class OutboundMessage:
 
     def graph_body(self) -> dict[str, Any]:
         """The JSON body of ``POST /{phone-number-id}/messages``."""
-        return messages_body(self.to, self.type, self.content)
+        return messages_body(self.to, self.type, self.content, recipient=self.recipient)
 
 
 def validate_payload(payload: Mapping[str, Any]) -> OutboundMessage:
@@ -59,7 +107,8 @@ def validate_payload(payload: Mapping[str, Any]) -> OutboundMessage:
 
     ``{"to": "16505551234", "type": "text", "text": {"body": "...", "preview_url"?: bool},
     "idempotency_key"?: "..."}`` or ``{"to": ..., "type": "template", "template": {"name": ...,
-    "language": {"code": "en_US"}, "components"?: [...]}}``. Raises
+    "language": {"code": "en_US"}, "components"?: [...]}}``; ``"recipient":
+    "US.13491208655302741918"`` may stand beside or instead of ``to``. Raises
     :class:`InvalidMessageError`.
     """
     if not isinstance(payload, Mapping):
@@ -67,9 +116,7 @@ def validate_payload(payload: Mapping[str, Any]) -> OutboundMessage:
     unknown = set(payload) - PAYLOAD_KEYS
     if unknown:
         raise InvalidMessageError(f"unknown payload keys: {sorted(unknown)}")
-    to = payload.get("to")
-    if not isinstance(to, str) or not to.isdigit() or not 6 <= len(to) <= 15:
-        raise InvalidMessageError("to must be the recipient's number as 6 to 15 digits, no +")
+    to, recipient = _addresses(payload)
     kind = payload.get("type", "text")
     if kind not in MESSAGE_TYPES:
         raise InvalidMessageError(f"type must be one of {list(MESSAGE_TYPES)}, got {kind!r}")
@@ -86,7 +133,27 @@ def validate_payload(payload: Mapping[str, Any]) -> OutboundMessage:
         raise InvalidMessageError(
             f"idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters"
         )
-    return OutboundMessage(to=to, type=kind, content=content, idempotency_key=key)
+    return OutboundMessage(
+        to=to, type=kind, content=content, idempotency_key=key, recipient=recipient
+    )
+
+
+def _addresses(payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``to`` and ``recipient`` checked: each well formed when given, at least one given."""
+    to = payload.get("to")
+    recipient = payload.get("recipient")
+    if to is None and recipient is None:
+        raise InvalidMessageError(
+            "a message needs to (the phone number as digits) or recipient (a BSUID)"
+        )
+    if to is not None and not is_phone_digits(to):
+        raise InvalidMessageError("to must be the recipient's number as 6 to 15 digits, no +")
+    if recipient is not None and not is_bsuid(recipient):
+        raise InvalidMessageError(
+            "recipient must be a business-scoped user id such as US.13491208655302741918 "
+            "(country code, a period, up to 128 letters or digits; parent ids US.ENT.…)"
+        )
+    return to, recipient
 
 
 def _check_text(content: dict[str, Any]) -> None:

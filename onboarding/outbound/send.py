@@ -4,8 +4,10 @@
 outbound message with source ``api`` (billed, unlike what the business sends from the app), so
 ``show --json`` counts it under ``messages_api``. On its way it:
 
-1. validates the payload (:mod:`onboarding.outbound.payload`): ``to`` as digits, ``type``
-   ``text`` with a ``body`` or ``template`` with a ``name`` and ``language.code``;
+1. validates the payload (:mod:`onboarding.outbound.payload`): ``to`` as digits and/or
+   ``recipient`` as a business-scoped user id (BSUID), ``type`` ``text`` with a ``body`` or
+   ``template`` with a ``name`` and ``language.code``; then addresses the person
+   (:func:`address`): by phone number where known, else by BSUID;
 2. checks the onboarding can send (:data:`SENDING_STATES`):
 
    * ``reconnecting`` (Meta offboarded the companion and is reconnecting it, docs/meta.md
@@ -28,6 +30,8 @@ outbound message with source ``api`` (billed, unlike what the business sends fro
      with backoff and jitter (nothing was sent);
    * other transient errors that certainly did not apply (no connection) → ``RetryLater``;
    * a permanent error (bad parameter, dead token, policy) → refused with Meta's code;
+     ``131062`` (Meta sends this message to phone numbers only) is refused with a reason
+     saying to send it by phone number;
 
 6. on success records the row and commits.
 
@@ -64,6 +68,7 @@ from config.logging import bind, register_secret
 from models import Direction, MediaState, MessageSource, Onboarding, OnboardingState
 from models.crypto import TokenCipher
 from onboarding.meta.errors import (
+    BsuidRecipientError,
     GraphError,
     RateLimitedError,
     TokenInvalidError,
@@ -91,6 +96,8 @@ WAITING_STATES: Final = frozenset({S.RECONNECTING})
 THROUGHPUT_LIMIT: Final = 130429
 PAIR_RATE_LIMIT: Final = 131056
 MAX_BACKOFF: Final = 600.0
+THREAD_LENGTH: Final = 64
+"""Characters the ``messages.thread`` column holds (a BSUID may have up to 131)."""
 DEFAULT_TOKEN_WAIT: Final = 2.0
 DEFAULT_INTENT_LEASE: Final = 60.0
 
@@ -140,6 +147,20 @@ def send_message(
     return graph.send_message(phone_number_id, token, dict(body))
 
 
+# -- the address ---------------------------------------------------------------------------
+
+
+def address(session: Session, onboarding: Onboarding, message: OutboundMessage) -> OutboundMessage:
+    """The message addressed by the person's phone number where coexist knows it, else by BSUID.
+
+    Meta prefers the number when both are known (``to`` wins over ``recipient``). The number
+    known today is the payload's own ``to``; a number learnt from the person's webhooks is
+    looked up here, in one place, so every send follows it.
+    """
+    del session, onboarding  # the person's known number is looked up from these
+    return message.with_phone(None)
+
+
 # -- the domain step -----------------------------------------------------------------------
 
 
@@ -185,10 +206,12 @@ def send(
         return _graph_failed(session, ledger, onboarding, key, exc, attempt, release)
     sent_at = time.time()
     if key is not None:
-        ledger.mark_sent(onboarding.id, key, wamid, sent_at)
+        ledger.mark_sent(
+            onboarding.id, key, wamid, sent_at, address=(message.address_field, message.address)
+        )
     _record(session, onboarding, message, wamid, sent_at)
     session.commit()
-    log.info("message_sent", wamid=wamid, message_type=message.type)
+    log.info("message_sent", wamid=wamid, message_type=message.type, address=message.address_field)
     return SendOutcome(SendStatus.SENT, wamid=wamid)
 
 
@@ -221,7 +244,7 @@ def _sender(
         return _refused("the onboarding has no phone number or no business token")
     token = cipher.decrypt(onboarding.token_ciphertext)
     register_secret(token)
-    return _Sender(onboarding, phone_number_id, token, message)
+    return _Sender(onboarding, phone_number_id, token, address(session, onboarding, message))
 
 
 def _take_token(
@@ -277,6 +300,11 @@ def _graph_failed(
         )
         session.commit()
     reason = f"Meta refused the message: {exc.message}"
+    if isinstance(exc, BsuidRecipientError):
+        reason = (
+            f"Meta does not deliver this message to a business-scoped user id ({exc.code}): "
+            "send it by phone number (to) instead"
+        )
     return _refused(reason, code=exc.code, fbtrace_id=exc.fbtrace_id)
 
 
@@ -368,18 +396,25 @@ def _refused(reason: str, *, code: int | None = None, **fields: Any) -> SendOutc
 def _record(
     session: Session, onboarding: Onboarding, message: OutboundMessage, wamid: str, at: float
 ) -> None:
-    """Store the send as an outbound ``api`` message (idempotent on the wamid)."""
+    """Store the send as an outbound ``api`` message (idempotent on the wamid).
+
+    The thread is the address used; a BSUID is also kept whole in ``raw["recipient"]``, as
+    it may be longer than the thread column holds.
+    """
+    raw: dict[str, Any] = {} if message.type == "text" else {message.type: message.content}
+    if message.to is None:
+        raw["recipient"] = message.address
     row: dict[str, Any] = {
         "onboarding_id": onboarding.id,
         "wamid": wamid,
-        "thread": message.to,
+        "thread": message.address[:THREAD_LENGTH],
         "direction": Direction.OUTBOUND.value,
         "source": MessageSource.API.value,
         "sent_at": datetime.fromtimestamp(at, tz=UTC),
         "type": message.type,
         "text_body": message.text_body,
         "status": "accepted",
-        "raw": None if message.type == "text" else {message.type: message.content},
+        "raw": raw or None,
         "media_state": MediaState.NONE.value,
         "media_id": None,
         "media_mime": None,

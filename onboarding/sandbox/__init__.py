@@ -18,7 +18,9 @@ The modules, each importing only those above it (this ``__init__`` only re-expor
 ``profile``          what is generated and for whom: profile, number context, history plan
 ``payloads``         the shapes of the webhook values and their envelope
 ``media_items``      generated media and their bytes
-``contacts``         generated contacts, their initial sync, edits and removes
+``identities``       who users are to Meta: business-scoped user ids, usernames, visible numbers
+``layout``           where each history message sits: phase, thread, direction, age
+``contacts``         generated contacts, their initial sync, edits, removes and joins
 ``history``          the generated history, late-media webhooks and echoes
 ``signing``          webhook body bytes and ``X-Hub-Signature-256``
 ``sinks``            delivery targets (in-process, HTTP) and delivery outcome records

@@ -5,6 +5,10 @@ contact ``i`` has stable digits (also the ids of 1:1 history threads) and names,
 ``smb_app_state_sync`` carries them in chunks, and a :class:`ContactsPlan` says how many are
 edited (``add`` with a new name and a later timestamp) or removed afterwards, and how many of
 those changes are delivered ahead of the initial contacts they supersede.
+
+Every contact carries the user's business-scoped ``user_id`` (and ``parent_user_id``,
+``username`` when they have one, :mod:`.identities`). Contacts saved by username only carry no
+``phone_number``; each later gets a *join*: an ``add`` naming both the number and the user id.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from onboarding.sandbox.identities import Directory
 from onboarding.sandbox.payloads import contact_add_item, contact_remove_item
 from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryProfile, NumberContext
 
@@ -40,6 +45,8 @@ class ContactsPlan:
     removes: int
     early_changes: int
     """Changes delivered before the initial contacts (out of order)."""
+    joins: int = 0
+    """Contacts saved by username only that later get their phone number (after the others)."""
 
     @property
     def initial_chunks(self) -> int:
@@ -48,8 +55,8 @@ class ContactsPlan:
 
     @property
     def changes(self) -> int:
-        """Edits plus removes, one delivery each."""
-        return self.edits + self.removes
+        """Edits, removes and joins, one delivery each."""
+        return self.edits + self.removes + self.joins
 
 
 class ContactGenerator:
@@ -70,6 +77,7 @@ class ContactGenerator:
         self._key = key
         self._tag = tag
         self._contact_mult, self._contact_add = permutation
+        self.directory = Directory(profile, context.waba_id, self.contact_digits, self.names)
 
     def contact_digits(self, index: int) -> str:
         """E.164 digits of generated contact ``index`` (also used for non-contact threads)."""
@@ -90,6 +98,10 @@ class ContactGenerator:
             "phone_number": self.contact_digits(index),
         }
 
+    def names(self, index: int) -> tuple[str, str]:
+        """First and last name of generated person ``index``."""
+        return self._names(index, 0)
+
     def _names(self, index: int, revision: int) -> tuple[str, str]:
         mix = int(
             hashlib.sha256(f"{self._key}:name:{index}:{revision}".encode()).hexdigest()[:8], 16
@@ -103,8 +115,9 @@ class ContactGenerator:
         removes = min(
             round(profile.contacts * profile.contact_remove_share), profile.contacts - edits
         )
-        early = round((edits + removes) * profile.contact_out_of_order_share)
-        return ContactsPlan(profile.contacts, profile.chunk_size, edits, removes, early)
+        joins = len(self.directory.joined_contacts())
+        early = round((edits + removes + joins) * profile.contact_out_of_order_share)
+        return ContactsPlan(profile.contacts, profile.chunk_size, edits, removes, early, joins)
 
     def contact_items(self, chunk_index: int) -> list[dict[str, Any]]:
         """The ``add`` items of initial contacts chunk ``chunk_index`` (0-based)."""
@@ -119,25 +132,46 @@ class ContactGenerator:
             )
             age = (mix / 0xFFFFFFFF) * self.profile.days * SECONDS_PER_DAY
             timestamp = math.floor(self.context.onboarded_at - max(age, 1.0))
+            person = self.directory.identity(index)
+            phone = None if person.saved_by_username else contact["phone_number"]
             items.append(
                 contact_add_item(
-                    contact["phone_number"], contact["full_name"], contact["first_name"], timestamp
+                    phone,
+                    contact["full_name"],
+                    contact["first_name"],
+                    timestamp,
+                    person.contact_ids(),
                 )
             )
         return items
 
     def contact_change(self, change: int, base_time: float) -> dict[str, Any]:
-        """Change ``change`` (0-based): an edit (new name, later timestamp), then removes."""
+        """Change ``change`` (0-based): edits (new name, later timestamp), removes, then joins
+        (a contact saved by username only, now with its phone number)."""
         plan = self.contacts_plan()
         if not 0 <= change < plan.changes:
             raise ValueError(f"no contact change {change}")
-        index = (self._contact_mult * change + self._contact_add) % max(plan.contacts, 1)
         timestamp = math.floor(base_time) + 60 * (change + 1)
-        phone = self.contact_digits(index)
+        if change >= plan.edits + plan.removes:
+            index = self.directory.joined_contacts()[change - plan.edits - plan.removes]
+            person = self.directory.identity(index)
+            contact = self.contact(index)
+            return contact_add_item(
+                person.digits,
+                contact["full_name"],
+                contact["first_name"],
+                timestamp,
+                person.contact_ids(),
+            )
+        index = (self._contact_mult * change + self._contact_add) % max(plan.contacts, 1)
+        person = self.directory.identity(index)
+        phone = None if person.saved_by_username else person.digits
         if change < plan.edits:
             edited = self.edited_contact(index, revision=change + 1)
-            return contact_add_item(phone, edited["full_name"], edited["first_name"], timestamp)
-        return contact_remove_item(phone, timestamp)
+            return contact_add_item(
+                phone, edited["full_name"], edited["first_name"], timestamp, person.contact_ids()
+            )
+        return contact_remove_item(phone, timestamp, person.ids())
 
     def edited_contact(self, index: int, revision: int) -> dict[str, str]:
         """Contact ``index`` renamed: same phone and last name, another first name."""

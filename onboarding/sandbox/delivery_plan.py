@@ -163,7 +163,7 @@ class DeliveryPlanner:
                 if not chunk.media:
                     continue
                 self._register_media(context.phone_number_id, chunk.media)
-                value = generator.followup_value(chunk.media_messages)
+                value = generator.media_value(chunk)
                 label = "history_media"
             payload = envelope(context.waba_id, "history", value, base_time)
             yield self.job(context, "history", label, payload, duplicate=duplicate)

@@ -24,32 +24,49 @@ How the history is laid out:
 * Messages come in bursts of :data:`BURST` per thread; threads are visited in a seeded
   permutation, so each thread gets about ``messages_per_thread`` messages spread over the
   whole period, and direction alternates inside each thread (business, user, business...).
+  A ``dormant_thread_share`` of the threads (the last in that order) have no message in the
+  30 days before onboarding: their bursts there go to the other threads.
   A ``group_thread_share`` of threads have a group id (``120363...@g.us``) instead of a phone
   number: Meta syncs no groups, so coexist must drop them.
+* Every 1:1 thread names its user in ``context`` (``wa_id``?, ``user_id``,
+  ``parent_user_id``?, ``username``?, :mod:`.identities`). A username adopter's number is
+  omitted (no ``threads[].id``, no ``wa_id``, no ``from`` on their messages, no ``to`` on the
+  business's, only ``from_user_id``) unless they are in the contact book by number or the
+  thread has a message within 30 days before onboarding: Meta applies that rule when the sync
+  is requested (docs/meta.md#111-business-scoped-user-ids-and-usernames).
 * Media is always a ``media_placeholder`` in the history. For media sent within 14 days of
   onboarding, :meth:`HistoryGenerator.chunk` with ``with_media=True`` also returns the typed
-  late-media message (``value.messages[]``, same wamid) and a :class:`MediaItem` whose bytes
+  late-media message (same wamid: ``value.messages[]`` for what users sent,
+  ``value.message_echoes[]`` for what the business sent, the users in ``value.contacts[]``)
+  and a :class:`MediaItem` whose bytes
   the sandbox serves (:meth:`MediaItem.content`, regenerated on demand, never stored).
   ``sha256`` is lowercase hex of those bytes, as Meta's example suggests
   (docs/meta.md#44-history-media-placeholders-and-late-media);
   payloads forwarded from real webhooks often carry base64 instead
   (``sha256_encoding="base64"``).
 
-The knobs, the number and the plan are in :mod:`.profile`, the contacts in :mod:`.contacts`,
-media bytes in :mod:`.media_items` and the shapes of the webhook values in :mod:`.payloads`.
+The knobs, the number and the plan are in :mod:`.profile`, the arithmetic of the layout in
+:mod:`.layout`, who the users are (BSUIDs, usernames, visible numbers) in :mod:`.identities`,
+the contacts in :mod:`.contacts`, media bytes in :mod:`.media_items` and the shapes of the
+webhook values in :mod:`.payloads`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from onboarding.sandbox.contacts import ContactGenerator, ContactsPlan
+from onboarding.sandbox.identities import Directory, Identity
+from onboarding.sandbox.layout import (
+    MEDIA_FOLLOWUP_DAYS,
+    HistoryLayout,
+    affine,
+)
 from onboarding.sandbox.media_items import (
     MEDIA_FORMATS,
     MEDIA_KINDS,
@@ -64,20 +81,13 @@ from onboarding.sandbox.payloads import (
     history_value,
     state_sync_value,
 )
-from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryPlan, HistoryProfile, NumberContext
+from onboarding.sandbox.profile import SECONDS_PER_DAY, HistoryProfile, NumberContext
 
-HISTORY_WINDOW_DAYS: Final = 180.0
-"""Meta syncs the 180 days before onboarding; older messages are the generator's extras."""
-MEDIA_FOLLOWUP_DAYS: Final = 14.0
-"""Media sent within this many days of onboarding gets a late-media message with the media id."""
-PHASE_DAYS: Final = ((0.0, 1.0), (1.0, 90.0), (90.0, 180.0))
-"""Phase 0, 1 and 2 as days before onboarding (docs/meta.md#42-history-phases-chunks-and-progress).
-"""
 HISTORY_STATUSES: Final = ("DELIVERED", "ERROR", "PENDING", "PLAYED", "READ", "SENT")
 OTHER_TYPES: Final = ("reaction", "location")
-BURST: Final = 4
-"""Consecutive messages of one thread before the history moves to another thread."""
 GROUP_SUFFIX: Final = "@g.us"
+_PEOPLE_CACHE: Final = 4096
+"""Identities kept between chunks (each costs a few hashes to derive)."""
 
 _MEDIA_WEIGHTS: Final = (0.55, 0.2, 0.15, 0.1)
 _OUTGOING_STATUSES: Final = ("READ", "DELIVERED", "SENT", "PLAYED", "ERROR", "PENDING")
@@ -127,35 +137,18 @@ class GeneratedChunk:
     media: tuple[MediaItem, ...] = ()
     """Media within 14 days of onboarding (only with ``with_media=True``)."""
     media_messages: tuple[dict[str, Any], ...] = ()
-    """The typed late-media messages for :attr:`media`, in the same order."""
+    """The typed late media users sent (``value.messages[]``)."""
+    media_echoes: tuple[dict[str, Any], ...] = ()
+    """The typed late media the business sent (``value.message_echoes[]``)."""
+    media_contacts: tuple[dict[str, Any], ...] = ()
+    """The users of :attr:`media_messages` and :attr:`media_echoes` (``value.contacts[]``)."""
+    slots: tuple[int, ...] = ()
+    """The thread slot of each of :attr:`threads`, in the same order."""
 
     def messages(self) -> Iterator[dict[str, Any]]:
         """Yield every message of the chunk, thread by thread."""
         for thread in self.threads:
             yield from thread["messages"]
-
-
-def _affine(count: int, rng: random.Random) -> tuple[int, int]:
-    """A multiplier coprime to ``count`` and an offset: ``(a * i + b) % count`` permutes."""
-    if count <= 1:
-        return 1, 0
-    multiplier = rng.randrange(1, count) | 1
-    while math.gcd(multiplier, count) != 1:
-        multiplier = multiplier % count + 1
-    return multiplier, rng.randrange(count)
-
-
-def _spread(total: int, weights: tuple[float, ...]) -> tuple[int, ...]:
-    """Split ``total`` by ``weights`` with the largest-remainder method (ties: first wins)."""
-    weight_sum = sum(weights)
-    if total == 0 or weight_sum <= 0:
-        return tuple(0 for _ in weights)
-    raw = [total * weight / weight_sum for weight in weights]
-    counts = [math.floor(value) for value in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
-    for i in order[: total - sum(counts)]:
-        counts[i] += 1
-    return tuple(counts)
 
 
 class HistoryGenerator:
@@ -168,34 +161,14 @@ class HistoryGenerator:
         self._key = f"{profile.seed}:{context.phone_number_id}"
         self._tag = hashlib.sha256(self._key.encode()).hexdigest()[:8].upper()
         setup = random.Random(f"{self._key}:setup")
-        total = profile.message_count
-        self._threads = max(profile.threads, 1)
-        groups = round(profile.threads * profile.group_thread_share)
-        self._group_threads = min(groups, max(profile.threads - 1, 0)) if total else 0
-        self._thread_mult, self._thread_add = _affine(self._threads, setup)
+        self.layout = HistoryLayout(profile, setup)
+        self.plan = self.layout.plan
         self._contacts = ContactGenerator(
-            profile, context, self._key, self._tag, _affine(max(profile.contacts, 1), setup)
+            profile, context, self._key, self._tag, affine(max(profile.contacts, 1), setup)
         )
-        beyond = 0
-        if profile.days > HISTORY_WINDOW_DAYS:
-            beyond = min(round(total * profile.beyond_window_share), total)
-        span = min(profile.days, HISTORY_WINDOW_DAYS)
-        self._ranges = tuple((start, min(end, span)) for start, end in PHASE_DAYS)
-        weights = tuple(
-            weight if end > start else 0.0
-            for weight, (start, end) in zip(profile.phase_weights, self._ranges, strict=True)
-        )
-        if sum(weights) <= 0:  # only empty-range weights were set: fall back to the ranges
-            weights = tuple(max(end - start, 0.0) for start, end in self._ranges)
-        p0, p1, p2 = _spread(total - beyond, weights)
-        self._in_window = (p0, p1, p2)
-        self._offsets = (0, p0, p0 + p1)
-        self.plan = HistoryPlan(
-            total_messages=total,
-            beyond_window=beyond,
-            phase_messages=(p0, p1, p2 + beyond),
-            chunk_size=profile.chunk_size,
-        )
+        self.directory: Directory = self._contacts.directory
+        self._people: dict[int, tuple[Identity, bool]] = {}
+        self._echo_contacts: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ identities
 
@@ -213,18 +186,34 @@ class HistoryGenerator:
 
     def thread_id(self, slot: int) -> str:
         """The ``threads[].id`` of thread slot ``slot``: a user's digits or a group id."""
-        if slot >= self._threads - self._group_threads:
+        if self.layout.is_group(slot):
             return self._group_id(slot)
         return self.contact_digits(slot)
 
-    def _slot(self, index: int) -> int:
-        burst = (index // BURST) % self._threads
-        return (self._thread_mult * burst + self._thread_add) % self._threads
+    def person(self, slot: int) -> tuple[Identity, bool] | None:
+        """The user of 1:1 thread ``slot`` and whether Meta shows their number (None: a group)."""
+        if self.layout.is_group(slot):
+            return None
+        found = self._people.get(slot)
+        if found is None:
+            identity = self.directory.identity(slot)
+            visible = (
+                not identity.adopter
+                or self.directory.in_contact_book(slot)
+                or self.layout.recent(slot)
+            )
+            if len(self._people) >= _PEOPLE_CACHE:
+                self._people.clear()
+            found = self._people[slot] = (identity, visible)
+        return found
 
-    def _outgoing(self, index: int) -> bool:
-        """Whether message ``index`` is business-sent: direction alternates in each thread."""
-        sequence = (index // (BURST * self._threads)) * BURST + index % BURST
-        return sequence % 2 == 0
+    def _chat(self, slot: int) -> str:
+        """What a wamid names as the chat: the group, the user's number, or (hidden) BSUID."""
+        person = self.person(slot)
+        if person is None:
+            return self.thread_id(slot).removesuffix(GROUP_SUFFIX)
+        identity, visible = person
+        return identity.digits if visible else identity.user_id
 
     def wamid(self, index: int, chat: str, outgoing: bool) -> str:
         """A wamid shaped like Meta's: base64 of a record naming the chat and a unique id."""
@@ -245,8 +234,7 @@ class HistoryGenerator:
         return "wamid." + base64.b64encode(raw).decode()
 
     def _wamid_of(self, index: int) -> str:
-        thread = self.thread_id(self._slot(index))
-        return self.wamid(index, thread.removesuffix(GROUP_SUFFIX), self._outgoing(index))
+        return self.wamid(index, self._chat(self.layout.slot(index)), self.layout.outgoing(index))
 
     def media_id(self, index: int) -> str:
         """A 16-digit media id for message ``index``."""
@@ -265,32 +253,47 @@ class HistoryGenerator:
         start = (chunk_order - 1) * plan.chunk_size
         end = min(start + plan.chunk_size, plan.phase_messages[phase])
         rng = random.Random(f"{self._key}:chunk:{phase}:{chunk_order}")
-        threads: dict[str, list[dict[str, Any]]] = {}
+        threads: dict[int, list[dict[str, Any]]] = {}
         media: list[MediaItem] = []
-        media_messages: list[dict[str, Any]] = []
+        typed: dict[str, list[dict[str, Any]]] = {"messages": [], "echoes": []}
+        contacts: dict[int, dict[str, Any]] = {}
         followup_after = self.context.onboarded_at - MEDIA_FOLLOWUP_DAYS * SECONDS_PER_DAY
         for position in range(start, end):
-            index = self._offsets[phase] + position
-            timestamp = self._timestamp(phase, position, rng)
-            slot = self._slot(index)
-            thread = self.thread_id(slot)
-            message, medium = self._message(index, slot, thread, timestamp, rng)
-            threads.setdefault(thread, []).append(message)
+            index = self.layout.offsets[phase] + position
+            timestamp = self.layout.timestamp(phase, position, self.context.onboarded_at, rng)
+            slot = self.layout.slot(index)
+            message, medium = self._message(index, slot, timestamp, rng)
+            threads.setdefault(slot, []).append(message)
             if medium is not None and with_media and timestamp >= followup_after:
-                item, typed = self._followup(index, message, medium)
+                item, kind, late = self._followup(index, slot, message, medium)
                 media.append(item)
-                media_messages.append(typed)
+                typed[kind].append(late)
+                person = self.person(slot)
+                if person is not None and slot not in contacts:
+                    contacts[slot] = person[0].contact(person[1])
         return GeneratedChunk(
             phase=phase,
             chunk_order=chunk_order,
             progress=progress,
-            threads=tuple(
-                {"id": thread, "messages": messages[::-1]} for thread, messages in threads.items()
-            ),
+            threads=tuple(self._thread(slot, messages) for slot, messages in threads.items()),
             message_count=end - start,
             media=tuple(media),
-            media_messages=tuple(media_messages),
+            media_messages=tuple(typed["messages"]),
+            media_echoes=tuple(typed["echoes"]),
+            media_contacts=tuple(contacts.values()),
+            slots=tuple(threads),
         )
+
+    def _thread(self, slot: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """A ``threads[]`` entry: ``id`` (when the number shows), ``context``, newest first."""
+        person = self.person(slot)
+        if person is None:
+            return {"id": self.thread_id(slot), "messages": messages[::-1]}
+        identity, visible = person
+        thread: dict[str, Any] = {"id": identity.digits} if visible else {}
+        thread["context"] = identity.thread_context(visible)
+        thread["messages"] = messages[::-1]
+        return thread
 
     def chunks(self, *, with_media: bool = False) -> Iterator[GeneratedChunk]:
         """Yield every chunk in ``(phase, chunk_order)`` order, one at a time."""
@@ -298,53 +301,41 @@ class HistoryGenerator:
             yield self.chunk(phase, chunk_order, with_media=with_media)
 
     def messages(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Yield ``(thread_id, message)`` for the whole history, chunk by chunk."""
+        """Yield ``(thread, message)`` for the whole history, chunk by chunk; ``thread`` is
+        ``threads[].id``, or the user's BSUID when Meta omits their number."""
         for chunk in self.chunks():
             for thread in chunk.threads:
+                name = thread.get("id") or thread["context"]["user_id"]
                 for message in thread["messages"]:
-                    yield thread["id"], message
+                    yield name, message
 
     def may_have_followups(self, phase: int, chunk_order: int) -> bool:
         """Whether the chunk reaches into the 14-day media window (decided without building)."""
-        start_position = (chunk_order - 1) * self.plan.chunk_size
-        in_window = self._in_window[phase]
-        if start_position >= in_window:
-            return False
-        low, high = self._ranges[phase]
-        youngest_age = low + start_position / in_window * (high - low)
-        return youngest_age < MEDIA_FOLLOWUP_DAYS
-
-    def _timestamp(self, phase: int, position: int, rng: random.Random) -> int:
-        jitter = min(max(rng.random(), 1e-6), 1 - 1e-6)
-        in_window = self._in_window[phase]
-        if position < in_window:
-            low, high = self._ranges[phase]
-            age = low + (position + jitter) / in_window * (high - low)
-        else:
-            beyond = self.plan.beyond_window
-            extra = position - in_window
-            age = HISTORY_WINDOW_DAYS + (extra + jitter) / beyond * (
-                self.profile.days - HISTORY_WINDOW_DAYS
-            )
-        return math.floor(self.context.onboarded_at - max(age * SECONDS_PER_DAY, 1.0))
+        return self.layout.may_have_followups(phase, chunk_order)
 
     def _message(
-        self, index: int, slot: int, thread: str, timestamp: int, rng: random.Random
+        self, index: int, slot: int, timestamp: int, rng: random.Random
     ) -> tuple[dict[str, Any], str | None]:
         """One history message and, for media, its kind."""
         profile = self.profile
         business = self.context.display_phone_number
-        outgoing = self._outgoing(index)
-        is_group = thread.endswith(GROUP_SUFFIX)
+        outgoing = self.layout.outgoing(index)
+        person = self.person(slot)
         message: dict[str, Any] = {}
-        if outgoing:
+        if person is None:  # a group: Meta syncs none, coexist must drop it
+            participant = self.contact_digits((slot * 31 + index) % max(profile.contacts, 1))
+            message["from"] = business if outgoing else participant
+            if outgoing:
+                message["to"] = self.thread_id(slot)
+        elif outgoing:
             message["from"] = business
-            message["to"] = thread
-        elif is_group:
-            message["from"] = self.contact_digits((slot * 31 + index) % max(profile.contacts, 1))
+            if person[1]:
+                message["to"] = person[0].digits
         else:
-            message["from"] = thread
-        message["id"] = self.wamid(index, thread.removesuffix(GROUP_SUFFIX), outgoing)
+            if person[1]:
+                message["from"] = person[0].digits
+            message.update(person[0].ids("from_"))
+        message["id"] = self.wamid(index, self._chat(slot), outgoing)
         message["timestamp"] = str(timestamp)
         draw = rng.random()
         medium: str | None = None
@@ -353,7 +344,7 @@ class HistoryGenerator:
             medium = rng.choices(MEDIA_KINDS, _MEDIA_WEIGHTS)[0]
         elif draw < profile.media_share + profile.other_types_share:
             other = OTHER_TYPES[rng.randrange(len(OTHER_TYPES))]
-            target = self._reaction_target(index)
+            target = self.layout.previous_in_thread(index)
             if other == "reaction" and target is not None:
                 message["type"] = "reaction"
                 message["reaction"] = {
@@ -381,12 +372,6 @@ class HistoryGenerator:
         message["history_context"] = {"status": status}
         return message, medium
 
-    def _reaction_target(self, index: int) -> int | None:
-        """The previous (older) message of the same thread, if the history has one."""
-        step = 1 if (index + 1) % BURST else 1 + BURST * (self._threads - 1)
-        target = index + step
-        return target if target < self.plan.total_messages else None
-
     @staticmethod
     def _text(outgoing: bool, rng: random.Random) -> str:
         template = rng.choice(_BUSINESS_TEXTS if outgoing else _USER_TEXTS)
@@ -397,9 +382,10 @@ class HistoryGenerator:
         )
 
     def _followup(
-        self, index: int, placeholder: Mapping[str, Any], kind: str
-    ) -> tuple[MediaItem, dict[str, Any]]:
-        """The media item and typed late-media message of a recent media placeholder."""
+        self, index: int, slot: int, placeholder: Mapping[str, Any], kind: str
+    ) -> tuple[MediaItem, str, dict[str, Any]]:
+        """The media item and typed late media of a recent media placeholder, and where the
+        typed message goes: ``messages`` (sent by a user) or ``echoes`` (by the business)."""
         rng = random.Random(f"{self._key}:medium:{index}")
         mime_type = MEDIA_FORMATS[kind][0]
         size = rng.randrange(1024, 8193)
@@ -423,14 +409,37 @@ class HistoryGenerator:
         if caption and kind in ("image", "video", "document"):
             body["caption"] = caption
         body.update({"mime_type": mime_type, "sha256": digest, "id": item.media_id})
-        typed = {
-            "from": placeholder["from"],
-            "id": placeholder["id"],
-            "timestamp": placeholder["timestamp"],
-            "type": kind,
-            kind: body,
-        }
-        return item, typed
+        person = self.person(slot)
+        typed = self._addressing(placeholder, person)
+        typed.update(
+            {
+                "id": placeholder["id"],
+                "timestamp": placeholder["timestamp"],
+                "type": kind,
+                kind: body,
+            }
+        )
+        where = "echoes" if person is not None and self.layout.outgoing(index) else "messages"
+        return item, where, typed
+
+    def _addressing(
+        self, message: Mapping[str, Any], person: tuple[Identity, bool] | None
+    ) -> dict[str, Any]:
+        """The sender and recipient fields of a late medium or an echo of ``message``.
+
+        A user's message keeps ``from``? and ``from_user_id``; the business's becomes an echo
+        with ``from``, ``to``? and ``to_user_id`` (a group's keeps what it had).
+        """
+        fields = {key: message[key] for key in ("from", "to") if key in message}
+        if person is None:
+            return fields
+        identity, _ = person
+        if message.get("from") == self.context.display_phone_number:
+            fields.update(identity.ids("to_"))
+        else:
+            fields.pop("to", None)
+            fields.update(identity.ids("from_"))
+        return fields
 
     # ------------------------------------------------------------------ payload values
 
@@ -440,9 +449,19 @@ class HistoryGenerator:
             self.context.metadata(), chunk.phase, chunk.chunk_order, chunk.progress, chunk.threads
         )
 
-    def followup_value(self, messages: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """The ``value`` of a ``history`` late media: typed messages in ``messages[]``."""
-        return followup_value(self.context.metadata(), messages)
+    def followup_value(
+        self,
+        messages: Iterable[dict[str, Any]],
+        echoes: Iterable[dict[str, Any]] = (),
+        contacts: Iterable[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """The ``value`` of a ``history`` late media: ``contacts[]``, the users' media in
+        ``messages[]``, the business's in ``message_echoes[]``."""
+        return followup_value(self.context.metadata(), messages, echoes, contacts)
+
+    def media_value(self, chunk: GeneratedChunk) -> dict[str, Any]:
+        """The ``value`` of the late-media webhook of ``chunk`` (built ``with_media``)."""
+        return self.followup_value(chunk.media_messages, chunk.media_echoes, chunk.media_contacts)
 
     def declined_value(self) -> dict[str, Any]:
         """The ``value`` of the ``history`` webhook telling that sharing was declined."""
@@ -453,8 +472,14 @@ class HistoryGenerator:
         return state_sync_value(self.context.metadata(), items)
 
     def echoes_value(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """The ``value`` of an ``smb_message_echoes`` webhook."""
-        return echoes_value(self.context.metadata(), items)
+        """The ``value`` of an ``smb_message_echoes`` webhook, with the users it writes to in
+        ``contacts[]`` (those of echoes this generator made)."""
+        contacts: dict[str, dict[str, Any]] = {}
+        for item in items:
+            contact = self._echo_contacts.get(str(item.get("id")))
+            if contact is not None:
+                contacts.setdefault(contact["user_id"], contact)
+        return echoes_value(self.context.metadata(), items, contacts.values())
 
     # ------------------------------------------------------------------ contacts
 
@@ -479,18 +504,35 @@ class HistoryGenerator:
     def echo(self, sequence: int, timestamp: int) -> dict[str, Any]:
         """A new echo ``sequence`` (0-based): a text the business sent from the app."""
         rng = random.Random(f"{self._key}:echo:{sequence}")
-        one_to_one = self._threads - self._group_threads
+        one_to_one = self.layout.threads - self.layout.group_threads
         slot = rng.randrange(one_to_one) if one_to_one > 0 else 0
-        to = self.contact_digits(slot)
         index = self.plan.total_messages + sequence
-        return {
-            "from": self.context.display_phone_number,
-            "to": to,
-            "id": self.wamid(index, to, outgoing=True),
-            "timestamp": str(timestamp),
-            "type": "text",
-            "text": {"body": self._text(True, rng)},
-        }
+        person = self.person(slot)
+        item = self._addressing(self._echo_target(slot), person)
+        item.update(
+            {
+                "id": self.wamid(index, self._chat(slot), outgoing=True),
+                "timestamp": str(timestamp),
+                "type": "text",
+                "text": {"body": self._text(True, rng)},
+            }
+        )
+        self._remember_echo(item, person)
+        return item
+
+    def _echo_target(self, slot: int) -> dict[str, str]:
+        """``from`` the business ``to`` the user of ``slot`` (when their number shows)."""
+        person = self.person(slot)
+        target = {"from": self.context.display_phone_number}
+        if person is None:
+            target["to"] = self.contact_digits(slot)
+        elif person[1]:
+            target["to"] = person[0].digits
+        return target
+
+    def _remember_echo(self, item: dict[str, Any], person: tuple[Identity, bool] | None) -> None:
+        if person is not None:
+            self._echo_contacts[str(item["id"])] = person[0].contact(person[1])
 
     def history_echoes(self, count: int) -> list[dict[str, Any]]:
         """Up to ``count`` echoes repeating business-sent 1:1 history texts (same wamids).
@@ -500,25 +542,26 @@ class HistoryGenerator:
         found: list[dict[str, Any]] = []
         if count <= 0:
             return found
+        business = self.context.display_phone_number
         for chunk in self.chunks():
-            for thread in chunk.threads:
-                if thread["id"].endswith(GROUP_SUFFIX):
+            for slot, thread in zip(chunk.slots, chunk.threads, strict=True):
+                person = self.person(slot)
+                if person is None:
                     continue
                 for message in reversed(thread["messages"]):
-                    if (
-                        message["from"] == self.context.display_phone_number
-                        and message["type"] == "text"
-                    ):
-                        found.append(
-                            {
-                                "from": message["from"],
-                                "to": message["to"],
-                                "id": message["id"],
-                                "timestamp": message["timestamp"],
-                                "type": "text",
-                                "text": dict(message["text"]),
-                            }
-                        )
-                        if len(found) == count:
-                            return found
+                    if message.get("from") != business or message["type"] != "text":
+                        continue
+                    item = self._addressing(message, person)
+                    item.update(
+                        {
+                            "id": message["id"],
+                            "timestamp": message["timestamp"],
+                            "type": "text",
+                            "text": dict(message["text"]),
+                        }
+                    )
+                    self._remember_echo(item, person)
+                    found.append(item)
+                    if len(found) == count:
+                        return found
         return found

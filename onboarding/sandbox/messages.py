@@ -3,11 +3,20 @@
 A send is validated as Graph does (code 100), refused from a number not on the Cloud API
 (``133010``) or over its throughput (``130429``, :mod:`.throughput`), and otherwise accepted
 with Meta's answer (``contacts`` and ``messages[].id``, a ``wamid``) and recorded.
+
+The person is addressed by ``to`` (phone number) or ``recipient`` (a business-scoped user id,
+BSUID, or a parent BSUID); when both are given ``to`` wins, as at Meta. Some messages cannot go
+to a BSUID (``131062``): Meta names some authentication templates. The sandbox keeps no
+template registry, so it treats a template whose name starts with one of
+:data:`AUTHENTICATION_PREFIXES` as an authentication template
+(docs/meta.md#1112-sending-to-a-business-scoped-user-id).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -17,6 +26,9 @@ from onboarding.sandbox.world import PhoneNumber, World
 
 MESSAGE_TYPES: Final = ("text", "template")
 MAX_TEXT_BODY: Final = 4096
+BSUID_PATTERN: Final = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
+AUTHENTICATION_PREFIXES: Final = ("auth", "otp", "verification")
+BSUID_UNSUPPORTED_CODE: Final = 131062
 
 
 def send_message(world: World, number: PhoneNumber, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -29,12 +41,7 @@ def send_message(world: World, number: PhoneNumber, params: Mapping[str, Any]) -
     recipient_type = params.get("recipient_type", "individual")
     if recipient_type != "individual":
         raise invalid_parameter("Param recipient_type must be 'individual'.")
-    to = params.get("to")
-    if to is None:
-        raise invalid_parameter("The parameter to is required.")
-    wa_id = to.removeprefix("+") if isinstance(to, str) else ""
-    if not wa_id.isdigit() or not 6 <= len(wa_id) <= 15:
-        raise invalid_parameter("Param to must be a phone number: digits, optionally after +.")
+    address, contact = _recipient(params)
     kind = params.get("type", "text")
     if kind not in MESSAGE_TYPES:
         raise invalid_parameter(
@@ -45,6 +52,8 @@ def send_message(world: World, number: PhoneNumber, params: Mapping[str, Any]) -
         _check_text(params.get("text"))
     else:
         _check_template(params.get("template"))
+        if "wa_id" not in contact and _is_authentication(params["template"]):
+            raise _bsuid_unsupported()
     if number.platform_type != "CLOUD_API":
         raise GraphReplyError(
             "(#133010) Account not registered",
@@ -64,24 +73,63 @@ def send_message(world: World, number: PhoneNumber, params: Mapping[str, Any]) -
                 "details": "Cloud API message throughput has been reached.",
             },
         )
-    wamid = _new_wamid(world, wa_id)
-    world.sends.record(SentMessage(number.id, wa_id, wamid, kind, now))
+    wamid = _new_wamid(world, address)
+    world.sends.record(SentMessage(number.id, address, wamid, kind, now))
     message: dict[str, Any] = {"id": wamid}
     if kind == "template":
         message["message_status"] = "accepted"
-    return {
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": to, "wa_id": wa_id}],
-        "messages": [message],
-    }
+    return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [message]}
 
 
-def _new_wamid(world: World, wa_id: str) -> str:
-    """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id."""
+def _recipient(params: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """Who the send goes to: ``(address, contacts[0])``; ``to`` wins over ``recipient``."""
+    to = params.get("to")
+    if to is not None:
+        wa_id = to.removeprefix("+") if isinstance(to, str) else ""
+        if not wa_id.isdigit() or not 6 <= len(wa_id) <= 15:
+            raise invalid_parameter("Param to must be a phone number: digits, optionally after +.")
+        return wa_id, {"input": to, "wa_id": wa_id}
+    recipient = params.get("recipient")
+    if recipient is None:
+        raise invalid_parameter("The parameter to or recipient is required.")
+    if not isinstance(recipient, str) or not BSUID_PATTERN.fullmatch(recipient):
+        raise invalid_parameter(
+            "Param recipient must be a business-scoped user ID: a country code, a period and "
+            "up to 128 alphanumeric characters."
+        )
+    return recipient, {"input": recipient, "user_id": recipient}
+
+
+def _is_authentication(template: Mapping[str, Any]) -> bool:
+    """Whether the sandbox treats ``template`` as an authentication template (by its name)."""
+    return str(template["name"]).lower().startswith(AUTHENTICATION_PREFIXES)
+
+
+def _bsuid_unsupported() -> GraphReplyError:
+    """``131062``: this message cannot be sent to a business-scoped user ID."""
+    return GraphReplyError(
+        "(#131062) Business-scoped user ID recipients not supported",
+        BSUID_UNSUPPORTED_CODE,
+        error_data={
+            "messaging_product": "whatsapp",
+            "details": (
+                "This message cannot be sent to a business-scoped user ID. "
+                "Send it to the user's phone number instead."
+            ),
+        },
+    )
+
+
+def _new_wamid(world: World, address: str) -> str:
+    """A message id in the shape of Meta's: ``wamid.`` and base64 of the recipient and an id.
+
+    A BSUID recipient (up to 131 characters) is named by a digest, so the id keeps its length.
+    """
+    chat = address if address.isdigit() else hashlib.sha256(address.encode()).hexdigest()[:24]
     raw = (
         b"\x1c\x18"
-        + bytes([len(wa_id)])
-        + wa_id.encode()
+        + bytes([len(chat)])
+        + chat.encode()
         + b"\x15\x02\x00\x11\x18\x12"
         + f"{world.rng.getrandbits(72):018X}".encode()
         + b"\x00"

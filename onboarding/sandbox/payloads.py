@@ -48,14 +48,19 @@ def history_value(
 
 
 def followup_value(
-    metadata: Mapping[str, str], messages: Iterable[dict[str, Any]]
+    metadata: Mapping[str, str],
+    messages: Iterable[dict[str, Any]],
+    echoes: Iterable[dict[str, Any]] = (),
+    contacts: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``value`` of a ``history`` late media: typed messages in ``messages[]``."""
-    return {
-        "messaging_product": "whatsapp",
-        "metadata": dict(metadata),
-        "messages": list(messages),
-    }
+    """The ``value`` of a ``history`` late media: the users in ``contacts[]``, media they sent
+    in ``messages[]``, media the business sent in ``message_echoes[]`` (each only if any)."""
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": dict(metadata)}
+    for key, items in (("contacts", contacts), ("messages", messages), ("message_echoes", echoes)):
+        listed = list(items)
+        if listed:
+            value[key] = listed
+    return value
 
 
 def declined_value(metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -87,25 +92,38 @@ def state_sync_value(metadata: Mapping[str, str], items: list[dict[str, Any]]) -
     }
 
 
-def echoes_value(metadata: Mapping[str, str], items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``value`` of an ``smb_message_echoes`` webhook."""
-    return {
-        "messaging_product": "whatsapp",
-        "metadata": dict(metadata),
-        "message_echoes": items,
-    }
+def echoes_value(
+    metadata: Mapping[str, str],
+    items: list[dict[str, Any]],
+    contacts: Iterable[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The ``value`` of an ``smb_message_echoes`` webhook: ``contacts[]`` (the users written
+    to, if known) and ``message_echoes[]``."""
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": dict(metadata)}
+    listed = list(contacts)
+    if listed:
+        value["contacts"] = listed
+    value["message_echoes"] = items
+    return value
 
 
 def contact_add_item(
-    phone_number: str, full_name: str | None, first_name: str | None, timestamp: int
+    phone_number: str | None,
+    full_name: str | None,
+    first_name: str | None,
+    timestamp: int,
+    ids: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A ``state_sync`` item adding (or editing) a contact."""
+    """A ``state_sync`` item adding (or editing) a contact; ``ids`` are its ``user_id``,
+    ``parent_user_id``? and ``username``?; ``phone_number`` is omitted when None."""
     contact: dict[str, Any] = {}
     if full_name:
         contact["full_name"] = full_name
     if first_name:
         contact["first_name"] = first_name
-    contact["phone_number"] = phone_number
+    if phone_number is not None:
+        contact["phone_number"] = phone_number
+    contact.update(ids or {})
     return {
         "type": "contact",
         "contact": contact,
@@ -114,11 +132,17 @@ def contact_add_item(
     }
 
 
-def contact_remove_item(phone_number: str, timestamp: int) -> dict[str, Any]:
+def contact_remove_item(
+    phone_number: str | None, timestamp: int, ids: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """A ``state_sync`` item removing a contact (names omitted, as Meta does)."""
+    contact: dict[str, Any] = {}
+    if phone_number is not None:
+        contact["phone_number"] = phone_number
+    contact.update(ids or {})
     return {
         "type": "contact",
-        "contact": {"phone_number": phone_number},
+        "contact": contact,
         "action": "remove",
         "metadata": {"timestamp": str(timestamp)},
     }

@@ -33,8 +33,12 @@ class HistoryProfile:
     removed after the initial sync, and ``contact_out_of_order_share`` of those changes are
     delivered before the initial contact they supersede. ``echo_reuse_share`` of the echoes
     sent after the history repeat a business-sent history message (same wamid).
-    ``sha256_encoding`` is how media digests are written (``hex`` or ``base64``). ``seed``,
-    with the phone number id, determines everything.
+    ``sha256_encoding`` is how media digests are written (``hex`` or ``base64``). Identities
+    (:mod:`.identities`): every user has a business-scoped user id; ``adopter_share`` of them
+    adopted a username (Meta may then omit their number), ``username_contact_share`` of the
+    adopters in the contact book were saved by username only (their number comes with a later
+    contact change), and ``parent_user_ids`` gives everyone a parent id too. ``seed``, with the
+    phone number id (the WABA id for identities), determines everything.
     """
 
     seed: int = 0
@@ -56,6 +60,10 @@ class HistoryProfile:
     contact_out_of_order_share: float = 0.3
     echo_reuse_share: float = 0.5
     sha256_encoding: Sha256Encoding = "hex"
+    adopter_share: float = 0.2
+    dormant_thread_share: float = 0.3
+    username_contact_share: float = 0.5
+    parent_user_ids: bool = False
 
     def __post_init__(self) -> None:
         """Reject counts, shares and weights outside their ranges."""
@@ -107,8 +115,9 @@ class HistoryProfile:
             raise ValueError(
                 f"phase_weights must be three numbers >= 0 with a positive sum, got {weights!r}"
             )
-        if not isinstance(self.shuffle, bool):
-            raise ValueError("shuffle must be true or false")
+        for name in ("shuffle", "parent_user_ids"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
         if self.sha256_encoding not in ("hex", "base64"):
             raise ValueError("sha256_encoding must be 'hex' or 'base64'")
 

@@ -234,13 +234,14 @@ class WebhookDispatcher:
         else:
             index = (sequence + contacts // 2) % contacts
             generated = generator.contact(index)
-        phone = phone_number or generated["phone_number"]
+        person = generator.directory.identity(index, phone_number)
+        phone = None if person.saved_by_username and phone_number is None else person.digits
         if action == "remove":
-            item = contact_remove_item(phone, now)
+            item = contact_remove_item(phone, now, person.ids())
         else:
             if full_name is None and first_name is None:
                 full_name, first_name = generated["full_name"], generated["first_name"]
-            item = contact_add_item(phone, full_name, first_name, now)
+            item = contact_add_item(phone, full_name, first_name, now, person.contact_ids())
         payload = envelope(
             generator.context.waba_id,
             "smb_app_state_sync",

@@ -97,7 +97,7 @@ def expected_counts(
     reused = generator.history_echoes(round(echoes * generator.profile.echo_reuse_share))
     fresh = [generator.echo(sequence, 0) for sequence in range(echoes - len(reused))]
     for echo in (*reused, *fresh):
-        messages.setdefault(echo["id"], (echo["to"], "outbound"))
+        messages.setdefault(echo["id"], (echo.get("to") or echo["to_user_id"], "outbound"))
     directions = Counter(direction for _, direction in messages.values())
     contacts = final_contacts(generator, contacts_at)
     return {
@@ -123,12 +123,15 @@ def expected_counts(
 
 
 def final_contacts(generator: HistoryGenerator, contacts_at: float) -> dict[str, bool]:
-    """Phone -> removed, after every contact change the sandbox sends, newest winning."""
+    """Phone -> removed, after every contact change the sandbox sends, newest winning
+    (contacts naming no phone number are not kept)."""
     plan = generator.contacts_plan()
     items = [item for i in range(plan.initial_chunks) for item in generator.contact_items(i)]
     items += [generator.contact_change(change, contacts_at) for change in range(plan.changes)]
     latest: dict[str, tuple[int, bool]] = {}
     for item in items:
+        if "phone_number" not in item["contact"]:
+            continue
         phone, changed_at = item["contact"]["phone_number"], int(item["metadata"]["timestamp"])
         if phone not in latest or changed_at > latest[phone][0]:
             latest[phone] = (changed_at, item["action"] == "remove")

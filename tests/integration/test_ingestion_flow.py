@@ -247,7 +247,7 @@ def test_media_followups_before_their_placeholders_are_stored_once(
 ) -> None:
     """Late media processed before the chunks holding their placeholders still ends stored."""
     onboarding_id, deliveries = collect(sandbox, api)
-    followups = [d for d in deliveries if d.field == "history" and "messages" in d.value]
+    followups = [d for d in deliveries if d.field == "history" and "history" not in d.value]
     others = [d for d in deliveries if d not in followups]
     assert followups
 
@@ -260,7 +260,11 @@ def test_media_followups_before_their_placeholders_are_stored_once(
         sandbox, detail, contacts_at=contacts_accepted_at(sandbox, detail["phone_number_id"])
     )
     assert detail["counts"] == expected
-    wamids = {m["id"] for d in followups for m in d.value["messages"]}
+    wamids = {
+        m["id"]
+        for d in followups
+        for m in (*d.value.get("messages", []), *d.value.get("message_echoes", []))
+    }
     media = stored_media(db)
     assert {m.wamid for m in media} == wamids
     assert len(media) == expected["media_stored"]

@@ -264,3 +264,16 @@ def test_ledger_unknown_is_kept(client: redis.Redis, prefix: str) -> None:
     ledger.mark_unknown(7, "order-7")
 
     assert ledger.claim(7, "order-7").state is ClaimState.UNKNOWN
+
+
+def test_ledger_remembers_the_address(client: redis.Redis, prefix: str) -> None:
+    """Once sent, the key in Redis answers how the person was addressed (to or recipient)."""
+    ledger = RedisSendLedger(client, prefix=prefix, ttl=3600)
+    ledger.claim(7, "order-8")
+
+    ledger.mark_sent(
+        7, "order-8", "wamid.HBgL2", 1_780_000_000.0, address=("recipient", "US.1349120865530")
+    )
+
+    claim = ledger.claim(7, "order-8")
+    assert (claim.wamid, claim.address) == ("wamid.HBgL2", ("recipient", "US.1349120865530"))

@@ -54,7 +54,7 @@ def kept_in_order(chunk: ReceivedWebhook, signup: float) -> list[str]:
         message["id"]
         for item in chunk.value["history"]
         for thread in item["threads"]
-        if is_one_to_one(thread["id"])
+        if is_one_to_one(thread.get("id", ""))
         for message in thread["messages"]
         if int(message["timestamp"]) >= window_start
     ]
@@ -102,7 +102,7 @@ def expected_ledger(
     for chunk in generator.chunks():
         stored = out_of_window = group = 0
         for thread in chunk.threads:
-            if not is_one_to_one(thread["id"]):
+            if not is_one_to_one(thread.get("id", "")):
                 group += len(thread["messages"])
                 continue
             for message in thread["messages"]:

@@ -120,3 +120,24 @@ def test_late_media_of_a_message_dropped_out_of_window_is_not_stored(
     post(web, media_followup(business, "wamid.O", USER, ago(2), media_id="333"))
     assert messages(rt) == {}
     assert dropped(rt) == {"wamid.O": "out_of_window"}
+
+
+def test_late_media_the_business_sent_in_message_echoes_keeps_the_media_id(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """Business-sent late media comes in message_echoes[] (with to_user_id) and fills the
+    placeholder like the users' media does."""
+    ts = ago(2)
+    post(web, chunk(business, 0, 1, 10, {USER: [placeholder("wamid.E", business.number, ts)]}))
+    update = media_followup(business, "wamid.E", business.number, ts, media_id="777")
+    value = update["entry"][0]["changes"][0]["value"]
+    [echo] = value.pop("messages")
+    value["message_echoes"] = [{**echo, "to": USER, "to_user_id": "US.13491208655302741918"}]
+    value["contacts"] = [
+        {"profile": {"name": "Sheena Nelson"}, "wa_id": USER, "user_id": "US.13491208655302741918"}
+    ]
+
+    post(web, update)
+
+    merged = messages(rt)["wamid.E"]
+    assert (merged.type, merged.media_id, merged.direction) == ("image", "777", "outbound")

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from onboarding.meta.errors import (
     BadRequestError,
+    BsuidRecipientError,
     CodeExchangeError,
     GraphPermissionError,
     GraphTransportError,
@@ -60,6 +61,7 @@ def client(handler: Handler, **kw: object) -> GraphClient:
         (200, 403, GraphPermissionError),
         (100, 400, BadRequestError),
         (368, 400, PolicyError),
+        (131062, 400, BsuidRecipientError),
         (2593107, 400, SyncAlreadyRequestedError),
         (2593108, 400, SyncWindowClosedError),
         (999999, 400, BadRequestError),

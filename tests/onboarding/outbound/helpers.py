@@ -8,6 +8,10 @@ from onboarding.outbound.throttle import LocalTokenBucket
 
 TO = "16505551234"
 TEXT = {"to": TO, "type": "text", "text": {"body": "Your order ships tomorrow"}}
+BSUID = "US.13491208655302741918"
+"""Meta's example business-scoped user id (docs/meta.md#111-business-scoped-user-ids-and-usernames).
+"""
+TEXT_TO_BSUID = {"recipient": BSUID, "type": "text", "text": {"body": "Your order ships tomorrow"}}
 TEMPLATE = {
     "to": TO,
     "type": "template",

@@ -33,3 +33,17 @@ def test_keys_are_per_onboarding() -> None:
     ledger.claim(1, "k")
 
     assert ledger.claim(2, "k").state is ClaimState.NEW
+
+
+def test_a_sent_key_remembers_the_address_it_went_to() -> None:
+    """Once sent, the key answers which field addressed the person and its value."""
+    ledger = LocalSendLedger()
+    ledger.claim(1, "k")
+
+    ledger.mark_sent(1, "k", "wamid.HBgL1", 1.0, address=("recipient", "US.13491208655302741918"))
+
+    claim = ledger.claim(1, "k")
+    assert (claim.state, claim.address) == (
+        ClaimState.SENT,
+        ("recipient", "US.13491208655302741918"),
+    )

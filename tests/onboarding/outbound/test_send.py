@@ -26,7 +26,15 @@ from onboarding.runtime import Runtime
 from onboarding.sandbox import Faults, Sandbox
 from onboarding.views import counts
 from tests.conftest import APP_ID, APP_SECRET
-from tests.onboarding.outbound.helpers import TEMPLATE, TEXT, TO, Clock, RedisDown
+from tests.onboarding.outbound.helpers import (
+    BSUID,
+    TEMPLATE,
+    TEXT,
+    TEXT_TO_BSUID,
+    TO,
+    Clock,
+    RedisDown,
+)
 
 S = OnboardingState
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -583,3 +591,58 @@ def test_task_states_the_reliability_contract() -> None:
     assert 0 < send_message.soft_time_limit < send_message.time_limit
     assert send_message.max_retries == 25
     assert send_message.retry_backoff
+
+
+# -- addressing by business-scoped user id -------------------------------------------------
+
+
+def test_bsuid_send_goes_to_the_recipient_and_is_recorded_under_it(
+    db: Database, sandbox: Sandbox, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A payload naming only a BSUID is sent with recipient and stored on that address."""
+    outcome = send(TEXT_TO_BSUID)
+
+    assert outcome.status is SendStatus.SENT
+    [sent] = sandbox.sent_messages()
+    assert sent.to == BSUID
+    [row] = stored(db, subscribed)
+    assert (row.wamid, row.thread) == (outcome.wamid, BSUID)
+
+
+def test_keyed_send_records_the_address_in_the_ledger(
+    send: Callable[..., Any], ledger: LocalSendLedger, subscribed: int
+) -> None:
+    """The ledger remembers that a keyed send went to the BSUID through recipient."""
+    send({**TEXT_TO_BSUID, "idempotency_key": "order-9"})
+
+    assert ledger.claim(subscribed, "order-9").address == ("recipient", BSUID)
+
+
+def test_bsuid_refusal_131062_says_to_send_by_phone_number(
+    db: Database, sandbox: Sandbox, send: Callable[..., Any], subscribed: int
+) -> None:
+    """An authentication template to a BSUID is refused for good with 131062 and a reason
+    saying to send it by phone number."""
+    template = {**TEMPLATE, "template": {"name": "auth_code", "language": {"code": "en_US"}}}
+    del template["to"]
+
+    outcome = send({**template, "recipient": BSUID})
+
+    assert (outcome.status, outcome.code) == (SendStatus.REFUSED, 131062)
+    assert "phone number" in (outcome.reason or "")
+    assert sandbox.sent_messages() == []
+    assert stored(db, subscribed) == []
+
+
+def test_longest_bsuid_is_recorded_whole_beside_its_thread(
+    db: Database, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A BSUID longer than the thread column is sent and recorded: whole in raw.recipient."""
+    longest = "US." + "7" * 128
+
+    outcome = send({**TEXT_TO_BSUID, "recipient": longest})
+
+    assert outcome.status is SendStatus.SENT
+    [row] = stored(db, subscribed)
+    assert row.raw == {"recipient": longest}
+    assert longest.startswith(row.thread)

@@ -131,13 +131,24 @@ def test_empty_phases_have_no_chunks() -> None:
 
 
 def test_messages_per_thread_are_even() -> None:
-    """Each thread holds messages_per_thread messages."""
-    counts = Counter(
-        thread for thread, _ in _generator(threads=10, messages_per_thread=16).messages()
-    )
+    """Without dormant threads, each thread holds messages_per_thread messages."""
+    generator = _generator(threads=10, messages_per_thread=16, dormant_thread_share=0.0)
+    counts = Counter(thread for thread, _ in generator.messages())
 
     assert len(counts) == 10
     assert set(counts.values()) == {16}
+
+
+def test_dormant_threads_have_no_message_in_the_last_30_days() -> None:
+    """A dormant_thread_share of the threads is silent in the 30 days before onboarding."""
+    newest: dict[str, float] = {}
+    for thread, message in _generator(threads=40, dormant_thread_share=0.25).messages():
+        newest[thread] = min(newest.get(thread, 1e9), _age_days(message))
+
+    silent = [thread for thread, age in newest.items() if age >= 30]
+
+    assert len(newest) == 40
+    assert len(silent) == 10
 
 
 def test_total_messages_overrides_messages_per_thread() -> None:
@@ -162,8 +173,9 @@ def test_directions_alternate_within_a_thread() -> None:
 
 
 def test_business_messages_have_to_and_user_messages_do_not() -> None:
-    """Business-sent entries carry to = user (digits, no +); user-sent ones have no to."""
-    for thread, message in _generator(group_thread_share=0).messages():
+    """When every number shows, business-sent entries carry to = user (digits, no +) and
+    user-sent ones have no to."""
+    for thread, message in _generator(group_thread_share=0, adopter_share=0).messages():
         if message["from"] == BUSINESS:
             assert message["to"] == thread
         else:
@@ -179,7 +191,7 @@ def test_group_threads_have_group_ids() -> None:
     groups = {thread for thread in threads if thread.endswith("@g.us")}
     assert len(groups) == 2
     assert all(re.fullmatch(r"120363\d{12}@g\.us", group) for group in groups)
-    assert all(thread.isdigit() for thread in threads - groups)
+    assert all(thread.isdigit() or "." in thread for thread in threads - groups)
 
 
 def test_type_mix_is_mostly_text_with_media_and_others() -> None:
@@ -201,7 +213,9 @@ def test_media_placeholders_carry_no_content() -> None:
 
     assert placeholders
     for message in placeholders:
-        assert set(message) <= {"from", "to", "id", "timestamp", "type", "history_context"}
+        assert set(message) <= {
+            *("from", "from_user_id", "to", "id", "timestamp", "type", "history_context"),
+        }
 
 
 def test_history_statuses_are_meta_statuses() -> None:
@@ -245,7 +259,7 @@ def test_follow_ups_exist_only_for_media_within_14_days() -> None:
         for message in chunk.messages():
             if message["type"] == "media_placeholder" and _age_days(message) <= 14:
                 recent.add(str(message["id"]))
-        followed |= {str(item["id"]) for item in chunk.media_messages}
+        followed |= {str(item["id"]) for item in (*chunk.media_messages, *chunk.media_echoes)}
 
     assert recent
     assert followed == recent
@@ -305,7 +319,7 @@ def test_history_value_has_meta_shape() -> None:
 def test_threads_are_grouped_and_sorted_oldest_first() -> None:
     """A thread appears once per chunk, its messages in timestamp order."""
     for chunk in _generator(seed=12).chunks():
-        ids = [thread["id"] for thread in chunk.threads]
+        ids = [thread.get("id") or thread["context"]["user_id"] for thread in chunk.threads]
         assert len(ids) == len(set(ids))
         for thread in chunk.threads:
             stamps = [int(message["timestamp"]) for message in thread["messages"]]
@@ -332,7 +346,7 @@ def test_contacts_cover_every_contact_with_names() -> None:
     ]
 
     assert plan.initial_chunks == 3
-    assert len({item["contact"]["phone_number"] for item in items}) == 120
+    assert len({item["contact"]["user_id"] for item in items}) == 120
     assert all(item["action"] == "add" and item["type"] == "contact" for item in items)
     assert all(
         item["contact"]["full_name"].startswith(item["contact"]["first_name"]) for item in items
@@ -341,28 +355,30 @@ def test_contacts_cover_every_contact_with_names() -> None:
 
 
 def test_contact_edits_rename_with_a_later_timestamp() -> None:
-    """An edit re-adds a known phone with another name and a later timestamp."""
+    """An edit re-adds a known user with another name and a later timestamp."""
     generator = _generator(contacts=40)
-    initial = {item["contact"]["phone_number"]: item for item in generator.contact_items(0)}
+    initial = {item["contact"]["user_id"]: item for item in generator.contact_items(0)}
 
     edit = generator.contact_change(0, ONBOARDED_AT)
 
-    before = initial[edit["contact"]["phone_number"]]
+    before = initial[edit["contact"]["user_id"]]
     assert edit["action"] == "add"
     assert edit["contact"]["full_name"] != before["contact"]["full_name"]
     assert int(edit["metadata"]["timestamp"]) > int(before["metadata"]["timestamp"])
 
 
 def test_contact_removes_omit_names() -> None:
-    """Removes carry only the phone number."""
+    """Removes carry only the phone number (when it shows) and the user id."""
     generator = _generator(contacts=40)
     plan = generator.contacts_plan()
+    changes = range(plan.edits, plan.edits + plan.removes)
 
-    removes = [generator.contact_change(j, ONBOARDED_AT) for j in range(plan.edits, plan.changes)]
+    removes = [generator.contact_change(j, ONBOARDED_AT) for j in changes]
 
     assert len(removes) == plan.removes == 2
     assert all(
-        item["action"] == "remove" and set(item["contact"]) == {"phone_number"} for item in removes
+        item["action"] == "remove" and set(item["contact"]) <= {"phone_number", "user_id"}
+        for item in removes
     )
 
 

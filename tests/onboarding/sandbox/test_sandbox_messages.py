@@ -268,3 +268,82 @@ def test_throughput_below_one_is_rejected(sandbox: Sandbox, onboarded: str) -> N
     """A per-number throughput under one message per second is a ValueError."""
     with pytest.raises(ValueError, match="at least 1"):
         sandbox.set_message_throughput(onboarded, 0.5)
+
+
+# -- business-scoped user ids ----------------------------------------------------------------
+
+BSUID = "US.13491208655302741918"
+
+
+def to_bsuid(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` addressed by Meta's example BSUID instead of a phone number."""
+    readdressed = {key: value for key, value in body.items() if key != "to"}
+    return {**readdressed, "recipient": BSUID}
+
+
+def auth_template() -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "to": RECIPIENT,
+        "type": "template",
+        "template": {"name": "auth_code", "language": {"code": "en_US"}},
+    }
+
+
+def test_send_to_a_bsuid_answers_its_user_id(sandbox: Sandbox, send: Send) -> None:
+    """A send with recipient (a BSUID) is accepted; contacts names the user_id, not a wa_id."""
+    response = send(to_bsuid(text()))
+
+    assert response.status_code == 200
+    assert response.json()["contacts"] == [{"input": BSUID, "user_id": BSUID}]
+    [sent] = sandbox.sent_messages()
+    assert sent.to == BSUID
+
+
+def test_send_to_a_parent_bsuid_is_accepted(send: Send) -> None:
+    """A parent BSUID (US.ENT.…) is a valid recipient."""
+    body = {**to_bsuid(text()), "recipient": "US.ENT.11815799212886844830"}
+
+    assert send(body).status_code == 200
+
+
+def test_phone_number_wins_when_both_are_given(sandbox: Sandbox, send: Send) -> None:
+    """With both to and recipient, the message goes to the phone number."""
+    response = send({**text(), "recipient": BSUID})
+
+    assert response.json()["contacts"] == [{"input": RECIPIENT, "wa_id": RECIPIENT}]
+    assert sandbox.sent_messages()[0].to == RECIPIENT
+
+
+def test_authentication_template_to_a_bsuid_is_131062(sandbox: Sandbox, send: Send) -> None:
+    """An authentication template sent to a BSUID is refused with 131062 and not sent."""
+    response = send(to_bsuid(auth_template()))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == 131062
+    assert error["error_data"]["messaging_product"] == "whatsapp"
+    assert "phone number" in error["error_data"]["details"]
+    assert sandbox.sent_messages() == []
+
+
+def test_authentication_template_to_a_phone_number_is_sent(send: Send) -> None:
+    """The same authentication template sent to the phone number is accepted."""
+    assert send(auth_template()).status_code == 200
+
+
+@pytest.mark.parametrize("recipient", ["13491208655302741918", "US.", "US.12-34", 42])
+def test_malformed_recipient_is_code_100(sandbox: Sandbox, send: Send, recipient: Any) -> None:
+    """A recipient not shaped like a BSUID is refused with code 100 and nothing is sent."""
+    response = send({**to_bsuid(text()), "recipient": recipient})
+
+    assert response.json()["error"]["code"] == 100
+    assert sandbox.sent_messages() == []
+
+
+def test_send_to_the_longest_bsuid_answers_a_wamid_of_metas_length(send: Send) -> None:
+    """A BSUID of 128 alphanumerics after the country is accepted; its wamid stays short."""
+    response = send({**to_bsuid(text()), "recipient": "US." + "7" * 128})
+
+    assert response.status_code == 200
+    assert len(response.json()["messages"][0]["id"]) <= 80

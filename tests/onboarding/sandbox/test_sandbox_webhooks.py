@@ -48,7 +48,7 @@ def test_contacts_sync_delivers_every_contact(
 
     assert dispatcher.wait_idle(5)
     items = [item for value in sink.values("smb_app_state_sync") for item in value["state_sync"]]
-    added = {item["contact"]["phone_number"] for item in items if item["action"] == "add"}
+    added = {item["contact"]["user_id"] for item in items if item["action"] == "add"}
     assert len(added) == 75
     assert {item["type"] for item in items} == {"contact"}
     assert sink.values("history") == []
@@ -67,12 +67,12 @@ def test_contact_changes_can_arrive_before_the_contact(
     values = sink.values("smb_app_state_sync")
     early = values[0]["state_sync"][0]
     initial = {
-        item["contact"]["phone_number"]: item
+        item["contact"]["user_id"]: item
         for value in values[1:]
         for item in value["state_sync"]
         if len(value["state_sync"]) > 1
     }
-    original = initial[early["contact"]["phone_number"]]
+    original = initial[early["contact"]["user_id"]]
     assert int(early["metadata"]["timestamp"]) > int(original["metadata"]["timestamp"])
 
 
@@ -108,16 +108,17 @@ def test_history_sync_delivers_one_envelope_per_chunk(
 def test_media_follow_ups_come_after_the_history_in_messages(
     configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
 ) -> None:
-    """Unshuffled, late media comes last, its typed messages joining placeholders by wamid."""
+    """Unshuffled, late media comes last, its typed messages (the users' in messages[], the
+    business's in message_echoes[]) joining placeholders by wamid, their users in contacts[]."""
     dispatcher = configure(sink=sink, profile=ORDERED)
 
     sync(subscribed_number, "history")
     dispatcher.wait_idle(5)
 
     values = sink.values("history")
-    kinds = ["messages" if "messages" in value else "history" for value in values]
+    kinds = ["history" if "history" in value else "media" for value in values]
     assert kinds == sorted(kinds)
-    assert "messages" in kinds
+    assert "media" in kinds
     placeholders = {
         message["id"]
         for value in values
@@ -126,9 +127,16 @@ def test_media_follow_ups_come_after_the_history_in_messages(
         for message in thread["messages"]
         if message["type"] == "media_placeholder"
     }
-    followed = {m["id"] for value in values if "messages" in value for m in value["messages"]}
+    media = [value for value in values if "history" not in value]
+    followed = {
+        m["id"]
+        for value in media
+        for m in (*value.get("messages", []), *value.get("message_echoes", []))
+    }
     assert followed
     assert followed <= placeholders
+    assert any("message_echoes" in value for value in media)
+    assert all(value["contacts"] for value in media)
 
 
 def test_every_delivery_is_signed_over_its_exact_bytes(
@@ -297,6 +305,24 @@ def test_echoes_follow_the_history_and_reuse_some_wamids(
     assert all(echo["from"] == "15550783881" and echo["type"] == "text" for echo in echoes)
 
 
+def test_echo_deliveries_name_their_user_by_bsuid(
+    configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
+) -> None:
+    """Each smb_message_echoes delivery lists its user in contacts[], by the echo's to_user_id."""
+    dispatcher = configure(sink=sink, echoes=6, profile=HistoryProfile(echo_reuse_share=0.5))
+
+    sync(subscribed_number, "history")
+    dispatcher.wait_idle(5)
+
+    values = sink.values("smb_message_echoes")
+    assert len(values) == 6
+    for value in values:
+        [echo] = value["message_echoes"]
+        [contact] = value["contacts"]
+        assert contact["user_id"] == echo["to_user_id"]
+        assert contact.get("wa_id") == echo.get("to")
+
+
 def test_echoes_are_sent_in_declined_mode_too(
     configure: Configure, sink: CollectingSink, subscribed_number: str, sync: Sync
 ) -> None:
@@ -338,7 +364,8 @@ def test_emit_contact_sends_add_edit_and_remove(
     assert [value["state_sync"][0] for value in sink.values()] == [added, edited, removed]
     assert (added["action"], edited["action"], removed["action"]) == ("add", "add", "remove")
     assert added["contact"]["full_name"] == "Ana Lima"
-    assert removed["contact"] == {"phone_number": "16505551234"}
+    assert set(removed["contact"]) == {"phone_number", "user_id"}
+    assert removed["contact"]["phone_number"] == "16505551234"
 
 
 def test_emit_without_target_is_refused(sandbox: Sandbox, subscribed_number: str) -> None:
