@@ -27,6 +27,7 @@ from models.onboarding import (
     SyncType,
     Transition,
 )
+from models.peers import Peer
 
 __all__ = [
     "SYNC_ACCEPTED",
@@ -51,6 +52,7 @@ __all__ = [
     "Notification",
     "Onboarding",
     "OnboardingState",
+    "Peer",
     "SyncRequest",
     "SyncState",
     "SyncType",

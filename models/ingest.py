@@ -100,8 +100,12 @@ class Message(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
     wamid: Mapped[str] = mapped_column(String(191))
-    #: The customer's number (digits): the thread this message belongs to.
-    thread: Mapped[str] = mapped_column(String(64))
+    #: The customer's number (digits), else their BSUID, as the message named them.
+    thread: Mapped[str] = mapped_column(String(160))
+    #: The person the message was exchanged with (:class:`models.peers.Peer`).
+    peer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("peers.id", ondelete="SET NULL"), index=True
+    )
     direction: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]
@@ -127,14 +131,17 @@ class Message(Base):
 
 
 class Contact(Base):
-    """A contact of the business's app address book; last write (by Meta's timestamp) wins."""
+    """A contact of the business's app address book, one per peer; last write (by Meta's
+    timestamp) wins."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("onboarding_id", "phone"),)
+    __table_args__ = (UniqueConstraint("onboarding_id", "peer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
-    phone: Mapped[str] = mapped_column(String(64))
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"))
+    #: The number the contact was saved under, if Meta gave it (username adopters may not).
+    phone: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(512))
     first_name: Mapped[str | None] = mapped_column(String(256))
     removed_at: Mapped[datetime | None]

@@ -4,8 +4,9 @@ A ``history`` value carries chunks (``history``), media updates of earlier chunk
 (``messages``, :mod:`.late_media`), or error 2593109: the business declined to share its history.
 Chunks are written in pages of ``ingest_page_size`` messages, each page its own transaction, so
 memory and transaction size stay flat whatever Meta sends; the chunk's ledger row is written
-last, so a chunk that was cut short is simply processed again on redelivery. Group chats and
-messages older than the history window are counted and not kept (:mod:`.dropped`).
+last, so a chunk that was cut short is simply processed again on redelivery. Each thread's user
+becomes a peer (:mod:`.peers`), resolved once per chunk. Group chats and messages older than the
+history window are counted and not kept (:mod:`.dropped`).
 
 The ledger's progress completes the history sync (with gaps if some chunk_order is missing),
 and any history webhook confirms a request whose answer was lost; the sync row's state changes
@@ -36,6 +37,7 @@ from models import (
     SyncType,
     utcnow,
 )
+from onboarding.ingest import identity, peers, user_ids
 from onboarding.ingest.dropped import drop_messages
 from onboarding.ingest.late_media import store_late_media
 from onboarding.ingest.rows import Context, Tally, is_one_to_one, message_row, usable_wamid
@@ -60,11 +62,14 @@ def ingest_history(
     now = utcnow()
     history = value.get("history")
     media_updates = value.get("messages")
-    if history is None and media_updates is None:
+    # Business-sent media come in their own array since April 2026.
+    media_echoes = value.get("message_echoes")
+    if history is None and media_updates is None and media_echoes is None:
         tally.reject("history value has neither 'history' nor 'messages'")
         return tally
-    if media_updates is not None:
-        store_late_media(session, ctx, media_updates, tally, settings, now)
+    for updates in (media_updates, media_echoes):
+        if updates is not None:
+            store_late_media(session, ctx, updates, tally, settings, now, value=value)
     if history is not None:
         if not isinstance(history, list):
             tally.reject("'history' is not a list")
@@ -172,13 +177,12 @@ def _store_threads(
     """Upsert the 1:1 threads' messages inside the window, a page per transaction; the last
     page is left to the caller's commit."""
     counts = ChunkCounts()
-    page: list[dict[str, Any]] = []
+    kept = []
     for thread in threads:
         if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
             tally.reject(f"chunk {chunk}: thread without a message list")
             continue
-        thread_id = thread.get("id")
-        if not is_one_to_one(thread_id):
+        if not is_one_to_one(thread):
             counts.dropped_group += len(thread["messages"])
             counts.group_wamids += [
                 m["id"]
@@ -186,21 +190,29 @@ def _store_threads(
                 if isinstance(m, dict) and usable_wamid(m.get("id"))
             ]
             continue
+        kept.append(thread)
+    # One peer per thread, resolved for the whole chunk at once (never per message).
+    users = [identity.of_thread(thread) for thread in kept]
+    peer_ids = peers.resolve(session, ctx.onboarding.id, users)
+    page: list[dict[str, Any]] = []
+    for thread, user, peer_id in zip(kept, users, peer_ids, strict=True):
         for msg in thread["messages"]:
             row = message_row(
-                ctx, msg, source=MessageSource.HISTORY, thread=thread_id, tally=tally, now=now
+                ctx, msg, source=MessageSource.HISTORY, thread=user.label, tally=tally, now=now
             )
             if row is None:
                 continue
             if row["sent_at"] < ctx.window_start:
                 counts.dropped_window += 1
                 continue
+            row["peer_id"] = peer_id
             page.append(row)
             if len(page) >= settings.ingest_page_size:
                 upsert_messages(session, page)
                 session.commit()
                 counts.stored += len(page)
                 page = []
+        user_ids.apply_system_messages(session, ctx, thread["messages"], tally)
     if page:
         upsert_messages(session, page)
         counts.stored += len(page)

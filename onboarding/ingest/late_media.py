@@ -3,7 +3,9 @@
 History chunks give newer media as placeholders (``awaiting_media``); Meta then sends each
 message again, in the ``messages`` list of a ``history`` value, with its type, media id, mime
 type and sha256. The update may come before its placeholder too: the row is upserted either way
-and the two merge (:func:`onboarding.store.upsert_messages`). An update for a message coexist
+and the two merge (:func:`onboarding.store.upsert_messages`). Business-sent media come in a
+``message_echoes`` array beside ``messages``; both name the user by number and/or BSUID, with a
+``contacts[]`` array joining the two (:mod:`.attach`). An update for a message coexist
 does not keep (a group chat's, :mod:`.dropped`) is not stored, whichever worker sees which first.
 Unusable items are rejected in the :class:`.Tally`, never raised.
 """
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from models import MessageSource
+from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
 from onboarding.ingest.rows import Context, Tally, message_row
 from onboarding.store import upsert_messages
@@ -30,16 +33,21 @@ def store_late_media(
     tally: Tally,
     settings: Settings,
     now: datetime,
+    *,
+    value: dict[str, Any] | None = None,
 ) -> None:
     """Upsert the media updates page by page (committed), leaving out dropped messages."""
     if not isinstance(media_updates, list):
         tally.reject("'messages' is not a list")
         return
     rows = []
+    named = []
     for msg in media_updates:
         row = message_row(ctx, msg, source=MessageSource.HISTORY, thread=None, tally=tally, now=now)
         if row is not None:
             rows.append(row)
+            named.append(msg)
+    attach_peers(session, ctx, rows, named, value or {})
     dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
     rows = [r for r in rows if r["wamid"] not in dropped]
     for page in _pages(rows, settings.ingest_page_size):

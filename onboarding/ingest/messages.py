@@ -1,10 +1,12 @@
 """What happens to conversations after signup: the business's app echoes, users' edits, revokes.
 
 * ``smb_message_echoes`` — messages the business sent from the WhatsApp Business app, stored as
-  outbound ``app_echo`` messages; the latest moves the onboarding's last app activity.
+  outbound ``app_echo`` messages of the peer named by ``to``/``to_user_id`` and ``contacts[]``
+  (:mod:`.attach`); the latest moves the onboarding's last app activity.
 * ``messages`` — coexist stores no new user messages (the business reads them in the app), but
-  applies a user's edit or revoke to a message it holds, and counts error 131060 (a user's first
-  message after onboarding, which the Cloud API cannot show).
+  applies a user's edit or revoke to a message it holds, follows a ``user_changed_user_id``
+  system message (:mod:`.user_ids`), and counts error 131060 (a user's first message after
+  onboarding, which the Cloud API cannot show).
 
 Unusable items are rejected or counted in the :class:`.Tally`, never raised.
 """
@@ -19,8 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Direction, Message, MessageSource, utcnow
+from onboarding.ingest import user_ids
+from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.rows import Context, Tally, message_row
-from onboarding.meta.payloads import clean_text, digits
+from onboarding.meta.payloads import clean_text
 from onboarding.store import upsert_messages
 
 log = structlog.get_logger(__name__)
@@ -40,6 +44,7 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
         return tally
     now = utcnow()
     rows = []
+    named = []
     for msg in echoes:
         row = message_row(
             ctx, msg, source=MessageSource.APP_ECHO, thread=None, tally=tally, now=now
@@ -47,9 +52,9 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
         if row is None:
             continue
         row["direction"] = Direction.OUTBOUND.value
-        if isinstance(msg, dict):
-            row["thread"] = digits(msg.get("to")) or row["thread"]
         rows.append(row)
+        named.append({**msg, "from": ctx.business_number})  # echoes are the business's
+    attach_peers(session, ctx, rows, named, value)
     upsert_messages(session, rows)
     if rows:
         latest = max(r["sent_at"] for r in rows)
@@ -96,7 +101,9 @@ def _apply_event(
         if isinstance(error, dict) and error.get("code") == UNSUPPORTED_MESSAGE:
             tally.counts["unsupported_message_131060"] += 1
     kind = msg.get("type")
-    if kind == "edit" and isinstance(msg.get("edit"), dict):
+    if kind == "system":
+        user_ids.apply_system_messages(session, ctx, [msg], tally)
+    elif kind == "edit" and isinstance(msg.get("edit"), dict):
         _apply_edit(session, ctx, msg["edit"], now, tally)
     elif kind == "revoke" and isinstance(msg.get("revoke"), dict):
         _apply_revoke(session, ctx, msg["revoke"], now, tally)

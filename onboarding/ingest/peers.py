@@ -1,0 +1,355 @@
+"""Peers: one person per onboarding, however Meta names them.
+
+See docs/meta.md#business-scoped-user-ids.
+
+A peer holds a BSUID, a phone number, or both, plus a parent BSUID, a username and a name.
+:func:`resolve` turns the identities of a page of webhook items into peer ids in bulk: one
+insert of the page's new peers (``ON CONFLICT DO NOTHING``), one lookup, and a write only where a
+payload teaches something new. A payload that names both a phone number and a BSUID *joins*
+them; if each already has its own peer, the two are *merged* (:func:`merge`): messages and
+contacts move to the older peer (contacts: the newest change wins), the other is deleted. So
+messages seen first under a number and later under a BSUID, in any order and on any worker,
+end in one thread.
+
+Where a number already belongs to a peer with another BSUID, the BSUID decides: the item goes
+to the BSUID's peer and the number stays where it is.
+
+Concurrency (PostgreSQL): a merge locks both peer rows in id order; a join that races another
+worker's insert fails on the unique index, and the whole resolution is retried in a savepoint,
+at most :data:`MAX_ATTEMPTS` times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+import structlog
+from psycopg.errors import DeadlockDetected
+from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from models import Contact, Message, Peer, utcnow
+from onboarding.ingest.identity import Identity, bsuid, phone
+from onboarding.store import insert_for
+
+log = structlog.get_logger(__name__)
+
+PEERS: Table = Peer.__table__  # type: ignore[assignment]
+CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+#: Attempts of one resolution that lost a race to another worker; every retry is bounded.
+MAX_ATTEMPTS = 5
+#: Identifiers per ``IN (...)`` clause.
+BATCH = 500
+DETAILS = ("parent_user_id", "username", "name")
+
+T = TypeVar("T")
+
+
+class PeerGoneError(Exception):
+    """A peer looked up a moment ago was merged away by another worker: resolve again."""
+
+
+@dataclass
+class PeerRow:
+    """A peer as read for resolution."""
+
+    id: int
+    phone: str | None
+    user_id: str | None
+    parent_user_id: str | None
+    username: str | None
+    name: str | None
+
+
+_COLUMNS = [PEERS.c[f.name] for f in fields(PeerRow)]
+
+
+def retried(session: Session, what: str, work: Callable[[], T]) -> T:
+    """Run ``work`` in a savepoint, again (bounded) if it lost a race to another worker."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with session.begin_nested():
+                return work()
+        except (IntegrityError, OperationalError, PeerGoneError) as exc:
+            if attempt == MAX_ATTEMPTS or not _race(exc):
+                raise
+            log.info("peer_race_retried", what=what, attempt=attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _race(exc: Exception) -> bool:
+    """A unique violation, a deadlock, a busy SQLite file or a vanished peer: worth retrying."""
+    if isinstance(exc, OperationalError):
+        return isinstance(exc.orig, DeadlockDetected) or "locked" in str(exc.orig)
+    return True
+
+
+def resolve(
+    session: Session, onboarding_id: int, identities: Sequence[Identity]
+) -> list[int | None]:
+    """The peer id of each identity (None where it names nobody), creating, joining and
+    merging peers as needed. Not committed."""
+    if not any(i.known for i in identities):
+        return [None] * len(identities)
+    return retried(session, "resolve", lambda: _resolve_once(session, onboarding_id, identities))
+
+
+class _Known:
+    """The peers of one resolution, by phone and by BSUID."""
+
+    def __init__(self, rows: list[PeerRow]) -> None:
+        self.by_phone: dict[str, PeerRow] = {}
+        self.by_user: dict[str, PeerRow] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: PeerRow) -> None:
+        if row.phone is not None:
+            self.by_phone[row.phone] = row
+        if row.user_id is not None:
+            self.by_user[row.user_id] = row
+
+    def forget(self, row: PeerRow) -> None:
+        for index, key in ((self.by_phone, row.phone), (self.by_user, row.user_id)):
+            if key is not None and index.get(key) is row:
+                del index[key]
+
+
+def _resolve_once(
+    session: Session, onboarding_id: int, identities: Sequence[Identity]
+) -> list[int | None]:
+    known = [i for i in identities if i.known]
+    _insert_new(session, onboarding_id, known)
+    peers = _Known(
+        _load(
+            session,
+            onboarding_id,
+            {i.phone for i in known if i.phone},
+            {i.user_id for i in known if i.user_id},
+        )
+    )
+    settled: dict[Identity, int] = {}
+    out: list[int | None] = []
+    for identity in identities:
+        if not identity.known:
+            out.append(None)
+            continue
+        if identity not in settled:
+            settled[identity] = _settle(session, onboarding_id, identity, peers)
+        out.append(settled[identity])
+    return out
+
+
+def _insert_new(session: Session, onboarding_id: int, identities: list[Identity]) -> None:
+    """Insert a peer for every identity; those whose number or BSUID is known are skipped."""
+    now = utcnow()
+    rows = {
+        (i.phone, i.user_id): {
+            "onboarding_id": onboarding_id,
+            "phone": i.phone,
+            "user_id": i.user_id,
+            "parent_user_id": i.parent_user_id,
+            "username": i.username,
+            "name": i.name,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in identities
+    }
+    # A fixed order keeps two workers inserting the same peers from deadlocking.
+    ordered = [rows[k] for k in sorted(rows, key=lambda k: (k[0] or "", k[1] or ""))]
+    session.execute(insert_for(session, PEERS).on_conflict_do_nothing(), ordered)
+
+
+def _load(
+    session: Session, onboarding_id: int, phones: set[str], user_ids: set[str]
+) -> list[PeerRow]:
+    """The onboarding's peers with any of these numbers or BSUIDs."""
+    rows: dict[int, PeerRow] = {}
+    for column, keys in ((PEERS.c.phone, sorted(phones)), (PEERS.c.user_id, sorted(user_ids))):
+        for start in range(0, len(keys), BATCH):
+            for row in session.execute(
+                select(*_COLUMNS).where(
+                    PEERS.c.onboarding_id == onboarding_id,
+                    column.in_(keys[start : start + BATCH]),
+                )
+            ):
+                rows[row.id] = PeerRow(*row)
+    return list(rows.values())
+
+
+def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
+    """The peer of one identity among those loaded: joined or merged as the identity says."""
+    by_phone = peers.by_phone.get(identity.phone) if identity.phone else None
+    by_user = peers.by_user.get(identity.user_id) if identity.user_id else None
+    if by_phone is not None and by_user is not None and by_phone.id != by_user.id:
+        if by_phone.user_id is not None or by_user.phone is not None:
+            return by_user.id  # the number is someone else's by BSUID: the BSUID decides
+        for row in (by_phone, by_user):
+            peers.forget(row)
+        survivor = merge(session, by_phone.id, by_user.id)
+        peers.add(survivor)
+        return survivor.id
+    peer = by_user or by_phone
+    if peer is None:
+        raise PeerGoneError(identity.label)  # inserted or found, then merged away meanwhile
+    if identity.user_id is not None and peer.user_id != identity.user_id:
+        if peer.user_id is not None:
+            return _own_peer(session, onboarding_id, identity, peers)
+        peer.user_id = identity.user_id  # a join: this number's BSUID
+    if identity.phone is not None and peer.phone is None:
+        peer.phone = identity.phone  # a join: this BSUID's number
+    _write_if_new(session, peer, identity, peers)
+    return peer.id
+
+
+def _own_peer(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
+    """A peer for a BSUID whose number belongs to a peer with another BSUID."""
+    alone = Identity(
+        user_id=identity.user_id,
+        parent_user_id=identity.parent_user_id,
+        username=identity.username,
+        name=identity.name,
+    )
+    _insert_new(session, onboarding_id, [alone])
+    rows = _load(session, onboarding_id, set(), {identity.user_id or ""})
+    if not rows:
+        raise PeerGoneError(identity.label)
+    peers.add(rows[0])
+    return rows[0].id
+
+
+def _write_if_new(session: Session, peer: PeerRow, identity: Identity, peers: _Known) -> None:
+    """Write the peer's identifiers and details where the identity adds or changes any."""
+    stored = session.execute(select(*_COLUMNS).where(PEERS.c.id == peer.id)).one_or_none()
+    if stored is None:
+        raise PeerGoneError(identity.label)
+    for detail in DETAILS:
+        value = getattr(identity, detail)
+        if value is not None:
+            setattr(peer, detail, value)
+    changes = {
+        f.name: getattr(peer, f.name)
+        for f in fields(PeerRow)
+        if f.name != "id" and getattr(peer, f.name) != getattr(stored, f.name)
+    }
+    if changes:
+        session.execute(
+            update(PEERS).where(PEERS.c.id == peer.id).values(**changes, updated_at=utcnow())
+        )
+        peers.add(peer)
+
+
+def merge(session: Session, first: int, second: int, *, user_id: str | None = None) -> PeerRow:
+    """Merge two peers of one onboarding into the older one, which is returned.
+
+    Both rows are locked in id order; messages and contacts move to the survivor (of two
+    contacts, each register keeps its newest change) and the other peer is deleted. The
+    survivor keeps its identifiers and details, taking the other's where it has none;
+    ``user_id`` replaces its BSUID (a user's new one). Not committed; :class:`PeerGoneError` if
+    either peer was merged away meanwhile.
+    """
+    keep_id, drop_id = sorted((first, second))
+    rows = session.execute(
+        select(*_COLUMNS)
+        .where(PEERS.c.id.in_((keep_id, drop_id)))
+        .order_by(PEERS.c.id)
+        .with_for_update()
+    ).all()
+    if len(rows) != 2:
+        raise PeerGoneError(f"peer {first} or {second}")
+    keep, drop = PeerRow(*rows[0]), PeerRow(*rows[1])
+    session.execute(update(MESSAGES).where(MESSAGES.c.peer_id == drop.id).values(peer_id=keep.id))
+    _merge_contacts(session, keep.id, drop.id)
+    session.execute(delete(PEERS).where(PEERS.c.id == drop.id))
+    for f in fields(PeerRow):
+        if getattr(keep, f.name) is None:
+            setattr(keep, f.name, getattr(drop, f.name))
+    if user_id is not None:
+        keep.user_id = user_id
+    values = {f.name: getattr(keep, f.name) for f in fields(PeerRow) if f.name != "id"}
+    session.execute(
+        update(PEERS).where(PEERS.c.id == keep.id).values(**values, updated_at=utcnow())
+    )
+    log.info("peers_merged", kept=keep.id, merged=drop.id)
+    return keep
+
+
+def _merge_contacts(session: Session, keep: int, drop: int) -> None:
+    """Move the dropped peer's contact to the survivor; of two, the newest changes win."""
+    found = {
+        row.peer_id: row
+        for row in session.execute(select(CONTACTS).where(CONTACTS.c.peer_id.in_((keep, drop))))
+    }
+    if drop not in found:
+        return
+    if keep not in found:
+        session.execute(update(CONTACTS).where(CONTACTS.c.peer_id == drop).values(peer_id=keep))
+        return
+    old, new = found[keep], found[drop]
+    values: dict[str, Any] = {"phone": old.phone or new.phone}
+    if new.changed_at > old.changed_at:
+        values.update(removed_at=new.removed_at, changed_at=new.changed_at)
+    if new.names_changed_at is not None and (
+        old.names_changed_at is None or new.names_changed_at > old.names_changed_at
+    ):
+        values.update(
+            full_name=new.full_name,
+            first_name=new.first_name,
+            names_changed_at=new.names_changed_at,
+        )
+    session.execute(delete(CONTACTS).where(CONTACTS.c.peer_id == drop))
+    session.execute(update(CONTACTS).where(CONTACTS.c.peer_id == keep).values(**values))
+
+
+def find(session: Session, onboarding_id: int, identifier: str) -> Peer | None:
+    """The onboarding's peer known by this phone number or BSUID."""
+    user_id, number = bsuid(identifier), phone(identifier)
+    if user_id is None and number is None:
+        return None
+    conditions = []
+    if user_id is not None:
+        conditions.append(Peer.user_id == user_id)
+    if number is not None:
+        conditions.append(Peer.phone == number)
+    return session.scalars(
+        select(Peer).where(Peer.onboarding_id == onboarding_id, or_(*conditions)).limit(1)
+    ).first()
+
+
+def peer_address(
+    session: Session, onboarding_id: int, identifier: str
+) -> tuple[str | None, str | None]:
+    """Where to send to the person ``identifier`` (a phone number or BSUID) names:
+    ``(phone, bsuid)`` as far as known. Send to the phone when there is one (Meta: when both
+    are given, ``to`` wins), else to the BSUID as ``recipient``."""
+    found = find(session, onboarding_id, identifier)
+    if found is not None:
+        return found.phone, found.user_id
+    return phone(identifier), bsuid(identifier)
+
+
+def move_user_id(session: Session, onboarding_id: int, previous: str, current: str) -> int | None:
+    """Give the peer of BSUID ``previous`` the BSUID ``current``, merging it with the peer that
+    already has ``current``; the peer's id, or None if neither BSUID is known. Not committed."""
+
+    def work() -> int | None:
+        rows = _load(session, onboarding_id, set(), {previous, current})
+        old = next((r for r in rows if r.user_id == previous), None)
+        new = next((r for r in rows if r.user_id == current), None)
+        if old is None:
+            return new.id if new is not None else None
+        if new is None:
+            session.execute(
+                update(PEERS)
+                .where(PEERS.c.id == old.id)
+                .values(user_id=current, updated_at=utcnow())
+            )
+            return old.id
+        return merge(session, old.id, new.id, user_id=current).id
+
+    return retried(session, "move_user_id", work)
