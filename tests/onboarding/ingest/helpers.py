@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from models import Message, Onboarding
+from models import Message, Onboarding, Peer
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from tests.onboarding.deliveries import Business, signed
@@ -35,3 +35,21 @@ def messages(rt: Runtime) -> dict[str, Message]:
 def detail(rt: Runtime, business: Business) -> dict[str, Any]:
     with rt.db.sessionmaker() as session:
         return onboarding_detail(session, session.get_one(Onboarding, business.onboarding_id))
+
+
+def peer_rows(rt: Runtime) -> list[tuple[str | None, str | None, str | None]]:
+    """Every peer as (phone, user_id, username), in creation order."""
+    with rt.db.sessionmaker() as session:
+        return [
+            (p.phone, p.user_id, p.username)
+            for p in session.scalars(select(Peer).order_by(Peer.id))
+        ]
+
+
+def peer_of(rt: Runtime, wamid: str) -> tuple[str | None, str | None]:
+    """The (phone, user_id) of the peer a message belongs to."""
+    with rt.db.sessionmaker() as session:
+        found = session.scalars(
+            select(Peer).join(Message, Message.peer_id == Peer.id).where(Message.wamid == wamid)
+        ).one()
+        return found.phone, found.user_id

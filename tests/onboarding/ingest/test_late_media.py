@@ -18,10 +18,20 @@ from tests.onboarding.deliveries import (
     Business,
     body_of,
     chunk,
+    envelope,
     media_followup,
     placeholder,
 )
-from tests.onboarding.ingest.helpers import USER, ago, detail, messages, post
+from tests.onboarding.ingest.bsuid_payloads import (
+    PABLO,
+    PABLO_ID,
+    SHEENA,
+    SHEENA_CONTACT,
+    SHEENA_PARENT,
+    thread,
+)
+from tests.onboarding.ingest.bsuid_payloads import history as history_chunk
+from tests.onboarding.ingest.helpers import USER, ago, detail, messages, peer_of, peer_rows, post
 
 
 def test_late_media_before_its_placeholder_merges_into_one_message(
@@ -109,3 +119,65 @@ def test_a_group_chunk_dropped_while_its_late_media_is_stored_leaves_no_message(
     assert tally.media_wamids == []
     assert tally.counts["followups_of_dropped_messages"] == 1
     assert detail(rt, business)["counts"]["dropped_group"] == 1
+
+
+def test_business_sent_media_in_message_echoes_reach_their_placeholder_and_peer(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A history media update in ``message_echoes[]`` (``to`` omitted, ``to_user_id``) fills
+    the business's placeholder, which stays in the BSUID's thread."""
+    sent = {
+        "from": business.number,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "media_placeholder",
+        "to_user_id": SHEENA,
+    }
+    post(web, history_chunk(business, 0, 1, 10, [thread([sent], user_id=SHEENA)]))
+    media = {
+        "from": business.number,
+        "to_user_id": SHEENA,
+        "to_parent_user_id": SHEENA_PARENT,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "ab" * 32, "id": "24230790383178626"},
+    }
+    post(
+        web,
+        envelope(business, "history", {"contacts": [SHEENA_CONTACT], "message_echoes": [media]}),
+    )
+    stored = messages(rt)["wamid.M"]
+    assert (stored.type, stored.direction, stored.media_id) == (
+        "image",
+        "outbound",
+        "24230790383178626",
+    )
+    assert peer_rows(rt) == [(None, SHEENA, "realsheenanelson")]
+    assert peer_of(rt, "wamid.M") == (None, SHEENA)
+
+
+def test_user_sent_media_without_from_are_of_their_from_user_id(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A media update in ``messages[]`` with ``from`` omitted is inbound from ``from_user_id``,
+    and a ``contacts[]`` entry with ``wa_id`` joins it to the number's history thread."""
+    post(web, chunk(business, 0, 1, 10, {PABLO: [placeholder("wamid.M", PABLO, ago(2))]}))
+    update = {
+        "from_user_id": PABLO_ID,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "cd" * 32, "id": "987654321"},
+    }
+    post(
+        web,
+        envelope(
+            business,
+            "history",
+            {"contacts": [{"wa_id": PABLO, "user_id": PABLO_ID}], "messages": [update]},
+        ),
+    )
+    stored = messages(rt)["wamid.M"]
+    assert (stored.type, stored.direction, stored.thread) == ("image", "inbound", PABLO)
+    assert peer_rows(rt) == [(PABLO, PABLO_ID, None)]
