@@ -102,10 +102,10 @@ class Message(Base):
     wamid: Mapped[str] = mapped_column(String(191))
     #: The customer's number (digits), else their BSUID, as the message named them.
     thread: Mapped[str] = mapped_column(String(160))
-    #: The person the message was exchanged with (:class:`models.peers.Peer`).
-    peer_id: Mapped[int | None] = mapped_column(
-        ForeignKey("peers.id", ondelete="SET NULL"), index=True
-    )
+    #: The person the message was exchanged with (:class:`models.peers.Peer`). A peer with
+    #: messages cannot be deleted: a merge moves them first, and one that raced a new message
+    #: fails and is retried rather than orphan it.
+    peer_id: Mapped[int | None] = mapped_column(ForeignKey("peers.id"), index=True)
     direction: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]
@@ -139,7 +139,8 @@ class Contact(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
-    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id", ondelete="CASCADE"))
+    #: Like a message's, a peer's contact is moved, never deleted with it by a merge.
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id"))
     #: The number the contact was saved under, if Meta gave it (username adopters may not).
     phone: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(512))

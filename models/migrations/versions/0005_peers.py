@@ -66,7 +66,6 @@ def upgrade() -> None:
             "peers",
             ["peer_id"],
             ["id"],
-            ondelete="SET NULL",
         )
     op.execute(
         "UPDATE messages SET peer_id = (SELECT peers.id FROM peers"
@@ -91,7 +90,6 @@ def upgrade() -> None:
             "peers",
             ["peer_id"],
             ["id"],
-            ondelete="CASCADE",
         )
 
 
