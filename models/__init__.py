@@ -27,7 +27,7 @@ from models.onboarding import (
     SyncType,
     Transition,
 )
-from models.peers import Peer
+from models.peers import Peer, UserIdChange
 
 __all__ = [
     "SYNC_ACCEPTED",
@@ -57,5 +57,6 @@ __all__ = [
     "SyncState",
     "SyncType",
     "Transition",
+    "UserIdChange",
     "utcnow",
 ]

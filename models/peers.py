@@ -37,3 +37,18 @@ class Peer(Base):
     name: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserIdChange(Base):
+    """A user's BSUID changed from ``previous`` to ``current`` (``user_id_update``,
+    ``user_changed_user_id``): kept so that items still naming ``previous`` that arrive later
+    reach the same peer, whatever order Meta delivers them in."""
+
+    __tablename__ = "user_id_changes"
+    __table_args__ = (UniqueConstraint("onboarding_id", "previous"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    previous: Mapped[str] = mapped_column(String(160))
+    current: Mapped[str] = mapped_column(String(160))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

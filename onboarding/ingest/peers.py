@@ -22,17 +22,17 @@ at most :data:`MAX_ATTEMPTS` times.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 import structlog
 from psycopg.errors import DeadlockDetected
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from models import Contact, Message, Peer, utcnow
-from onboarding.ingest.identity import Identity, bsuid, phone
+from models import Contact, Message, Peer, UserIdChange, utcnow
+from onboarding.ingest.identity import Identity
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,8 @@ MAX_ATTEMPTS = 5
 #: Identifiers per ``IN (...)`` clause.
 BATCH = 500
 DETAILS = ("parent_user_id", "username", "name")
+#: BSUID changes followed from an old BSUID to its newest (each one a change of number).
+MAX_CHANGES = 10
 
 T = TypeVar("T")
 
@@ -122,10 +124,11 @@ class _Known:
 def _resolve_once(
     session: Session, onboarding_id: int, identities: Sequence[Identity]
 ) -> list[int | None]:
+    identities = _current(session, onboarding_id, identities)
     known = [i for i in identities if i.known]
     _insert_new(session, onboarding_id, known)
     peers = _Known(
-        _load(
+        load(
             session,
             onboarding_id,
             {i.phone for i in known if i.phone},
@@ -141,6 +144,34 @@ def _resolve_once(
         if identity not in settled:
             settled[identity] = _settle(session, onboarding_id, identity, peers)
         out.append(settled[identity])
+    return out
+
+
+def _current(
+    session: Session, onboarding_id: int, identities: Sequence[Identity]
+) -> Sequence[Identity]:
+    """The identities with each BSUID that has changed replaced by the newest one
+    (:mod:`.user_ids`): one lookup, chains followed a bounded number of steps."""
+    user_ids = sorted({i.user_id for i in identities if i.user_id})
+    newer: dict[str, str] = {}
+    for start in range(0, len(user_ids), BATCH):
+        for previous, current in session.execute(
+            select(UserIdChange.previous, UserIdChange.current).where(
+                UserIdChange.onboarding_id == onboarding_id,
+                UserIdChange.previous.in_(user_ids[start : start + BATCH]),
+            )
+        ):
+            newer[previous] = current
+    if not newer:
+        return identities
+    out = []
+    for identity in identities:
+        user_id = identity.user_id
+        for _ in range(MAX_CHANGES):
+            if user_id not in newer:
+                break
+            user_id = newer[user_id]
+        out.append(replace(identity, user_id=user_id))
     return out
 
 
@@ -165,7 +196,7 @@ def _insert_new(session: Session, onboarding_id: int, identities: list[Identity]
     session.execute(insert_for(session, PEERS).on_conflict_do_nothing(), ordered)
 
 
-def _load(
+def load(
     session: Session, onboarding_id: int, phones: set[str], user_ids: set[str]
 ) -> list[PeerRow]:
     """The onboarding's peers with any of these numbers or BSUIDs."""
@@ -216,7 +247,7 @@ def _own_peer(session: Session, onboarding_id: int, identity: Identity, peers: _
         name=identity.name,
     )
     _insert_new(session, onboarding_id, [alone])
-    rows = _load(session, onboarding_id, set(), {identity.user_id or ""})
+    rows = load(session, onboarding_id, set(), {identity.user_id or ""})
     if not rows:
         raise PeerGoneError(identity.label)
     peers.add(rows[0])
@@ -304,52 +335,3 @@ def _merge_contacts(session: Session, keep: int, drop: int) -> None:
         )
     session.execute(delete(CONTACTS).where(CONTACTS.c.peer_id == drop))
     session.execute(update(CONTACTS).where(CONTACTS.c.peer_id == keep).values(**values))
-
-
-def find(session: Session, onboarding_id: int, identifier: str) -> Peer | None:
-    """The onboarding's peer known by this phone number or BSUID."""
-    user_id, number = bsuid(identifier), phone(identifier)
-    if user_id is None and number is None:
-        return None
-    conditions = []
-    if user_id is not None:
-        conditions.append(Peer.user_id == user_id)
-    if number is not None:
-        conditions.append(Peer.phone == number)
-    return session.scalars(
-        select(Peer).where(Peer.onboarding_id == onboarding_id, or_(*conditions)).limit(1)
-    ).first()
-
-
-def peer_address(
-    session: Session, onboarding_id: int, identifier: str
-) -> tuple[str | None, str | None]:
-    """Where to send to the person ``identifier`` (a phone number or BSUID) names:
-    ``(phone, bsuid)`` as far as known. Send to the phone when there is one (Meta: when both
-    are given, ``to`` wins), else to the BSUID as ``recipient``."""
-    found = find(session, onboarding_id, identifier)
-    if found is not None:
-        return found.phone, found.user_id
-    return phone(identifier), bsuid(identifier)
-
-
-def move_user_id(session: Session, onboarding_id: int, previous: str, current: str) -> int | None:
-    """Give the peer of BSUID ``previous`` the BSUID ``current``, merging it with the peer that
-    already has ``current``; the peer's id, or None if neither BSUID is known. Not committed."""
-
-    def work() -> int | None:
-        rows = _load(session, onboarding_id, set(), {previous, current})
-        old = next((r for r in rows if r.user_id == previous), None)
-        new = next((r for r in rows if r.user_id == current), None)
-        if old is None:
-            return new.id if new is not None else None
-        if new is None:
-            session.execute(
-                update(PEERS)
-                .where(PEERS.c.id == old.id)
-                .values(user_id=current, updated_at=utcnow())
-            )
-            return old.id
-        return merge(session, old.id, new.id, user_id=current).id
-
-    return retried(session, "move_user_id", work)

@@ -16,11 +16,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from models import UserIdChange, utcnow
 from onboarding.ingest import peers
 from onboarding.ingest.identity import Identity, bsuid, phone
 from onboarding.ingest.rows import Context, Tally
+from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +84,7 @@ def apply_system_messages(
 def move(session: Session, ctx: Context, previous: str, current: str, extra: Identity) -> None:
     """Move the peer of ``previous`` to ``current`` (merging with ``current``'s peer if any);
     ``extra`` fills what the change also says (a number, a parent BSUID). Not committed."""
-    moved = peers.move_user_id(session, ctx.onboarding.id, previous, current)
+    moved = move_user_id(session, ctx.onboarding.id, previous, current)
     log.info("peer_user_id_changed", onboarding_id=ctx.onboarding.id, peer_id=moved)
     if moved is not None and (extra.phone or extra.parent_user_id):
         peers.resolve(
@@ -89,3 +92,46 @@ def move(session: Session, ctx: Context, previous: str, current: str, extra: Ide
             ctx.onboarding.id,
             [Identity(user_id=current, phone=extra.phone, parent_user_id=extra.parent_user_id)],
         )
+
+
+def move_user_id(session: Session, onboarding_id: int, previous: str, current: str) -> int | None:
+    """Give the peer of BSUID ``previous`` the BSUID ``current``, merging it with the peer that
+    already has ``current``; the peer's id, or None if neither BSUID is known. The change is
+    recorded, so that items naming ``previous`` later reach the same peer
+    (:func:`onboarding.ingest.peers.resolve`). Not committed."""
+
+    def work() -> int | None:
+        _record(session, onboarding_id, previous, current)
+        rows = peers.load(session, onboarding_id, set(), {previous, current})
+        old = next((r for r in rows if r.user_id == previous), None)
+        new = next((r for r in rows if r.user_id == current), None)
+        if old is None:
+            return new.id if new is not None else None
+        if new is None:
+            session.execute(
+                update(peers.PEERS)
+                .where(peers.PEERS.c.id == old.id)
+                .values(user_id=current, updated_at=utcnow())
+            )
+            return old.id
+        return peers.merge(session, old.id, new.id, user_id=current).id
+
+    return peers.retried(session, "move_user_id", work)
+
+
+def _record(session: Session, onboarding_id: int, previous: str, current: str) -> None:
+    """Remember the change; a repeat (or the other of Meta's two signals) keeps the first."""
+    stmt = insert_for(session, UserIdChange.__table__).on_conflict_do_nothing(
+        index_elements=["onboarding_id", "previous"]
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "onboarding_id": onboarding_id,
+                "previous": previous,
+                "current": current,
+                "changed_at": utcnow(),
+            }
+        ],
+    )

@@ -48,6 +48,24 @@ def upgrade() -> None:
             "onboarding_id", "user_id", name=op.f("uq_peers_onboarding_id_user_id")
         ),
     )
+    op.create_table(
+        "user_id_changes",
+        sa.Column("id", BIG, autoincrement=True, nullable=False),
+        sa.Column("onboarding_id", BIG, nullable=False),
+        sa.Column("previous", sa.String(length=160), nullable=False),
+        sa.Column("current", sa.String(length=160), nullable=False),
+        sa.Column("changed_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["onboarding_id"],
+            ["onboardings.id"],
+            name=op.f("fk_user_id_changes_onboarding_id_onboardings"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_id_changes")),
+        sa.UniqueConstraint(
+            "onboarding_id", "previous", name=op.f("uq_user_id_changes_onboarding_id_previous")
+        ),
+    )
     # Every number an onboarding's messages or contacts name becomes a peer.
     op.execute(
         "INSERT INTO peers (onboarding_id, phone, created_at, updated_at) "
@@ -111,4 +129,5 @@ def downgrade() -> None:
         batch_op.alter_column(
             "thread", existing_type=sa.String(length=160), type_=sa.String(length=64)
         )
+    op.drop_table("user_id_changes")
     op.drop_table("peers")

@@ -47,11 +47,13 @@ from tests.onboarding.ingest.bsuid_payloads import (
     state_contact,
     state_sync,
     thread,
+    user_id_update,
     user_text,
 )
 
 NOW = int(time.time())
 USER, OTHER = "16505550000", "447700900123"
+LUIS_ID, LUIS_NEW_ID = "BR.50123456789012345678", "BR.60123456789012345678"
 BIZ = Business(1, "102290129340398", "106540352242922", "15550783881")
 
 
@@ -132,6 +134,25 @@ DELIVERIES: list[bytes] = [
             BIZ,
             [business_text(BIZ, "w.s3", ago(0.3), "thanks", phone=None, user_id=SHEENA)],
             [SHEENA_CONTACT],
+        ),
+        # A user whose BSUID changes: history under the old one, an echo under the new one.
+        history(
+            BIZ,
+            0,
+            2,
+            30,
+            [
+                thread(
+                    [user_text("w.l1", ago(0.3), "hola", phone=None, user_id=LUIS_ID)],
+                    user_id=LUIS_ID,
+                )
+            ],
+        ),
+        user_id_update(BIZ, LUIS_ID, LUIS_NEW_ID),
+        app_echoes(
+            BIZ,
+            [business_text(BIZ, "w.l2", ago(0.05), "hola Luis", phone=None, user_id=LUIS_NEW_ID)],
+            [{"user_id": LUIS_NEW_ID}],
         ),
     )
 ]
@@ -261,6 +282,8 @@ def test_reference_state_is_what_the_deliveries_say() -> None:
         "w.img",
         "w.j1",
         "w.j2",
+        "w.l1",
+        "w.l2",
         "w.old",
         "w.s1",
         "w.s2",
@@ -281,7 +304,9 @@ def test_reference_state_is_what_the_deliveries_say() -> None:
         "w.s3": sheena,
     }
     assert [by_id[w][3] for w in ("w.s1", "w.s2", "w.s3")] == ["inbound", "outbound", "outbound"]
-    assert len(state["peers"]) == 5  # USER, OTHER, 16505551111, Pablo, Sheena
+    luis = (None, LUIS_NEW_ID, None, None, None)
+    assert (by_id["w.l1"][2], by_id["w.l2"][2]) == (luis, luis)
+    assert len(state["peers"]) == 6  # USER, OTHER, 16505551111, Pablo, Sheena, Luis
     assert [c[1:] for c in state["contacts"]] == [
         ("12125557890", "Pablo M", "Pablo", False),
         ("16505550000", "Ana", "Ana", True),

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Contact, Message, Peer
-from onboarding.ingest import peers
+from onboarding.ingest import address, peers, user_ids
 from onboarding.ingest.identity import Identity
 from onboarding.runtime import Runtime
 from tests.onboarding.deliveries import Business
@@ -153,9 +153,9 @@ def test_moving_a_bsuid_keeps_the_peer_and_its_history(
         session, business.onboarding_id, [Identity(phone=PABLO, user_id=PABLO_ID)]
     )
     message(session, business, "wamid.1", peer)
-    assert peers.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) == peer
+    assert user_ids.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) == peer
     assert [(p.id, p.user_id) for p in all_peers(session)] == [(peer, PABLO_NEW_ID)]
-    assert peers.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) == peer
+    assert user_ids.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) == peer
 
 
 def test_moving_to_a_bsuid_that_has_a_peer_merges_the_two(
@@ -171,17 +171,27 @@ def test_moving_to_a_bsuid_that_has_a_peer_merges_the_two(
     assert new is not None
     message(session, business, "wamid.old", old)
     message(session, business, "wamid.new", new)
-    survivor = peers.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID)
+    survivor = user_ids.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID)
     assert [(p.id, p.phone, p.user_id) for p in all_peers(session)] == [
         (survivor, PABLO, PABLO_NEW_ID)
     ]
     assert {m.peer_id for m in session.scalars(select(Message))} == {survivor}
 
 
-def test_moving_an_unknown_bsuid_changes_nothing(session: Session, business: Business) -> None:
-    """A change of a BSUID never seen creates no peer."""
-    assert peers.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) is None
+def test_a_bsuid_change_seen_first_sends_later_items_to_the_new_bsuid(
+    session: Session, business: Business
+) -> None:
+    """A change of a BSUID never seen creates no peer, but items still naming the old BSUID
+    afterwards reach the new BSUID's peer."""
+    assert user_ids.move_user_id(session, business.onboarding_id, PABLO_ID, PABLO_NEW_ID) is None
     assert all_peers(session) == []
+    old, new = peers.resolve(
+        session,
+        business.onboarding_id,
+        [Identity(phone=PABLO, user_id=PABLO_ID), Identity(user_id=PABLO_NEW_ID)],
+    )
+    assert old == new
+    assert [(p.phone, p.user_id) for p in all_peers(session)] == [(PABLO, PABLO_NEW_ID)]
 
 
 def test_peer_address_prefers_the_number_and_falls_back_to_the_bsuid(
@@ -193,14 +203,14 @@ def test_peer_address_prefers_the_number_and_falls_back_to_the_bsuid(
         business.onboarding_id,
         [Identity(phone=PABLO, user_id=PABLO_ID), Identity(user_id=SHEENA)],
     )
-    assert peers.peer_address(session, business.onboarding_id, PABLO_ID) == (PABLO, PABLO_ID)
-    assert peers.peer_address(session, business.onboarding_id, PABLO) == (PABLO, PABLO_ID)
-    assert peers.peer_address(session, business.onboarding_id, SHEENA) == (None, SHEENA)
-    assert peers.peer_address(session, business.onboarding_id, "447700900123") == (
+    assert address.peer_address(session, business.onboarding_id, PABLO_ID) == (PABLO, PABLO_ID)
+    assert address.peer_address(session, business.onboarding_id, PABLO) == (PABLO, PABLO_ID)
+    assert address.peer_address(session, business.onboarding_id, SHEENA) == (None, SHEENA)
+    assert address.peer_address(session, business.onboarding_id, "447700900123") == (
         "447700900123",
         None,
     )
-    assert peers.peer_address(session, business.onboarding_id, "nonsense") == (None, None)
+    assert address.peer_address(session, business.onboarding_id, "nonsense") == (None, None)
 
 
 def test_a_race_is_retried_a_bounded_number_of_times(session: Session) -> None:
