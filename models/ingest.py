@@ -87,7 +87,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("onboarding_id", "wamid"),
-        Index("ix_messages_thread", "onboarding_id", "thread"),
+        # A thread is a peer: its messages are found (and moved by a merge) by this index.
+        Index("ix_messages_peer", "onboarding_id", "peer_id"),
         # Only media still to fetch is looked up by state; a partial index keeps inserts cheap.
         Index(
             "ix_messages_media_awaiting",
@@ -102,10 +103,11 @@ class Message(Base):
     wamid: Mapped[str] = mapped_column(String(191))
     #: The customer's number (digits), else their BSUID, as the message named them.
     thread: Mapped[str] = mapped_column(String(160))
-    #: The person the message was exchanged with (:class:`models.peers.Peer`). A peer with
-    #: messages cannot be deleted: a merge moves them first, and one that raced a new message
-    #: fails and is retried rather than orphan it.
-    peer_id: Mapped[int | None] = mapped_column(ForeignKey("peers.id"), index=True)
+    #: The person the message was exchanged with (:class:`models.peers.Peer`). No foreign key:
+    #: its per-row check would slow the history ingest. Writers lock the peers they attach
+    #: (:func:`onboarding.ingest.peers.hold`), so a merge moves their messages, never orphans
+    #: them.
+    peer_id: Mapped[int | None] = mapped_column(BigId)
     direction: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]

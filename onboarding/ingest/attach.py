@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from onboarding.ingest import identity, peers
+from onboarding.ingest.identity import Identity
 from onboarding.ingest.rows import Context
 
 
@@ -22,8 +23,9 @@ def attach_peers(
     rows: Sequence[dict[str, Any]],
     messages: Sequence[dict[str, Any]],
     value: dict[str, Any],
-) -> None:
-    """Set each row's ``peer_id`` and ``thread`` from its message and the value's contacts.
+) -> dict[int, Identity]:
+    """Set each row's ``peer_id`` and ``thread`` from its message and the value's contacts;
+    the identity of each peer found, for :func:`onboarding.ingest.peers.hold`.
 
     ``rows[i]`` was built from ``messages[i]``. One resolution for all of them."""
     contacts = identity.contacts_index(value)
@@ -31,5 +33,11 @@ def attach_peers(
     for row, user in zip(rows, users, strict=True):
         if user.known:
             row["thread"] = user.label
-    for row, peer_id in zip(rows, peers.resolve(session, ctx.onboarding.id, users), strict=True):
+    found: dict[int, Identity] = {}
+    for row, user, peer_id in zip(
+        rows, users, peers.resolve(session, ctx.onboarding.id, users), strict=True
+    ):
         row["peer_id"] = peer_id
+        if peer_id is not None:
+            found[peer_id] = user
+    return found

@@ -177,12 +177,13 @@ def _store_threads(
     """Upsert the 1:1 threads' messages inside the window, a page per transaction; the last
     page is left to the caller's commit."""
     counts = ChunkCounts()
-    kept = []
+    kept, users = [], []
     for thread in threads:
         if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
             tally.reject(f"chunk {chunk}: thread without a message list")
             continue
-        if not is_one_to_one(thread):
+        user = identity.of_thread(thread)
+        if not is_one_to_one(thread, user):
             counts.dropped_group += len(thread["messages"])
             counts.group_wamids += [
                 m["id"]
@@ -191,10 +192,12 @@ def _store_threads(
             ]
             continue
         kept.append(thread)
+        users.append(user)
     # One peer per thread, resolved for the whole chunk at once (never per message).
-    users = [identity.of_thread(thread) for thread in kept]
     peer_ids = peers.resolve(session, ctx.onboarding.id, users)
+    held = {pid: user for user, pid in zip(users, peer_ids, strict=True) if pid is not None}
     page: list[dict[str, Any]] = []
+    committed = False
     for thread, user, peer_id in zip(kept, users, peer_ids, strict=True):
         for msg in thread["messages"]:
             row = message_row(
@@ -208,12 +211,17 @@ def _store_threads(
             row["peer_id"] = peer_id
             page.append(row)
             if len(page) >= settings.ingest_page_size:
+                if committed:  # the peers resolve held were released by the last commit
+                    peers.hold(session, ctx.onboarding.id, page, held)
                 upsert_messages(session, page)
                 session.commit()
+                committed = True
                 counts.stored += len(page)
                 page = []
         user_ids.apply_system_messages(session, ctx, thread["messages"], tally)
     if page:
+        if committed:
+            peers.hold(session, ctx.onboarding.id, page, held)
         upsert_messages(session, page)
         counts.stored += len(page)
     return counts

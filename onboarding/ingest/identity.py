@@ -38,6 +38,8 @@ def bsuid(value: Any) -> str | None:
 
 def phone(value: Any) -> str | None:
     """A user's phone number (6 to 15 digits, an optional ``+``), as digits; else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return value if 6 <= len(value) <= 15 else None  # the usual case, on the hot path
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if isinstance(value, str) and _PHONE.fullmatch(value):
@@ -85,6 +87,8 @@ def _text(value: Any, limit: int) -> str | None:
 def of_thread(thread: dict[str, Any]) -> Identity:
     """A ``history`` thread's user: ``id`` and ``context``."""
     context = thread.get("context")
+    if context is None:
+        return Identity(phone=phone(thread.get("id")))
     context = context if isinstance(context, dict) else {}
     return Identity(
         phone=phone(thread.get("id")) or phone(context.get("wa_id")),

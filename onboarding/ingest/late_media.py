@@ -22,6 +22,7 @@ from config import Settings
 from models import MessageSource
 from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
+from onboarding.ingest.peers import hold
 from onboarding.ingest.rows import Context, Tally, message_row
 from onboarding.store import upsert_messages
 
@@ -47,10 +48,12 @@ def store_late_media(
         if row is not None:
             rows.append(row)
             named.append(msg)
-    attach_peers(session, ctx, rows, named, value or {})
+    held = attach_peers(session, ctx, rows, named, value or {})
     dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
     rows = [r for r in rows if r["wamid"] not in dropped]
-    for page in _pages(rows, settings.ingest_page_size):
+    for number, page in enumerate(_pages(rows, settings.ingest_page_size)):
+        if number:  # the peers resolved were held until the first page's commit
+            hold(session, ctx.onboarding.id, page, held)
         upsert_messages(session, page)
         session.commit()
     # A group chunk dropped by another worker meanwhile could not remove rows not committed

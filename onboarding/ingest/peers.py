@@ -23,11 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from psycopg.errors import DeadlockDetected
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import (
+    CursorResult,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -94,10 +105,26 @@ def resolve(
     session: Session, onboarding_id: int, identities: Sequence[Identity]
 ) -> list[int | None]:
     """The peer id of each identity (None where it names nobody), creating, joining and
-    merging peers as needed. Not committed."""
-    if not any(i.known for i in identities):
+    merging peers as needed. Not committed.
+
+    The usual case, where every identity is a peer already with nothing new to say, costs one
+    lookup; anything else is settled in a savepoint, retried if it loses a race."""
+    known = [i for i in identities if i.known]
+    if not known:
         return [None] * len(identities)
+    found = _Known(load(session, onboarding_id, _phones(known), _user_ids(known)))
+    stored = {i: found.stored(i) for i in known}
+    if all(peer_id is not None for peer_id in stored.values()):
+        return [stored[i] if i.known else None for i in identities]
     return retried(session, "resolve", lambda: _resolve_once(session, onboarding_id, identities))
+
+
+def _phones(identities: Sequence[Identity]) -> set[str]:
+    return {i.phone for i in identities if i.phone}
+
+
+def _user_ids(identities: Sequence[Identity]) -> set[str]:
+    return {i.user_id for i in identities if i.user_id}
 
 
 class _Known:
@@ -115,6 +142,20 @@ class _Known:
         if row.user_id is not None:
             self.by_user[row.user_id] = row
 
+    def stored(self, identity: Identity) -> int | None:
+        """The id of the one peer this identity names, if it says nothing that peer lacks."""
+        if identity.user_id is not None:
+            peer = self.by_user.get(identity.user_id)
+        else:
+            peer = self.by_phone.get(identity.phone or "")
+        if peer is None or (
+            identity.phone is not None and self.by_phone.get(identity.phone) is not peer
+        ):
+            return None
+        if any(getattr(identity, d) not in (None, getattr(peer, d)) for d in DETAILS):
+            return None
+        return peer.id
+
     def forget(self, row: PeerRow) -> None:
         for index, key in ((self.by_phone, row.phone), (self.by_user, row.user_id)):
             if key is not None and index.get(key) is row:
@@ -126,15 +167,17 @@ def _resolve_once(
 ) -> list[int | None]:
     identities = _current(session, onboarding_id, identities)
     known = [i for i in identities if i.known]
-    _insert_new(session, onboarding_id, known)
-    peers = _Known(
-        load(
-            session,
-            onboarding_id,
-            {i.phone for i in known if i.phone},
-            {i.user_id for i in known if i.user_id},
-        )
-    )
+    peers = _Known(load(session, onboarding_id, _phones(known), _user_ids(known)))
+    missing = [
+        i
+        for i in known
+        if (i.phone is None or i.phone not in peers.by_phone)
+        and (i.user_id is None or i.user_id not in peers.by_user)
+    ]
+    if missing:
+        _insert_new(session, onboarding_id, missing)
+        for row in load(session, onboarding_id, _phones(missing), _user_ids(missing)):
+            peers.add(row)
     settled: dict[Identity, int] = {}
     out: list[int | None] = []
     for identity in identities:
@@ -199,18 +242,30 @@ def _insert_new(session: Session, onboarding_id: int, identities: list[Identity]
 def load(
     session: Session, onboarding_id: int, phones: set[str], user_ids: set[str]
 ) -> list[PeerRow]:
-    """The onboarding's peers with any of these numbers or BSUIDs."""
+    """The onboarding's peers with any of these numbers or BSUIDs, held (:func:`hold`)."""
     rows: dict[int, PeerRow] = {}
-    for column, keys in ((PEERS.c.phone, sorted(phones)), (PEERS.c.user_id, sorted(user_ids))):
-        for start in range(0, len(keys), BATCH):
-            for row in session.execute(
-                select(*_COLUMNS).where(
-                    PEERS.c.onboarding_id == onboarding_id,
-                    column.in_(keys[start : start + BATCH]),
-                )
-            ):
-                rows[row.id] = PeerRow(*row)
+    numbers, ids = sorted(phones), sorted(user_ids)
+    for start in range(0, max(len(numbers), len(ids)), BATCH):
+        conditions = []
+        if numbers[start : start + BATCH]:
+            conditions.append(_among(session, PEERS.c.phone, numbers[start : start + BATCH]))
+        if ids[start : start + BATCH]:
+            conditions.append(_among(session, PEERS.c.user_id, ids[start : start + BATCH]))
+        for row in session.execute(
+            select(*_COLUMNS)
+            .where(PEERS.c.onboarding_id == onboarding_id, or_(*conditions))
+            .with_for_update(key_share=True)
+        ):
+            rows[row.id] = PeerRow(*row)
     return list(rows.values())
+
+
+def _among(session: Session, column: Any, keys: list[str]) -> Any:
+    """``column IN keys``; on PostgreSQL as ``= ANY(array)``, one parameter, planned faster
+    (this lookup runs once per history chunk)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, keys, type_=postgresql.ARRAY(String)))
+    return column.in_(keys)
 
 
 def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
@@ -222,19 +277,25 @@ def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Kn
             return by_user.id  # the number is someone else's by BSUID: the BSUID decides
         for row in (by_phone, by_user):
             peers.forget(row)
-        survivor = merge(session, by_phone.id, by_user.id)
+        survivor = merge(session, onboarding_id, by_phone.id, by_user.id)
         peers.add(survivor)
         return survivor.id
     peer = by_user or by_phone
     if peer is None:
         raise PeerGoneError(identity.label)  # inserted or found, then merged away meanwhile
+    changes: dict[str, str] = {}
     if identity.user_id is not None and peer.user_id != identity.user_id:
         if peer.user_id is not None:
             return _own_peer(session, onboarding_id, identity, peers)
-        peer.user_id = identity.user_id  # a join: this number's BSUID
+        changes["user_id"] = identity.user_id  # a join: this number's BSUID
     if identity.phone is not None and peer.phone is None:
-        peer.phone = identity.phone  # a join: this BSUID's number
-    _write_if_new(session, peer, identity, peers)
+        changes["phone"] = identity.phone  # a join: this BSUID's number
+    for detail in DETAILS:
+        value = getattr(identity, detail)
+        if value is not None and value != getattr(peer, detail):
+            changes[detail] = value
+    if changes:
+        _update(session, peer, changes, peers)
     return peer.id
 
 
@@ -254,28 +315,21 @@ def _own_peer(session: Session, onboarding_id: int, identity: Identity, peers: _
     return rows[0].id
 
 
-def _write_if_new(session: Session, peer: PeerRow, identity: Identity, peers: _Known) -> None:
-    """Write the peer's identifiers and details where the identity adds or changes any."""
-    stored = session.execute(select(*_COLUMNS).where(PEERS.c.id == peer.id)).one_or_none()
-    if stored is None:
-        raise PeerGoneError(identity.label)
-    for detail in DETAILS:
-        value = getattr(identity, detail)
-        if value is not None:
-            setattr(peer, detail, value)
-    changes = {
-        f.name: getattr(peer, f.name)
-        for f in fields(PeerRow)
-        if f.name != "id" and getattr(peer, f.name) != getattr(stored, f.name)
-    }
-    if changes:
-        session.execute(
-            update(PEERS).where(PEERS.c.id == peer.id).values(**changes, updated_at=utcnow())
-        )
-        peers.add(peer)
+def _update(session: Session, peer: PeerRow, changes: dict[str, str], peers: _Known) -> None:
+    """Write what an identity taught about a loaded peer (nothing is read again)."""
+    result = session.execute(
+        update(PEERS).where(PEERS.c.id == peer.id).values(**changes, updated_at=utcnow())
+    )
+    if cast("CursorResult[Any]", result).rowcount != 1:
+        raise PeerGoneError(f"peer {peer.id}")  # merged away since it was loaded
+    for name, value in changes.items():
+        setattr(peer, name, value)
+    peers.add(peer)
 
 
-def merge(session: Session, first: int, second: int, *, user_id: str | None = None) -> PeerRow:
+def merge(
+    session: Session, onboarding_id: int, first: int, second: int, *, user_id: str | None = None
+) -> PeerRow:
     """Merge two peers of one onboarding into the older one, which is returned.
 
     Both rows are locked in id order; messages and contacts move to the survivor (of two
@@ -294,7 +348,11 @@ def merge(session: Session, first: int, second: int, *, user_id: str | None = No
     if len(rows) != 2:
         raise PeerGoneError(f"peer {first} or {second}")
     keep, drop = PeerRow(*rows[0]), PeerRow(*rows[1])
-    session.execute(update(MESSAGES).where(MESSAGES.c.peer_id == drop.id).values(peer_id=keep.id))
+    session.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.onboarding_id == onboarding_id, MESSAGES.c.peer_id == drop.id)
+        .values(peer_id=keep.id)
+    )
     _merge_contacts(session, keep.id, drop.id)
     session.execute(delete(PEERS).where(PEERS.c.id == drop.id))
     for f in fields(PeerRow):
@@ -335,3 +393,40 @@ def _merge_contacts(session: Session, keep: int, drop: int) -> None:
         )
     session.execute(delete(CONTACTS).where(CONTACTS.c.peer_id == drop))
     session.execute(update(CONTACTS).where(CONTACTS.c.peer_id == keep).values(**values))
+
+
+def hold(
+    session: Session,
+    onboarding_id: int,
+    rows: Sequence[dict[str, Any]],
+    users: dict[int, Identity],
+) -> None:
+    """Hold the peers that message ``rows`` name until the transaction ends, so that no merge
+    deletes one before the rows are committed (a merge waits, then moves them).
+
+    :func:`resolve` holds what it returns; a writer that commits page by page holds each later
+    page again. Rows whose peer was merged away since are given their identity's peer anew;
+    ``users`` maps peer ids to the identity that named them, and is kept up to date.
+    """
+    ids = sorted({r["peer_id"] for r in rows if r["peer_id"] is not None})
+    found: set[int] = set()
+    for start in range(0, len(ids), BATCH):
+        found.update(
+            session.scalars(
+                select(PEERS.c.id)
+                .where(PEERS.c.id.in_(ids[start : start + BATCH]))
+                .with_for_update(key_share=True)
+            )
+        )
+    gone = [i for i in ids if i not in found]
+    if not gone:
+        return
+    renewed = dict(
+        zip(gone, resolve(session, onboarding_id, [users[i] for i in gone]), strict=True)
+    )
+    for row in rows:
+        if row["peer_id"] in renewed:
+            row["peer_id"] = renewed[row["peer_id"]]
+    for old, new in renewed.items():
+        if new is not None:
+            users[new] = users[old]

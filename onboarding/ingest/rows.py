@@ -74,16 +74,17 @@ class Context:
         )
 
 
-def is_one_to_one(thread: Any) -> bool:
+def is_one_to_one(thread: Any, user: identity.Identity | None = None) -> bool:
     """A 1:1 thread names its user: a phone number ``id``, or a BSUID in ``context.user_id``
     (the id may be omitted since April 2026). A group's id is a group JID (``…@g.us``), and a
-    thread naming no user cannot be one person's (docs/meta.md#history-threads-and-groups)."""
+    thread naming no user cannot be one person's (docs/meta.md#history-threads-and-groups).
+    ``user`` is the thread's identity if the caller has read it already."""
     if not isinstance(thread, dict):
         return False
     thread_id = thread.get("id")
     if isinstance(thread_id, str) and thread_id.endswith("@g.us"):
         return False
-    return identity.of_thread(thread).known
+    return (user or identity.of_thread(thread)).known
 
 
 def usable_wamid(value: Any) -> bool:

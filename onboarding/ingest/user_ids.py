@@ -114,7 +114,7 @@ def move_user_id(session: Session, onboarding_id: int, previous: str, current: s
                 .values(user_id=current, updated_at=utcnow())
             )
             return old.id
-        return peers.merge(session, old.id, new.id, user_id=current).id
+        return peers.merge(session, onboarding_id, old.id, new.id, user_id=current).id
 
     return peers.retried(session, "move_user_id", work)
 

@@ -78,13 +78,10 @@ def upgrade() -> None:
             "thread", existing_type=sa.String(length=64), type_=sa.String(length=160)
         )
         batch_op.add_column(sa.Column("peer_id", BIG, nullable=True))
-        batch_op.create_index(batch_op.f("ix_messages_peer_id"), ["peer_id"], unique=False)
-        batch_op.create_foreign_key(
-            batch_op.f("fk_messages_peer_id_peers"),
-            "peers",
-            ["peer_id"],
-            ["id"],
-        )
+        # A thread is a peer now: the peer index replaces the thread index (no more indexes
+        # to maintain on the history ingest than before).
+        batch_op.drop_index("ix_messages_thread")
+        batch_op.create_index("ix_messages_peer", ["onboarding_id", "peer_id"], unique=False)
     op.execute(
         "UPDATE messages SET peer_id = (SELECT peers.id FROM peers"
         " WHERE peers.onboarding_id = messages.onboarding_id AND peers.phone = messages.thread)"
@@ -123,8 +120,8 @@ def downgrade() -> None:
         batch_op.alter_column("phone", existing_type=sa.String(length=64), nullable=False)
         batch_op.drop_column("peer_id")
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_constraint("fk_messages_peer_id_peers", type_="foreignkey")
-        batch_op.drop_index(batch_op.f("ix_messages_peer_id"))
+        batch_op.drop_index("ix_messages_peer")
+        batch_op.create_index("ix_messages_thread", ["onboarding_id", "thread"], unique=False)
         batch_op.drop_column("peer_id")
         batch_op.alter_column(
             "thread", existing_type=sa.String(length=160), type_=sa.String(length=64)
