@@ -4,7 +4,8 @@ See docs/meta.md#business-scoped-user-ids.
 
 A peer holds a BSUID, a phone number, or both, plus a parent BSUID, a username and a name.
 :func:`resolve` turns the identities of a page of webhook items into peer ids in bulk: one
-insert of the page's new peers (``ON CONFLICT DO NOTHING``), one lookup, and a write only where a
+lookup when every identity is a peer already (the usual case, once per history chunk), else one
+insert of the new peers (``ON CONFLICT DO NOTHING``), a lookup of them, and a write only where a
 payload teaches something new. A payload that names both a phone number and a BSUID *joins*
 them; if each already has its own peer, the two are *merged* (:func:`merge`): messages and
 contacts move to the older peer (contacts: the newest change wins), the other is deleted. So
@@ -14,9 +15,14 @@ end in one thread.
 Where a number already belongs to a peer with another BSUID, the BSUID decides: the item goes
 to the BSUID's peer and the number stays where it is.
 
-Concurrency (PostgreSQL): a merge locks both peer rows in id order; a join that races another
-worker's insert fails on the unique index, and the whole resolution is retried in a savepoint,
-at most :data:`MAX_ATTEMPTS` times.
+Concurrency (PostgreSQL): the lookup holds the peers it finds (``FOR KEY SHARE``) until the
+caller commits, and a merge locks both peer rows (``FOR UPDATE``, in id order), so a merge waits
+for writers still attaching messages to the peer it would delete, then moves their messages
+(``messages.peer_id`` has no foreign key: its per-row check would slow the history ingest;
+:func:`hold` re-holds the peers of each later page of a writer that commits page by page).
+A join that races another worker's insert fails on a unique index, a merge that meets a
+worker's new contact fails on its foreign key, and two lockers may deadlock: the resolution is
+then retried in a savepoint, at most :data:`MAX_ATTEMPTS` times.
 """
 
 from __future__ import annotations
