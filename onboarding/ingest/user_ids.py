@@ -77,7 +77,8 @@ def apply_system_messages(
         if previous is None or current is None:
             tally.reject(f"{CHANGED_USER_ID} without a usable from_user_id and system.user_id")
             continue
-        move(session, ctx, previous, current, Identity(phone=phone(msg.get("from"))))
+        # A BSUID changes with the number: whatever ``from`` says is not the new BSUID's.
+        move(session, ctx, previous, current, Identity())
         tally.counts["user_ids_changed"] += 1
 
 
@@ -86,7 +87,7 @@ def move(session: Session, ctx: Context, previous: str, current: str, extra: Ide
     ``extra`` fills what the change also says (a number, a parent BSUID). Not committed."""
     moved = move_user_id(session, ctx.onboarding.id, previous, current)
     log.info("peer_user_id_changed", onboarding_id=ctx.onboarding.id, peer_id=moved)
-    if moved is not None and (extra.phone or extra.parent_user_id):
+    if extra.phone or extra.parent_user_id:
         peers.resolve(
             session,
             ctx.onboarding.id,

@@ -191,9 +191,15 @@ def test_a_username_adopter_is_kept_with_its_bsuid_only(db: Database) -> None:
     assert set(message_peers(db, business).values()) == {peer.id}
 
 
-def test_user_id_update_merges_the_old_and_new_bsuid_peers(db: Database) -> None:
-    """A user_id_update to a BSUID that already has messages merges both peers into one."""
+@pytest.mark.parametrize("update_first", [False, True])
+def test_user_id_update_merges_the_old_and_new_bsuid_peers(
+    db: Database, update_first: bool
+) -> None:
+    """A user_id_update and messages under the old and the new BSUID end in one peer under
+    the new BSUID, whether the update comes before or after the messages."""
     business = onboard(db)
+    if update_first:
+        deliver(db, user_id_update(business, PABLO_ID, PABLO_NEW_ID, wa_id=PABLO))
     for order, user_id in ((1, PABLO_ID), (2, PABLO_NEW_ID)):
         deliver(
             db,
