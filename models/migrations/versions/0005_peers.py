@@ -119,6 +119,8 @@ def downgrade() -> None:
         )
         batch_op.alter_column("phone", existing_type=sa.String(length=64), nullable=False)
         batch_op.drop_column("peer_id")
+    # Threads named by a BSUID may be longer than the old column.
+    op.execute("UPDATE messages SET thread = substr(thread, 1, 64) WHERE length(thread) > 64")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_peer")
         batch_op.create_index("ix_messages_thread", ["onboarding_id", "thread"], unique=False)
