@@ -30,6 +30,7 @@ from models.onboarding import (
     SyncType,
     Transition,
 )
+from models.peers import Peer, UserIdChange
 
 __all__ = [
     "SYNC_ACCEPTED",
@@ -56,10 +57,12 @@ __all__ = [
     "Notification",
     "Onboarding",
     "OnboardingState",
+    "Peer",
     "RecordedFinish",
     "SyncRequest",
     "SyncState",
     "SyncType",
     "Transition",
+    "UserIdChange",
     "utcnow",
 ]

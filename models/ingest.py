@@ -87,7 +87,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("onboarding_id", "wamid"),
-        Index("ix_messages_thread", "onboarding_id", "thread"),
+        # A thread is a peer: its messages are found (and moved by a merge) by this index.
+        Index("ix_messages_peer", "onboarding_id", "peer_id"),
         # Only media still to fetch is looked up by state; a partial index keeps inserts cheap.
         Index(
             "ix_messages_media_awaiting",
@@ -100,8 +101,13 @@ class Message(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
     wamid: Mapped[str] = mapped_column(String(191))
-    #: The customer's number (digits): the thread this message belongs to.
-    thread: Mapped[str] = mapped_column(String(64))
+    #: The customer's number (digits), else their BSUID, as the message named them.
+    thread: Mapped[str] = mapped_column(String(160))
+    #: The person the message was exchanged with (:class:`models.peers.Peer`). No foreign key:
+    #: its per-row check would slow the history ingest. Writers lock the peers they attach
+    #: (:func:`onboarding.ingest.peers.hold`), so a merge moves their messages, never orphans
+    #: them.
+    peer_id: Mapped[int | None] = mapped_column(BigId)
     direction: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]
@@ -127,14 +133,18 @@ class Message(Base):
 
 
 class Contact(Base):
-    """A contact of the business's app address book; last write (by Meta's timestamp) wins."""
+    """A contact of the business's app address book, one per peer; last write (by Meta's
+    timestamp) wins."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("onboarding_id", "phone"),)
+    __table_args__ = (UniqueConstraint("onboarding_id", "peer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
-    phone: Mapped[str] = mapped_column(String(64))
+    #: Like a message's, a peer's contact is moved, never deleted with it by a merge.
+    peer_id: Mapped[int] = mapped_column(ForeignKey("peers.id"))
+    #: The number the contact was saved under, if Meta gave it (username adopters may not).
+    phone: Mapped[str | None] = mapped_column(String(64))
     full_name: Mapped[str | None] = mapped_column(String(512))
     first_name: Mapped[str | None] = mapped_column(String(256))
     removed_at: Mapped[datetime | None]

@@ -172,6 +172,11 @@ def print_detail(detail: dict[str, Any]) -> None:
             label, s["state"], s["request_id"] or "-", str(s["attempts"]), s["last_error"] or ""
         )
     console.print(syncs)
+    peers = detail["peers"]
+    console.print(
+        f"peers {peers['total']}: {peers['with_phone']} with a phone number, "
+        f"{peers['without_phone']} without (BSUID only), {peers['with_username']} with a username"
+    )
     timeline = Table("at", "from", "to", "cause", title="timeline")
     for t in detail["timeline"]:
         timeline.add_row(t["at"], t["from"] or "-", t["to"], t["cause"])

@@ -8,7 +8,7 @@ two workers racing on the same chunk end in the same rows:
   the app whichever came first (so the result does not depend on arrival order). Late media
   (the later webhook with a media id) and its placeholder merge into one row in either order.
   A revoked message stays without its text whatever delivers it again.
-* contacts on (onboarding, phone) as two last-write-wins registers keyed by Meta's change
+* contacts on (onboarding, peer) as two last-write-wins registers keyed by Meta's change
   timestamp: presence (added or removed) and names (only changes that carry names), so the
   result does not depend on the order changes arrive in.
 """
@@ -44,6 +44,7 @@ MESSAGE_COLUMNS = (
     "media_sha256",
     "media_id_at",
     "media_error",
+    "peer_id",
 )
 PLACEHOLDER = "media_placeholder"
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
@@ -108,6 +109,8 @@ def _merge(stmt: Any) -> Any:
             "media_sha256": func.coalesce(old.media_sha256, new.media_sha256),
             "media_id_at": func.coalesce(old.media_id_at, new.media_id_at),
             "media_error": func.coalesce(old.media_error, new.media_error),
+            # Late media may name nobody; the placeholder's thread knows its peer.
+            "peer_id": func.coalesce(old.peer_id, new.peer_id),
         },
     )
 
@@ -134,6 +137,7 @@ _STAGE_TYPES = [
     "text",
     "timestamptz",
     "text",
+    "bigint",
 ]
 
 
@@ -214,15 +218,15 @@ def _merge_sql() -> str:
 def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Apply contact changes, newest timestamp winning. Not committed.
 
-    One statement cannot touch a row twice, so changes to the same phone within a batch are
+    One statement cannot touch a row twice, so changes to the same peer within a batch are
     applied in rounds, oldest first (a removal after an edit keeps the edited name).
     """
     if not rows:
         return
     rounds: list[list[dict[str, Any]]] = []
-    seen: dict[tuple[int, str], int] = {}
+    seen: dict[tuple[int, int], int] = {}
     for row in sorted(rows, key=lambda r: r["changed_at"]):
-        key = (row["onboarding_id"], row["phone"])
+        key = (row["onboarding_id"], row["peer_id"])
         n = seen.get(key, -1) + 1
         seen[key] = n
         if n == len(rounds):
@@ -237,8 +241,9 @@ def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             (old.names_changed_at.is_(None)) | (new.names_changed_at > old.names_changed_at)
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[old.onboarding_id, old.phone],
+            index_elements=[old.onboarding_id, old.peer_id],
             set_={
+                "phone": func.coalesce(new.phone, old.phone),
                 "removed_at": case((newer, new.removed_at), else_=old.removed_at),
                 "changed_at": case((newer, new.changed_at), else_=old.changed_at),
                 "full_name": case((newer_names, new.full_name), else_=old.full_name),

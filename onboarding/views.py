@@ -22,6 +22,7 @@ from models import (
     MessageChange,
     MessageSource,
     Onboarding,
+    Peer,
     RecordedFinish,
     SyncType,
     utcnow,
@@ -107,6 +108,7 @@ def onboarding_detail(
             "restrictions": onboarding.restrictions or [],
         },
         "counts": counts(session, onboarding.id),
+        "peers": peer_counts(session, onboarding.id),
         "follow_ups": [
             follow_up_json(f)
             for f in session.scalars(
@@ -135,7 +137,9 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
     msg = session.execute(
         select(
             func.count(m.id),
-            func.count(func.distinct(m.thread)),
+            # A thread is a peer; a message naming nobody yet counts by its thread label.
+            func.count(func.distinct(m.peer_id))
+            + func.count(func.distinct(case((m.peer_id.is_(None), m.thread)))),
             n(m.direction == "inbound"),
             n(m.direction == "outbound"),
             n(m.source == MessageSource.APP_ECHO.value),
@@ -188,6 +192,22 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
     out["edits_pending"] = waiting.get(ChangeKind.EDIT.value, 0)
     out["revokes_pending"] = waiting.get(ChangeKind.REVOKE.value, 0)
     return out
+
+
+def peer_counts(session: Session, onboarding_id: int) -> dict[str, int]:
+    """The people an onboarding's webhooks named, with and without a phone number (username
+    adopters may share none) and with a username (docs/meta.md#business-scoped-user-ids)."""
+    total, with_phone, with_username = session.execute(
+        select(func.count(Peer.id), func.count(Peer.phone), func.count(Peer.username)).where(
+            Peer.onboarding_id == onboarding_id
+        )
+    ).one()
+    return {
+        "total": int(total),
+        "with_phone": int(with_phone),
+        "without_phone": int(total) - int(with_phone),
+        "with_username": int(with_username),
+    }
 
 
 def history_phases(session: Session, onboarding_id: int) -> dict[str, dict[str, list[int]]]:

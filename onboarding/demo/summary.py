@@ -36,6 +36,16 @@ class ContactCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerCounts:
+    """The people the webhooks named: with a phone number, BSUID only, with a username."""
+
+    total: int
+    with_phone: int
+    without_phone: int
+    with_username: int
+
+
+@dataclass(frozen=True, slots=True)
 class MessageCounts:
     total: int
     """Every stored message: history plus app echoes that repeat no history message."""
@@ -80,6 +90,7 @@ class DemoSummary:
     """Why the flow did not reach its expected end; empty when it did."""
     contacts: ContactCounts
     threads: int
+    peers: PeerCounts
     phases: tuple[PhaseSummary, ...]
     messages: MessageCounts
     media: MediaCounts
@@ -120,6 +131,7 @@ class DemoSummary:
             "problems": list(self.problems),
             "contacts": asdict(self.contacts),
             "threads": self.threads,
+            "peers": asdict(self.peers),
             "messages": {
                 "per_phase": {str(p.phase): p.messages for p in self.phases},
                 "history": self.messages_history,
@@ -212,6 +224,7 @@ def summarize(
         timed_out=timed_out,
         problems=tuple(problems),
         contacts=ContactCounts(counts["contacts"], counts["contacts_removed"]),
+        peers=PeerCounts(**detail["peers"]),
         threads=counts["threads"],
         phases=tuple(phases),
         messages=MessageCounts(
@@ -246,6 +259,11 @@ def summary_table(summary: DemoSummary) -> Table:
     table.add_row("syncs", f"contacts {summary.contacts_sync}, history {summary.history_sync}")
     table.add_row("contacts", f"{summary.contacts.active} ({summary.contacts.removed} removed)")
     table.add_row("threads", str(summary.threads))
+    table.add_row(
+        "peers",
+        f"{summary.peers.total} ({summary.peers.with_phone} with a phone number, "
+        f"{summary.peers.without_phone} BSUID only, {summary.peers.with_username} with a username)",
+    )
     if summary.declined:
         table.add_row("history", "none: sharing turned off in the Business app (2593109)")
     for p in summary.phases:

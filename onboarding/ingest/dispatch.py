@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import bind
 from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
-from onboarding.ingest import contacts, history, lifecycle, messages
+from onboarding.ingest import contacts, history, lifecycle, messages, user_ids
 from onboarding.ingest.rows import Context, Tally
 from onboarding.meta.payloads import Change, PayloadError, parse_delivery
 
@@ -64,6 +64,8 @@ HANDLERS: dict[str, Handler] = {
     "smb_message_echoes": _with_context(lambda s, c, v, cfg: messages.ingest_echoes(s, c, v)),
     "messages": _with_context(lambda s, c, v, cfg: messages.apply_message_events(s, c, v)),
     "account_update": lambda s, o, change, cfg: lifecycle.apply_account_update(s, o, change),
+    # Like account_update, sent to the app's default callback (docs/meta.md#113-where-webhooks-go).
+    "user_id_update": _with_context(lambda s, c, v, cfg: user_ids.ingest_user_id_update(s, c, v)),
 }
 #: Processing attempts before a delivery that keeps failing is quarantined for an operator
 #: (``coexist inbox replay`` after a fix); every retry is bounded.

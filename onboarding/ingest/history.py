@@ -4,10 +4,10 @@ A ``history`` value carries chunks (``history``), media updates of earlier chunk
 (``messages``, :mod:`.late_media`), or error 2593109: the business declined to share its history.
 Chunks are written in pages of ``ingest_page_size`` messages, each page its own transaction, so
 memory and transaction size stay flat whatever Meta sends; the chunk's ledger row is written
-last, so a chunk that was cut short is simply processed again on redelivery. Group chats and
-messages older than the history window are counted, recorded and not kept (:mod:`.dropped`);
-edits and revokes that came before a chunk's messages are applied once they are stored
-(:mod:`.changes`).
+last, so a chunk that was cut short is simply processed again on redelivery. Each thread's user
+becomes a peer (:mod:`.peers`), resolved once per chunk. Group chats and messages older than the
+history window are counted, recorded and not kept (:mod:`.dropped`); edits and revokes that came
+before a chunk's messages are applied once they are stored (:mod:`.changes`).
 
 The ledger's progress completes the history sync (with gaps if some chunk_order is missing),
 and any history webhook confirms a request whose answer was lost; the sync row's state changes
@@ -38,6 +38,7 @@ from models import (
     SyncType,
     utcnow,
 )
+from onboarding.ingest import identity, peers, user_ids
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import GROUP, OUT_OF_WINDOW, drop_messages
 from onboarding.ingest.late_media import store_late_media
@@ -62,15 +63,15 @@ def ingest_history(
     tally = Tally()
     now = utcnow()
     history = value.get("history")
-    # Late media: what users sent in ``messages``, what the business sent in ``message_echoes``
-    # (docs/meta.md#111-business-scoped-user-ids-and-usernames).
-    updates = [value.get(key) for key in ("messages", "message_echoes")]
-    if history is None and all(update is None for update in updates):
+    media_updates = value.get("messages")
+    # Business-sent media come in their own array since April 2026.
+    media_echoes = value.get("message_echoes")
+    if history is None and media_updates is None and media_echoes is None:
         tally.reject("history value has neither 'history' nor 'messages'")
         return tally
-    for media_updates in updates:
-        if media_updates is not None:
-            store_late_media(session, ctx, media_updates, tally, settings, now)
+    for updates in (media_updates, media_echoes):
+        if updates is not None:
+            store_late_media(session, ctx, updates, tally, settings, now, value=value)
     if history is not None:
         if not isinstance(history, list):
             tally.reject("'history' is not a list")
@@ -183,13 +184,13 @@ def _store_threads(
     """Upsert the 1:1 threads' messages inside the window, a page per transaction; the last
     page is left to the caller's commit."""
     counts = ChunkCounts()
-    page: list[dict[str, Any]] = []
+    kept, users = [], []
     for thread in threads:
         if not isinstance(thread, dict) or not isinstance(thread.get("messages"), list):
             tally.reject(f"chunk {chunk}: thread without a message list")
             continue
-        thread_id = thread.get("id")
-        if not is_one_to_one(thread_id):
+        user = identity.of_thread(thread)
+        if not is_one_to_one(thread, user):
             counts.dropped_group += len(thread["messages"])
             counts.group_wamids += [
                 m["id"]
@@ -197,9 +198,17 @@ def _store_threads(
                 if isinstance(m, dict) and usable_wamid(m.get("id"))
             ]
             continue
+        kept.append(thread)
+        users.append(user)
+    # One peer per thread, resolved for the whole chunk at once (never per message).
+    peer_ids = peers.resolve(session, ctx.onboarding.id, users)
+    held = {pid: user for user, pid in zip(users, peer_ids, strict=True) if pid is not None}
+    page: list[dict[str, Any]] = []
+    committed = False
+    for thread, user, peer_id in zip(kept, users, peer_ids, strict=True):
         for msg in thread["messages"]:
             row = message_row(
-                ctx, msg, source=MessageSource.HISTORY, thread=thread_id, tally=tally, now=now
+                ctx, msg, source=MessageSource.HISTORY, thread=user.label, tally=tally, now=now
             )
             if row is None:
                 continue
@@ -207,17 +216,32 @@ def _store_threads(
                 counts.dropped_window += 1
                 counts.window_wamids.append(row["wamid"])
                 continue
+            row["peer_id"] = peer_id
             page.append(row)
             if len(page) >= settings.ingest_page_size:
-                _store_page(session, page, counts)
+                _store_page(session, ctx, page, counts, held, committed=committed)
                 session.commit()
+                committed = True
                 page = []
+        user_ids.apply_system_messages(session, ctx, thread["messages"], tally)
     if page:
-        _store_page(session, page, counts)
+        _store_page(session, ctx, page, counts, held, committed=committed)
     return counts
 
 
-def _store_page(session: Session, page: list[dict[str, Any]], counts: ChunkCounts) -> None:
+def _store_page(
+    session: Session,
+    ctx: Context,
+    page: list[dict[str, Any]],
+    counts: ChunkCounts,
+    held: dict[int, identity.Identity],
+    *,
+    committed: bool,
+) -> None:
+    """Upsert one page. After a commit the page's peers are held again first: the commit
+    released what :func:`.peers.resolve` held."""
+    if committed:
+        peers.hold(session, ctx.onboarding.id, page, held)
     upsert_messages(session, page)
     counts.stored += len(page)
     counts.stored_wamids += [row["wamid"] for row in page]

@@ -3,9 +3,11 @@
 History chunks give newer media as placeholders (``awaiting_media``); Meta then sends each
 message again, in the ``messages`` list of a ``history`` value, with its type, media id, mime
 type and sha256. The update may come before its placeholder too: the row is upserted either way
-and the two merge (:func:`onboarding.store.upsert_messages`). An update for a message coexist
-does not keep (a group chat's, or one older than the history window: :mod:`.dropped`) is not
-stored, whichever worker sees which first; the windows apply to the update's own timestamp
+and the two merge (:func:`onboarding.store.upsert_messages`). Business-sent media come in a
+``message_echoes`` array beside ``messages``; both name the user by number and/or BSUID, with a
+``contacts[]`` array joining the two (:mod:`.attach`). An update for a message coexist does not
+keep (a group chat's, or one older than the history window: :mod:`.dropped`) is not stored,
+whichever worker sees which first; the windows apply to the update's own timestamp
 (:mod:`.windows`). Edits and revokes that came before the message are applied once it is stored
 (:mod:`.changes`). Unusable items are rejected in the :class:`.Tally`, never raised.
 """
@@ -20,8 +22,10 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from models import MessageSource
+from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
+from onboarding.ingest.peers import hold
 from onboarding.ingest.rows import Context, Tally, message_row
 from onboarding.ingest.windows import within_windows
 from onboarding.store import upsert_messages
@@ -34,20 +38,30 @@ def store_late_media(
     tally: Tally,
     settings: Settings,
     now: datetime,
+    *,
+    value: dict[str, Any] | None = None,
 ) -> None:
     """Upsert the media updates page by page (committed), leaving out dropped messages."""
     if not isinstance(media_updates, list):
         tally.reject("'messages' is not a list")
         return
     rows = []
+    named = []
     for msg in media_updates:
         row = message_row(ctx, msg, source=MessageSource.HISTORY, thread=None, tally=tally, now=now)
         if row is not None:
             rows.append(row)
-    rows = within_windows(session, ctx, rows, tally)
+            named.append(msg)
+    kept = within_windows(session, ctx, rows, tally)
+    kept_rows = {id(row) for row in kept}
+    named = [msg for row, msg in zip(rows, named, strict=True) if id(row) in kept_rows]
+    rows = kept
+    held = attach_peers(session, ctx, rows, named, value or {})
     dropped = dropped_wamids(session, ctx.onboarding.id, [r["wamid"] for r in rows])
     rows = [r for r in rows if r["wamid"] not in dropped]
-    for page in _pages(rows, settings.ingest_page_size):
+    for number, page in enumerate(_pages(rows, settings.ingest_page_size)):
+        if number:  # the peers resolved were held until the first page's commit
+            hold(session, ctx.onboarding.id, page, held)
         upsert_messages(session, page)
         session.commit()
     # A group chunk dropped by another worker meanwhile could not remove rows not committed

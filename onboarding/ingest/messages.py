@@ -1,13 +1,14 @@
 """What happens to conversations after signup: the business's app echoes, users' edits, revokes.
 
 * ``smb_message_echoes`` — messages the business sent from the WhatsApp Business app, stored as
-  outbound ``app_echo`` messages; the business's edits and revokes in the app come here too and
-  are applied to their message (:mod:`.changes`); the latest moves the onboarding's last app
-  activity.
+  outbound ``app_echo`` messages of the peer named by ``to``/``to_user_id`` and ``contacts[]``
+  (:mod:`.attach`); the business's edits and revokes in the app come here too and are applied
+  to their message (:mod:`.changes`); the latest moves the onboarding's last app activity.
 * ``messages`` — coexist stores no new user messages (the business reads them in the app), but
   applies a user's edit or revoke to a message it holds (or keeps it until that message comes,
-  :mod:`.changes`), and counts error 131060 (a user's first message after onboarding, which the
-  Cloud API cannot show).
+  :mod:`.changes`), follows a ``user_changed_user_id`` system message (:mod:`.user_ids`), and
+  counts error 131060 (a user's first message after onboarding, which the Cloud API cannot
+  show).
 
 Unusable items are rejected or counted in the :class:`.Tally`, never raised.
 """
@@ -20,9 +21,10 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models import Direction, MessageSource, utcnow
+from onboarding.ingest import user_ids
+from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import Change, apply_changes, apply_pending, is_change, parse_change
 from onboarding.ingest.rows import Context, Tally, message_row
-from onboarding.meta.payloads import digits
 from onboarding.store import upsert_messages
 
 log = structlog.get_logger(__name__)
@@ -43,6 +45,7 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
     now = utcnow()
     rows = []
     changes: list[Change] = []
+    named = []
     for msg in echoes:
         if is_change(msg):
             change = parse_change(ctx, msg, tally)
@@ -55,9 +58,9 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
         if row is None:
             continue
         row["direction"] = Direction.OUTBOUND.value
-        if isinstance(msg, dict):
-            row["thread"] = digits(msg.get("to")) or row["thread"]
         rows.append(row)
+        named.append({**msg, "from": ctx.business_number})  # echoes are the business's
+    attach_peers(session, ctx, rows, named, value)
     upsert_messages(session, rows)
     times = [r["sent_at"] for r in rows] + [c.changed_at for c in changes]
     if times:
@@ -99,6 +102,8 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
             change = parse_change(ctx, msg, tally)
             if change is not None:
                 changes.append(change)
+        elif msg.get("type") == "system":
+            user_ids.apply_system_messages(session, ctx, [msg], tally)
         else:
             tally.counts["messages_not_stored"] += 1
     session.commit()

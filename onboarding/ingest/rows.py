@@ -16,6 +16,7 @@ from typing import Any
 
 from config import Settings
 from models import Direction, MediaState, MessageSource, Onboarding
+from onboarding.ingest import identity
 from onboarding.meta.payloads import clean_text, digits, unix_time
 from onboarding.store import PLACEHOLDER
 
@@ -80,14 +81,17 @@ class Context:
         )
 
 
-def is_one_to_one(thread_id: Any) -> bool:
-    """A 1:1 thread is a user's phone number; groups have other ids (``…@g.us``)."""
-    return (
-        isinstance(thread_id, str)
-        and thread_id.isascii()
-        and thread_id.isdigit()
-        and 6 <= len(thread_id) <= 15
-    )
+def is_one_to_one(thread: Any, user: identity.Identity | None = None) -> bool:
+    """A 1:1 thread names its user: a phone number ``id``, or a BSUID in ``context.user_id``
+    (the id may be omitted since April 2026). A group's id is a group JID (``…@g.us``), and a
+    thread naming no user cannot be one person's (docs/meta.md#history-threads-and-groups).
+    ``user`` is the thread's identity if the caller has read it already."""
+    if not isinstance(thread, dict):
+        return False
+    thread_id = thread.get("id")
+    if isinstance(thread_id, str) and thread_id.endswith("@g.us"):
+        return False
+    return (user or identity.of_thread(thread)).known
 
 
 def usable_wamid(value: Any) -> bool:
@@ -134,8 +138,7 @@ def _core_row(
     sender = digits(msg.get("from"))
     outbound = sender is not None and sender == ctx.business_number
     if thread is None:
-        other = digits(msg.get("to")) if outbound else sender
-        thread = other or ""
+        thread = identity.of_message(msg, ctx.business_number).label
     kind = msg.get("type")
     if not isinstance(kind, str) or not kind or len(kind) > 32:
         tally.reject(f"{wamid}: no message type")
@@ -158,6 +161,7 @@ def _core_row(
         "media_mime": None,
         "media_sha256": None,
         "media_id_at": None,
+        "peer_id": None,
     }
 
 

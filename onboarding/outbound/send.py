@@ -67,6 +67,7 @@ from sqlalchemy.orm import Session
 from config.logging import bind, register_secret
 from models import Direction, MediaState, MessageSource, Onboarding, OnboardingState
 from models.crypto import TokenCipher
+from onboarding.ingest.address import peer_address, sent_to
 from onboarding.meta.errors import (
     BsuidRecipientError,
     GraphError,
@@ -76,7 +77,12 @@ from onboarding.meta.errors import (
 )
 from onboarding.meta.graph import GraphClient
 from onboarding.outbound.ledger import Claim, ClaimState, SendLedger
-from onboarding.outbound.payload import InvalidMessageError, OutboundMessage, validate_payload
+from onboarding.outbound.payload import (
+    InvalidMessageError,
+    OutboundMessage,
+    is_phone_digits,
+    validate_payload,
+)
 from onboarding.outbound.throttle import Throttle
 from onboarding.outcomes import RetryLater
 from onboarding.pauses import stopped
@@ -153,12 +159,14 @@ def send_message(
 def address(session: Session, onboarding: Onboarding, message: OutboundMessage) -> OutboundMessage:
     """The message addressed by the person's phone number where coexist knows it, else by BSUID.
 
-    Meta prefers the number when both are known (``to`` wins over ``recipient``). The number
-    known today is the payload's own ``to``; a number learnt from the person's webhooks is
-    looked up here, in one place, so every send follows it.
+    Meta prefers the number when both are known (``to`` wins over ``recipient``): a payload
+    naming only a BSUID is sent to the number its peer is known by, if any
+    (docs/meta.md#business-scoped-user-ids).
     """
-    del session, onboarding  # the person's known number is looked up from these
-    return message.with_phone(None)
+    if message.to is not None or message.recipient is None:
+        return message
+    number, _ = peer_address(session, onboarding.id, message.recipient)
+    return message.with_phone(number if number is not None and is_phone_digits(number) else None)
 
 
 # -- the domain step -----------------------------------------------------------------------
@@ -420,6 +428,7 @@ def _record(
         "media_mime": None,
         "media_sha256": None,
         "media_id_at": None,
+        "peer_id": sent_to(session, onboarding.id, to=message.to, recipient=message.recipient),
     }
     upsert_messages(session, [row])
 

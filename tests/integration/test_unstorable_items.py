@@ -234,7 +234,9 @@ def test_contacts_with_unstorable_names_are_stored_clean_beside_good_ones(
         "smb_app_state_sync": {
             "contacts_added": 3,
             "rejected": 1,
-            "rejected_reasons": ["contact change without phone, timestamp or a known action"],
+            "rejected_reasons": [
+                "contact change without phone or user_id, timestamp or a known action"
+            ],
         }
     }
 

@@ -14,7 +14,9 @@ from models.crypto import TokenCipher
 from onboarding import runtime
 from onboarding.cli import app
 from onboarding.ingest.dispatch import process_delivery
+from onboarding.ingest.identity import Identity
 from onboarding.ingest.inbox import receive
+from onboarding.ingest.peers import resolve
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
@@ -91,6 +93,33 @@ def test_show_table_prints_the_timeline(rt: Runtime, onboarding_id: int) -> None
     assert result.exit_code == 0
     assert "timeline" in result.output
     assert "token_exchanged" in result.output
+
+
+def test_show_counts_peers_with_and_without_a_phone_number(rt: Runtime, onboarding_id: int) -> None:
+    """`show` prints, and `show --json` returns, the peers with a number, without one (BSUID
+    only) and with a username."""
+    with rt.db.sessionmaker() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        resolve(
+            session,
+            onboarding.id,
+            [
+                Identity(phone="16505550000", user_id="US.1234567890"),
+                Identity(user_id="US.13491208655302741918", username="realsheenanelson"),
+            ],
+        )
+        session.commit()
+    result = runner.invoke(app, ["onboardings", "show", str(onboarding_id), "--json"])
+    assert json.loads(result.stdout)["peers"] == {
+        "total": 2,
+        "with_phone": 1,
+        "without_phone": 1,
+        "with_username": 1,
+    }
+    result = runner.invoke(app, ["onboardings", "show", str(onboarding_id)])
+    assert "peers 2: 1 with a phone number, 1 without (BSUID only), 1 with a username" in " ".join(
+        result.output.split()
+    )
 
 
 def test_show_unknown_id_fails_clearly(rt: Runtime) -> None:

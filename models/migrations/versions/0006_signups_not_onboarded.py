@@ -1,7 +1,7 @@
 """signups not onboarded: recorded finishes, idempotent abandoned signups
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01 21:25:17.566848
 
 Existing abandoned signups keep ``body_sha256`` empty: their bodies were not kept whole (the
@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql
 from models.base import UTCDateTime
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from config import Settings
 from onboarding.cli import app
 from onboarding.demo.run import DemoResult, demo_profile, run_demo
-from onboarding.demo.summary import DemoSummary, summarize
+from onboarding.demo.summary import DemoSummary, summarize, summary_table
 from onboarding.sandbox import HistoryPlan
 from tests.conftest import make_settings
 
@@ -136,6 +136,7 @@ def _summary(
         "state": "synced",
         "sync": {"contacts": {"state": contacts_state}, "history": {"state": "completed"}},
         "counts": counts,
+        "peers": {"total": 5, "with_phone": 3, "without_phone": 2, "with_username": 2},
         "sync_window_seconds_left": 86_000,
     }
     return summarize(
@@ -173,6 +174,20 @@ def test_a_contacts_sync_never_accepted_is_a_failure() -> None:
         "contacts sync ended unknown, expected requested",
         "0 of the 4 contacts stored",
     )
+
+
+def test_the_summary_counts_peers_with_and_without_a_phone_number() -> None:
+    """The summary's JSON and table show peers with a number, BSUID only and with a username."""
+    summary = _summary()
+    assert summary.to_dict()["peers"] == {
+        "total": 5,
+        "with_phone": 3,
+        "without_phone": 2,
+        "with_username": 2,
+    }
+    console = Console(width=200, record=True)
+    console.print(summary_table(summary))
+    assert "5 (3 with a phone number, 2 BSUID only, 2 with a username)" in console.export_text()
 
 
 def test_cli_demo_json_exits_zero() -> None:

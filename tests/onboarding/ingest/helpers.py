@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from models import DroppedMessage, InboxDelivery, Message, MessageChange, Onboarding
+from models import DroppedMessage, InboxDelivery, Message, MessageChange, Onboarding, Peer
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from tests.onboarding.deliveries import Business, signed
@@ -57,3 +57,21 @@ def last_summary(rt: Runtime, field: str) -> dict[str, Any]:
         assert row.summary is not None
         summary: dict[str, Any] = row.summary[field]
         return summary
+
+
+def peer_rows(rt: Runtime) -> list[tuple[str | None, str | None, str | None]]:
+    """Every peer as (phone, user_id, username), in creation order."""
+    with rt.db.sessionmaker() as session:
+        return [
+            (p.phone, p.user_id, p.username)
+            for p in session.scalars(select(Peer).order_by(Peer.id))
+        ]
+
+
+def peer_of(rt: Runtime, wamid: str) -> tuple[str | None, str | None]:
+    """The (phone, user_id) of the peer a message belongs to."""
+    with rt.db.sessionmaker() as session:
+        found = session.scalars(
+            select(Peer).join(Message, Message.peer_id == Peer.id).where(Message.wamid == wamid)
+        ).one()
+        return found.phone, found.user_id

@@ -19,6 +19,7 @@ from models import (
     Message,
     MessageChange,
     Onboarding,
+    Peer,
     SyncState,
     SyncType,
 )
@@ -41,9 +42,24 @@ from tests.onboarding.deliveries import (
     text,
     user_events,
 )
+from tests.onboarding.ingest.bsuid_payloads import (
+    PABLO,
+    PABLO_ID,
+    SHEENA,
+    SHEENA_CONTACT,
+    app_echoes,
+    business_text,
+    history,
+    state_contact,
+    state_sync,
+    thread,
+    user_id_update,
+    user_text,
+)
 
 NOW = int(time.time())
 USER, OTHER = "16505550000", "447700900123"
+LUIS_ID, LUIS_NEW_ID = "BR.50123456789012345678", "BR.60123456789012345678"
 BIZ = Business(1, "102290129340398", "106540352242922", "15550783881")
 
 
@@ -103,6 +119,55 @@ DELIVERIES: list[bytes] = [
         user_events(BIZ, revoke("w.r3", OTHER, ago(30.5), "w.3")),
         user_events(BIZ, edit("w.e4a", USER, ago(119), "w.4", "older edit")),
         user_events(BIZ, edit("w.e4b", USER, ago(118), "w.4", "newest edit")),
+        # A username adopter known only by BSUID, and a user seen by number in history, by
+        # BSUID in an echo, and joined by a contact naming both.
+        history(
+            BIZ,
+            1,
+            3,
+            80,
+            [
+                thread(
+                    [
+                        user_text("w.s1", ago(10), "another color?", phone=None, user_id=SHEENA),
+                        business_text(BIZ, "w.s2", ago(9), "yes", phone=None, user_id=SHEENA),
+                    ],
+                    user_id=SHEENA,
+                    username="realsheenanelson",
+                ),
+                thread([text("w.j1", PABLO, ago(8), "by number")], phone=PABLO),
+            ],
+        ),
+        app_echoes(
+            BIZ,
+            [business_text(BIZ, "w.j2", ago(0.2), "by id", phone=None, user_id=PABLO_ID)],
+            [{"user_id": PABLO_ID, "profile": {"name": "Pablo Morales"}}],
+        ),
+        state_sync(BIZ, state_contact(ago(2.5), phone=PABLO, user_id=PABLO_ID, name="Pablo M")),
+        app_echoes(
+            BIZ,
+            [business_text(BIZ, "w.s3", ago(0.3), "thanks", phone=None, user_id=SHEENA)],
+            [SHEENA_CONTACT],
+        ),
+        # A user whose BSUID changes: history under the old one, an echo under the new one.
+        history(
+            BIZ,
+            0,
+            2,
+            30,
+            [
+                thread(
+                    [user_text("w.l1", ago(0.3), "hola", phone=None, user_id=LUIS_ID)],
+                    user_id=LUIS_ID,
+                )
+            ],
+        ),
+        user_id_update(BIZ, LUIS_ID, LUIS_NEW_ID),
+        app_echoes(
+            BIZ,
+            [business_text(BIZ, "w.l2", ago(0.05), "hola Luis", phone=None, user_id=LUIS_NEW_ID)],
+            [{"user_id": LUIS_NEW_ID}],
+        ),
     )
 ]
 
@@ -142,10 +207,15 @@ def deliver_all(db: Database, order: list[int]) -> None:
 
 def snapshot(db: Database) -> dict[str, Any]:
     with db.sessionmaker() as session:
+        people = {
+            p.id: (p.phone, p.user_id, p.parent_user_id, p.username, p.name)
+            for p in session.scalars(select(Peer))
+        }
         msgs = sorted(
             (
                 m.wamid,
                 m.thread,
+                people.get(m.peer_id) if m.peer_id is not None else None,
                 m.direction,
                 m.source,
                 m.type,
@@ -160,8 +230,8 @@ def snapshot(db: Database) -> dict[str, Any]:
             )
             for m in session.scalars(select(Message))
         )
-        people = sorted(
-            (c.phone, c.full_name, c.first_name, c.removed_at is not None)
+        contacts_ = sorted(
+            (people[c.peer_id], c.phone, c.full_name, c.first_name, c.removed_at is not None)
             for c in session.scalars(select(Contact))
         )
         ledger = sorted(
@@ -179,7 +249,8 @@ def snapshot(db: Database) -> dict[str, Any]:
         history = onboarding.sync(SyncType.HISTORY)
         return {
             "messages": msgs,
-            "contacts": people,
+            "contacts": contacts_,
+            "peers": sorted(people.values(), key=str),
             "ledger": ledger,
             "history": (history.state, history.progress),
             "state": onboarding.state,
@@ -221,20 +292,49 @@ def test_reference_state_is_what_the_deliveries_say() -> None:
     """The in-order state itself is right: exact messages, contacts and completion."""
     state = reference()
     wamids = [m[0] for m in state["messages"]]
-    assert wamids == ["w.1", "w.2", "w.3", "w.4", "w.e", "w.img", "w.old"]
+    assert wamids == [
+        "w.1",
+        "w.2",
+        "w.3",
+        "w.4",
+        "w.e",
+        "w.img",
+        "w.j1",
+        "w.j2",
+        "w.l1",
+        "w.l2",
+        "w.old",
+        "w.s1",
+        "w.s2",
+        "w.s3",
+    ]
     by_id = {m[0]: m for m in state["messages"]}
-    assert by_id["w.2"][3] == "app_echo"
-    assert by_id["w.img"][4] == "image"
-    assert by_id["w.img"][6:8] == ("awaiting_media", "987654321")
-    assert by_id["w.old"][6:8] == ("skipped_too_old", "222")
-    assert by_id["w.e"][5] == "see you soon"
-    assert by_id["w.3"][5] is None
-    assert by_id["w.3"][12] is not None  # revoked
-    assert by_id["w.4"][5] == "newest edit"
+    assert by_id["w.2"][4] == "app_echo"
+    assert by_id["w.img"][5] == "image"
+    assert by_id["w.img"][7:9] == ("awaiting_media", "987654321")
+    assert by_id["w.old"][7] == "skipped_too_old"
+    assert by_id["w.old"][7:9] == ("skipped_too_old", "222")
+    assert by_id["w.e"][6] == "see you soon"
+    assert by_id["w.3"][6] is None
+    assert by_id["w.3"][13] is not None  # revoked
+    assert by_id["w.4"][6] == "newest edit"
     assert ("w.5", "out_of_window") in state["dropped"]
     assert state["kept_changes"] == []
-    assert by_id["w.old"][6] == "skipped_too_old"
-    assert state["contacts"] == [
+    pablo = (PABLO, PABLO_ID, None, None, "Pablo Morales")
+    sheena = (None, SHEENA, SHEENA_CONTACT["parent_user_id"], "realsheenanelson", "Sheena Nelson")
+    assert {w: by_id[w][2] for w in ("w.j1", "w.j2", "w.s1", "w.s2", "w.s3")} == {
+        "w.j1": pablo,
+        "w.j2": pablo,
+        "w.s1": sheena,
+        "w.s2": sheena,
+        "w.s3": sheena,
+    }
+    assert [by_id[w][3] for w in ("w.s1", "w.s2", "w.s3")] == ["inbound", "outbound", "outbound"]
+    luis = (None, LUIS_NEW_ID, None, None, None)
+    assert (by_id["w.l1"][2], by_id["w.l2"][2]) == (luis, luis)
+    assert len(state["peers"]) == 6  # USER, OTHER, 16505551111, Pablo, Sheena, Luis
+    assert [c[1:] for c in state["contacts"]] == [
+        ("12125557890", "Pablo M", "Pablo", False),
         ("16505550000", "Ana", "Ana", True),
         ("16505551111", "Pablo Morales", "Pablo", False),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -22,7 +23,29 @@ from tests.onboarding.deliveries import (
     placeholder,
     text,
 )
-from tests.onboarding.ingest.helpers import OTHER, USER, ago, detail, dropped, messages, post
+from tests.onboarding.ingest.bsuid_payloads import (
+    PABLO,
+    PABLO_ID,
+    PABLO_NEW_ID,
+    SHEENA,
+    SHEENA_PARENT,
+    business_text,
+    changed_user_id,
+    history,
+    thread,
+    user_text,
+)
+from tests.onboarding.ingest.helpers import (
+    OTHER,
+    USER,
+    ago,
+    detail,
+    dropped,
+    messages,
+    peer_of,
+    peer_rows,
+    post,
+)
 
 
 def test_out_of_window_and_group_messages_are_dropped_and_counted(
@@ -143,3 +166,147 @@ def test_a_placeholder_older_than_the_media_cutoff_says_why_it_is_skipped(
     post(web, chunk(business, 1, 1, 50, {USER: [placeholder("wamid.P", USER, ago(30))]}))
     stored = messages(rt)["wamid.P"]
     assert (stored.media_state, stored.media_error) == ("skipped_too_old", TOO_OLD_FOR_MEDIA)
+
+
+def test_a_thread_without_a_number_but_with_a_bsuid_is_kept(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A username adopter's thread (no id, ``context.user_id``) is 1:1: its messages are kept,
+    under a peer with the BSUID, the parent BSUID and the username and no number."""
+    post(
+        web,
+        history(
+            business,
+            1,
+            1,
+            10,
+            [
+                thread(
+                    [
+                        user_text(
+                            "wamid.S1",
+                            ago(3),
+                            "Does it come in another color?",
+                            phone=None,
+                            user_id=SHEENA,
+                        ),
+                        business_text(
+                            business, "wamid.S2", ago(2), "Yes", phone=None, user_id=SHEENA
+                        ),
+                    ],
+                    user_id=SHEENA,
+                    parent=SHEENA_PARENT,
+                    username="realsheenanelson",
+                )
+            ],
+        ),
+    )
+    stored = messages(rt)
+    assert {w: (m.direction, m.thread) for w, m in stored.items()} == {
+        "wamid.S1": ("inbound", SHEENA),
+        "wamid.S2": ("outbound", SHEENA),
+    }
+    assert peer_rows(rt) == [(None, SHEENA, "realsheenanelson")]
+    assert detail(rt, business)["peers"] == {
+        "total": 1,
+        "with_phone": 0,
+        "without_phone": 1,
+        "with_username": 1,
+    }
+    assert detail(rt, business)["counts"]["dropped_group"] == 0
+
+
+def test_group_threads_are_told_by_their_jid_or_by_naming_nobody(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A thread whose id is a group JID is dropped even with a context, and so is one naming
+    no user at all; threads named by a number or a BSUID are kept."""
+    group = "120363025246125486@g.us"
+    post(
+        web,
+        history(
+            business,
+            1,
+            1,
+            10,
+            [
+                thread([text("wamid.G1", USER, ago(1), "g")], phone=group, user_id=SHEENA),
+                thread([text("wamid.G2", USER, ago(1), "nobody")]),
+                thread([text("wamid.K1", USER, ago(1), "kept")], phone=USER),
+                thread(
+                    [user_text("wamid.K2", ago(1), "kept", phone=None, user_id=SHEENA)],
+                    user_id=SHEENA,
+                ),
+            ],
+        ),
+    )
+    assert set(messages(rt)) == {"wamid.K1", "wamid.K2"}
+    assert detail(rt, business)["counts"]["dropped_group"] == 2
+
+
+@pytest.mark.parametrize("number_first", [True, False])
+def test_a_thread_seen_by_number_and_by_bsuid_ends_as_one_peer(
+    web: TestClient, rt: Runtime, business: Business, number_first: bool
+) -> None:
+    """Messages under a number and under a BSUID, joined by a later thread context naming both,
+    end in one thread whichever chunk came first."""
+    by_number = history(
+        business, 1, 1, 10, [thread([text("wamid.N", PABLO, ago(5), "by number")], phone=PABLO)]
+    )
+    by_id = history(
+        business,
+        1,
+        2,
+        20,
+        [
+            thread(
+                [user_text("wamid.B", ago(4), "by id", phone=None, user_id=PABLO_ID)],
+                user_id=PABLO_ID,
+            )
+        ],
+    )
+    joining = history(
+        business,
+        1,
+        3,
+        30,
+        [
+            thread(
+                [user_text("wamid.J", ago(3), "both", phone=PABLO, user_id=PABLO_ID)],
+                phone=PABLO,
+                user_id=PABLO_ID,
+            )
+        ],
+    )
+    for payload in [by_number, by_id, joining] if number_first else [joining, by_id, by_number]:
+        post(web, payload)
+    assert peer_rows(rt) == [(PABLO, PABLO_ID, None)]
+    assert {peer_of(rt, w) for w in ("wamid.N", "wamid.B", "wamid.J")} == {(PABLO, PABLO_ID)}
+    assert detail(rt, business)["counts"]["threads"] == 1
+
+
+def test_a_user_changed_user_id_system_message_in_history_moves_the_peer(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """The system message from the old BSUID gives the thread's peer its new BSUID."""
+    post(
+        web,
+        history(
+            business,
+            1,
+            1,
+            10,
+            [
+                thread(
+                    [
+                        user_text("wamid.1", ago(5), "hi", phone=PABLO, user_id=PABLO_ID),
+                        changed_user_id("wamid.sys", ago(4), PABLO_ID, PABLO_NEW_ID),
+                    ],
+                    phone=PABLO,
+                    user_id=PABLO_ID,
+                )
+            ],
+        ),
+    )
+    assert peer_rows(rt) == [(PABLO, PABLO_NEW_ID, None)]
+    assert peer_of(rt, "wamid.1") == (PABLO, PABLO_NEW_ID)

@@ -18,10 +18,29 @@ from tests.onboarding.deliveries import (
     Business,
     body_of,
     chunk,
+    envelope,
     media_followup,
     placeholder,
 )
-from tests.onboarding.ingest.helpers import USER, ago, detail, dropped, messages, post
+from tests.onboarding.ingest.bsuid_payloads import (
+    PABLO,
+    PABLO_ID,
+    SHEENA,
+    SHEENA_CONTACT,
+    SHEENA_PARENT,
+    thread,
+)
+from tests.onboarding.ingest.bsuid_payloads import history as history_chunk
+from tests.onboarding.ingest.helpers import (
+    USER,
+    ago,
+    detail,
+    dropped,
+    messages,
+    peer_of,
+    peer_rows,
+    post,
+)
 
 
 def test_late_media_before_its_placeholder_merges_into_one_message(
@@ -122,22 +141,63 @@ def test_late_media_of_a_message_dropped_out_of_window_is_not_stored(
     assert dropped(rt) == {"wamid.O": "out_of_window"}
 
 
-def test_late_media_the_business_sent_in_message_echoes_keeps_the_media_id(
+def test_business_sent_media_in_message_echoes_reach_their_placeholder_and_peer(
     web: TestClient, rt: Runtime, business: Business
 ) -> None:
-    """Business-sent late media comes in message_echoes[] (with to_user_id) and fills the
-    placeholder like the users' media does."""
-    ts = ago(2)
-    post(web, chunk(business, 0, 1, 10, {USER: [placeholder("wamid.E", business.number, ts)]}))
-    update = media_followup(business, "wamid.E", business.number, ts, media_id="777")
-    value = update["entry"][0]["changes"][0]["value"]
-    [echo] = value.pop("messages")
-    value["message_echoes"] = [{**echo, "to": USER, "to_user_id": "US.13491208655302741918"}]
-    value["contacts"] = [
-        {"profile": {"name": "Sheena Nelson"}, "wa_id": USER, "user_id": "US.13491208655302741918"}
-    ]
+    """A history media update in ``message_echoes[]`` (``to`` omitted, ``to_user_id``) fills
+    the business's placeholder, which stays in the BSUID's thread."""
+    sent = {
+        "from": business.number,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "media_placeholder",
+        "to_user_id": SHEENA,
+    }
+    post(web, history_chunk(business, 0, 1, 10, [thread([sent], user_id=SHEENA)]))
+    media = {
+        "from": business.number,
+        "to_user_id": SHEENA,
+        "to_parent_user_id": SHEENA_PARENT,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "ab" * 32, "id": "24230790383178626"},
+    }
+    post(
+        web,
+        envelope(business, "history", {"contacts": [SHEENA_CONTACT], "message_echoes": [media]}),
+    )
+    stored = messages(rt)["wamid.M"]
+    assert (stored.type, stored.direction, stored.media_id) == (
+        "image",
+        "outbound",
+        "24230790383178626",
+    )
+    assert peer_rows(rt) == [(None, SHEENA, "realsheenanelson")]
+    assert peer_of(rt, "wamid.M") == (None, SHEENA)
 
-    post(web, update)
 
-    merged = messages(rt)["wamid.E"]
-    assert (merged.type, merged.media_id, merged.direction) == ("image", "777", "outbound")
+def test_user_sent_media_without_from_are_of_their_from_user_id(
+    web: TestClient, rt: Runtime, business: Business
+) -> None:
+    """A media update in ``messages[]`` with ``from`` omitted is inbound from ``from_user_id``,
+    and a ``contacts[]`` entry with ``wa_id`` joins it to the number's history thread."""
+    post(web, chunk(business, 0, 1, 10, {PABLO: [placeholder("wamid.M", PABLO, ago(2))]}))
+    update = {
+        "from_user_id": PABLO_ID,
+        "id": "wamid.M",
+        "timestamp": str(ago(2)),
+        "type": "image",
+        "image": {"mime_type": "image/jpeg", "sha256": "cd" * 32, "id": "987654321"},
+    }
+    post(
+        web,
+        envelope(
+            business,
+            "history",
+            {"contacts": [{"wa_id": PABLO, "user_id": PABLO_ID}], "messages": [update]},
+        ),
+    )
+    stored = messages(rt)["wamid.M"]
+    assert (stored.type, stored.direction, stored.thread) == ("image", "inbound", PABLO)
+    assert peer_rows(rt) == [(PABLO, PABLO_ID, None)]

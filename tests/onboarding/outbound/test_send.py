@@ -13,7 +13,7 @@ import redis
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
-from models import Alert, Database, Message, Onboarding, OnboardingState
+from models import Alert, Database, Message, Onboarding, OnboardingState, Peer
 from models.crypto import TokenCipher
 from onboarding.meta.graph import GraphClient
 from onboarding.outbound import send as sending
@@ -646,3 +646,33 @@ def test_longest_bsuid_is_recorded_whole_beside_its_thread(
     [row] = stored(db, subscribed)
     assert row.raw == {"recipient": longest}
     assert longest.startswith(row.thread)
+
+
+def test_bsuid_send_to_a_peer_known_by_number_goes_to_the_number(
+    db: Database, sandbox: Sandbox, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A payload naming a BSUID whose peer has a phone number is sent to that number
+    (Meta's ``to`` wins) and recorded in that peer's thread."""
+    with db.session() as session:
+        session.add(Peer(onboarding_id=subscribed, user_id=BSUID, phone="16505551234"))
+    outcome = send(TEXT_TO_BSUID)
+
+    assert outcome.status is SendStatus.SENT
+    [sent] = sandbox.sent_messages()
+    assert sent.to == "16505551234"
+    [row] = stored(db, subscribed)
+    with db.sessionmaker() as session:
+        peer = session.get_one(Peer, row.peer_id)
+    assert (row.thread, peer.user_id, peer.phone) == ("16505551234", BSUID, "16505551234")
+
+
+def test_send_to_a_new_bsuid_creates_its_peer_without_joining_anything(
+    db: Database, send: Callable[..., Any], subscribed: int
+) -> None:
+    """A send to a BSUID coexist has not seen makes a peer known by that BSUID alone."""
+    send(TEXT_TO_BSUID)
+
+    [row] = stored(db, subscribed)
+    with db.sessionmaker() as session:
+        peers = list(session.scalars(select(Peer).where(Peer.onboarding_id == subscribed)))
+    assert [(p.id, p.user_id, p.phone) for p in peers] == [(row.peer_id, BSUID, None)]
