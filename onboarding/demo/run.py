@@ -121,7 +121,8 @@ class _Watch:
 def demo_profile(messages: int = DEFAULT_MESSAGES, *, seed: int = 2026) -> HistoryProfile:
     """A modest history of ``messages`` messages, cut into about 20 chunks over three phases.
 
-    Threads and contacts grow with the size; everything else is the profile's defaults:
+    Threads and contacts grow with the size, and about a third of the users adopted a
+    username (some then known by BSUID alone); everything else is the profile's defaults:
     200 days back (a few messages beyond Meta's 180), media of every age, group threads,
     shuffled chunks with duplicates, contact edits and removals, echoes repeating history.
     """
@@ -134,6 +135,9 @@ def demo_profile(messages: int = DEFAULT_MESSAGES, *, seed: int = 2026) -> Histo
         threads=threads,
         contacts=threads + threads // 2,
         chunk_size=max(10, messages // 20),
+        # More username adopters than Meta's likely share, so the demo shows peers known by
+        # BSUID alone, and some joined to their number later.
+        adopter_share=0.35,
     )
 
 

@@ -161,10 +161,14 @@ class Directory:
         return index < self.profile.contacts and not self.saved_by_username(index)
 
     def joined_contacts(self) -> tuple[int, ...]:
-        """Contacts saved by username only, in index order: each later gets its number."""
+        """Contacts saved by username only that later get their number, in index order
+        (``profile.username_join_share`` of them; the others stay known by BSUID alone)."""
         if self._joined is None:
             self._joined = tuple(
-                index for index in range(self.profile.contacts) if self.saved_by_username(index)
+                index
+                for index in range(self.profile.contacts)
+                if self.saved_by_username(index)
+                and self._fraction("joined", index) < self.profile.username_join_share
             )
         return self._joined
 

@@ -36,8 +36,9 @@ class HistoryProfile:
     ``sha256_encoding`` is how media digests are written (``hex`` or ``base64``). Identities
     (:mod:`.identities`): every user has a business-scoped user id; ``adopter_share`` of them
     adopted a username (Meta may then omit their number), ``username_contact_share`` of the
-    adopters in the contact book were saved by username only (their number comes with a later
-    contact change), and ``parent_user_ids`` gives everyone a parent id too. ``seed``, with the
+    adopters in the contact book were saved by username only, ``username_join_share`` of those
+    get their number with a later contact change (the rest stay known by BSUID alone), and
+    ``parent_user_ids`` gives everyone a parent id too. ``seed``, with the
     phone number id (the WABA id for identities), determines everything.
     """
 
@@ -63,6 +64,7 @@ class HistoryProfile:
     adopter_share: float = 0.2
     dormant_thread_share: float = 0.3
     username_contact_share: float = 0.5
+    username_join_share: float = 0.5
     parent_user_ids: bool = False
 
     def __post_init__(self) -> None:
