@@ -69,8 +69,9 @@ DELIVERY = DeliveryOptions(max_attempts=6, retry_delay=0.1, max_retry_delay=1.0)
 
 
 def is_one_to_one(thread: str) -> bool:
-    """Meta's 1:1 thread id: the user's number (groups end in ``@g.us``)."""
-    return thread.isdigit() and 6 <= len(thread) <= 15
+    """A 1:1 thread names its user: by number, or by BSUID where Meta omits the number (the
+    generator's name for it); a group's id is a group JID (``…@g.us``)."""
+    return not thread.endswith("@g.us")
 
 
 def expected_counts(
@@ -90,7 +91,7 @@ def expected_counts(
         if sent_at < window_start:
             out["dropped_out_of_window"] += 1
             continue
-        outbound = message["from"] == business
+        outbound = message.get("from") == business
         messages[message["id"]] = (thread, "outbound" if outbound else "inbound")
         if message["type"] == "media_placeholder":
             out["media_stored" if sent_at >= media_cutoff else "media_skipped_too_old"] += 1
@@ -123,19 +124,19 @@ def expected_counts(
 
 
 def final_contacts(generator: HistoryGenerator, contacts_at: float) -> dict[str, bool]:
-    """Phone -> removed, after every contact change the sandbox sends, newest winning
-    (contacts naming no phone number are not kept)."""
+    """Person (BSUID) -> removed, after every contact change the sandbox sends, newest winning.
+
+    Contacts are kept per person, whether they name a phone number, a BSUID or both (a later
+    change naming both joins a contact first saved by username)."""
     plan = generator.contacts_plan()
     items = [item for i in range(plan.initial_chunks) for item in generator.contact_items(i)]
     items += [generator.contact_change(change, contacts_at) for change in range(plan.changes)]
     latest: dict[str, tuple[int, bool]] = {}
     for item in items:
-        if "phone_number" not in item["contact"]:
-            continue
-        phone, changed_at = item["contact"]["phone_number"], int(item["metadata"]["timestamp"])
-        if phone not in latest or changed_at > latest[phone][0]:
-            latest[phone] = (changed_at, item["action"] == "remove")
-    return {phone: removed for phone, (_, removed) in latest.items()}
+        person, changed_at = item["contact"]["user_id"], int(item["metadata"]["timestamp"])
+        if person not in latest or changed_at > latest[person][0]:
+            latest[person] = (changed_at, item["action"] == "remove")
+    return {person: removed for person, (_, removed) in latest.items()}
 
 
 def generator_for(
