@@ -37,10 +37,9 @@ from sqlalchemy import (
     CursorResult,
     String,
     Table,
-    any_,
     bindparam,
     delete,
-    or_,
+    func,
     select,
     update,
 )
@@ -250,28 +249,36 @@ def load(
 ) -> list[PeerRow]:
     """The onboarding's peers with any of these numbers or BSUIDs, held (:func:`hold`)."""
     rows: dict[int, PeerRow] = {}
-    numbers, ids = sorted(phones), sorted(user_ids)
-    for start in range(0, max(len(numbers), len(ids)), BATCH):
-        conditions = []
-        if numbers[start : start + BATCH]:
-            conditions.append(_among(session, PEERS.c.phone, numbers[start : start + BATCH]))
-        if ids[start : start + BATCH]:
-            conditions.append(_among(session, PEERS.c.user_id, ids[start : start + BATCH]))
-        for row in session.execute(
-            select(*_COLUMNS)
-            .where(PEERS.c.onboarding_id == onboarding_id, or_(*conditions))
-            .with_for_update(key_share=True)
-        ):
-            rows[row.id] = PeerRow(*row)
+
+    def fetch(column: Any, keys: list[str]) -> None:
+        for start in range(0, len(keys), BATCH):
+            for row in session.execute(
+                _lookup(session, onboarding_id, column, keys[start : start + BATCH])
+            ):
+                rows[row.id] = PeerRow(*row)
+
+    fetch(PEERS.c.user_id, sorted(user_ids))
+    # A number held by a peer found already is that peer's alone (it is unique): only the
+    # others are looked up, usually none once every thread names its BSUID.
+    fetch(PEERS.c.phone, sorted(phones - {row.phone for row in rows.values()}))
     return list(rows.values())
 
 
-def _among(session: Session, column: Any, keys: list[str]) -> Any:
-    """``column IN keys``; on PostgreSQL as ``= ANY(array)``, one parameter, planned faster
-    (this lookup runs once per history chunk)."""
+def _lookup(session: Session, onboarding_id: int, column: Any, keys: list[str]) -> Any:
+    """The peers whose ``column`` is one of ``keys``, held.
+
+    On PostgreSQL the keys are a one-parameter array joined to the table, so each is one probe
+    of the unique index whatever the planner's statistics say (this lookup runs once per
+    history chunk, and a new onboarding's peers are not yet analysed); elsewhere ``IN``.
+    """
+    query = select(*_COLUMNS).where(PEERS.c.onboarding_id == onboarding_id)
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, keys, type_=postgresql.ARRAY(String)))
-    return column.in_(keys)
+        array = bindparam(None, keys, type_=postgresql.ARRAY(String))
+        wanted = func.unnest(array).table_valued("key").render_derived()
+        query = query.join_from(PEERS, wanted, column == wanted.c.key)
+    else:
+        query = query.where(column.in_(keys))
+    return query.with_for_update(read=True, key_share=True, of=PEERS)  # FOR KEY SHARE
 
 
 def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
@@ -421,7 +428,7 @@ def hold(
             session.scalars(
                 select(PEERS.c.id)
                 .where(PEERS.c.id.in_(ids[start : start + BATCH]))
-                .with_for_update(key_share=True)
+                .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
             )
         )
     gone = [i for i in ids if i not in found]
