@@ -21,19 +21,15 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from onboarding.meta.payloads import clean_text, digits
+from onboarding.meta.payloads import clean_text, digits, is_bsuid
 
-#: ISO 3166 alpha-2, a period, then up to 128 alphanumerics; parents add ``ENT.``.
-_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 #: A phone number as Meta writes it in ``wa_id``, ``from``, ``to`` and thread ids.
 _PHONE = re.compile(r"\+?[0-9]{6,15}")
 
 
 def bsuid(value: Any) -> str | None:
     """A business-scoped user id (or parent id) as Meta formats it, else None."""
-    if isinstance(value, str) and _BSUID.fullmatch(value):
-        return value
-    return None
+    return value if is_bsuid(value) else None
 
 
 def phone(value: Any) -> str | None:

@@ -64,6 +64,10 @@ _RISKY_ESCAPE = re.compile(
     rb"|(?P<after>(?<=\\\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F][0-9a-fA-F]{2}))"
 )
 BACKSLASH = 0x5C
+#: A business-scoped user id or a parent one (``US.13491208655302741918``,
+#: ``US.ENT.11815799212886844830``): ISO country code, ``.``, [``ENT.``], up to 128
+#: alphanumerics (docs/meta.md#111-business-scoped-user-ids-and-usernames).
+BSUID_PATTERN = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 
 
 class PayloadError(ValueError):
@@ -102,6 +106,11 @@ class Change:
         if isinstance(metadata, dict):
             return digits(metadata.get("display_phone_number"))
         return None
+
+
+def is_bsuid(value: object) -> bool:
+    """Whether ``value`` is shaped like a BSUID or a parent BSUID (:data:`BSUID_PATTERN`)."""
+    return isinstance(value, str) and BSUID_PATTERN.fullmatch(value) is not None
 
 
 def digits(value: Any) -> str | None:

@@ -9,29 +9,21 @@ built: the send step and the notifier's WhatsApp template channel both use it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
+
+from onboarding.meta.payloads import is_bsuid
 
 MESSAGE_TYPES: Final = ("text", "template")
 MAX_TEXT_BODY: Final = 4096
 MAX_KEY_LENGTH: Final = 128
 PAYLOAD_KEYS: Final = frozenset({"to", "recipient", "type", "text", "template", "idempotency_key"})
-BSUID_PATTERN: Final = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
-"""A business-scoped user id or a parent one: ISO country code, ``.``, [``ENT.``], alphanumerics
-(docs/meta.md#111-business-scoped-user-ids-and-usernames)."""
-
 AddressField = Literal["to", "recipient"]
 
 
 class InvalidMessageError(ValueError):
     """The payload is not a message coexist can send; the message says why."""
-
-
-def is_bsuid(value: object) -> bool:
-    """Whether ``value`` is shaped like a BSUID or a parent BSUID (``US.ENT.…``)."""
-    return isinstance(value, str) and BSUID_PATTERN.fullmatch(value) is not None
 
 
 def is_phone_digits(value: object) -> bool:
