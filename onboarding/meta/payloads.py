@@ -288,11 +288,17 @@ def _entry_changes(i: int, entry: Any) -> list[Change]:
 def entry_seconds(value: Any) -> int | None:
     """An entry's ``time`` as Unix seconds: an integer or a digit string (Meta's reference
     quotes it once, docs/meta.md#116-acting-on-account_update), within 1970..9999; else None."""
+    seconds = _seconds(value)
+    return seconds if seconds is not None and 0 < seconds <= LATEST else None
+
+
+def _seconds(value: Any) -> int | None:
+    """Unix seconds written as Meta writes them: an integer or a digit string."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= LATEST:
-        return None
-    return value
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
 
 
 def _change(i: int, j: int, change: Any, waba_id: str, entry_time: int | None) -> Change:
@@ -309,13 +315,8 @@ def _change(i: int, j: int, change: Any, waba_id: str, entry_time: int | None) -
 
 def unix_time(value: Any, *, now: float) -> datetime | None:
     """A Meta timestamp (string or int Unix seconds) as UTC, or None if implausible."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        seconds = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        return None
-    if seconds < EARLIEST or seconds > now + FUTURE_SLACK_SECONDS:
+    seconds = _seconds(value)
+    if seconds is None or seconds < EARLIEST or seconds > now + FUTURE_SLACK_SECONDS:
         return None
     return datetime.fromtimestamp(seconds, tz=UTC)
 
