@@ -15,7 +15,8 @@ end in one thread.
 Where a number already belongs to a peer with another BSUID, the BSUID decides: the item goes
 to the BSUID's peer and the number stays where it is.
 
-Concurrency (PostgreSQL): the lookup holds the peers it finds (``FOR KEY SHARE``) until the
+Concurrency (PostgreSQL): the lookup holds the peers it finds (``FOR NO KEY UPDATE``: a shared
+lock would let two workers that both merge the same peers deadlock on every retry) until the
 caller commits, and a merge locks both peer rows (``FOR UPDATE``, in id order), so a merge waits
 for writers still attaching messages to the peer it would delete, then moves their messages
 (``messages.peer_id`` has no foreign key: its per-row check would slow the history ingest;
@@ -278,7 +279,7 @@ def _lookup(session: Session, onboarding_id: int, column: Any, keys: list[str]) 
         query = query.join_from(PEERS, wanted, column == wanted.c.key)
     else:
         query = query.where(column.in_(keys))
-    return query.with_for_update(read=True, key_share=True, of=PEERS)  # FOR KEY SHARE
+    return query.with_for_update(key_share=True, of=PEERS)  # FOR NO KEY UPDATE
 
 
 def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
@@ -428,7 +429,7 @@ def hold(
             session.scalars(
                 select(PEERS.c.id)
                 .where(PEERS.c.id.in_(ids[start : start + BATCH]))
-                .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+                .with_for_update(key_share=True)  # FOR NO KEY UPDATE
             )
         )
     gone = [i for i in ids if i not in found]
