@@ -104,9 +104,9 @@ class Message(Base):
     #: The customer's number (digits), else their BSUID, as the message named them.
     thread: Mapped[str] = mapped_column(String(160))
     #: The person the message was exchanged with (:class:`models.peers.Peer`). No foreign key:
-    #: its per-row check would slow the history ingest. Writers lock the peers they attach
-    #: (:func:`onboarding.ingest.peers.hold`), so a merge moves their messages, never orphans
-    #: them.
+    #: its per-row check would slow the history ingest. Writers hold the onboarding's peers
+    #: (:func:`onboarding.ingest.peers.share`) and a merge waits for them, so it moves their
+    #: messages, never orphans them.
     peer_id: Mapped[int | None] = mapped_column(BigId)
     direction: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(16))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from sqlalchemy import (
     BigInteger,
@@ -179,6 +180,9 @@ class Onboarding(Base):
     lease_until: Mapped[datetime | None]
     #: When Meta was last re-read for drift (onboarding/reconcile); None: never.
     reconciled_at: Mapped[datetime | None]
+    #: Changed whenever peers are merged or take a new BSUID: a worker may reuse the peers it
+    #: resolved while this is unchanged (:mod:`onboarding.ingest.peers`).
+    peers_epoch: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid4().hex)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

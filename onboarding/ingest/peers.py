@@ -15,22 +15,29 @@ end in one thread.
 Where a number already belongs to a peer with another BSUID, the BSUID decides: the item goes
 to the BSUID's peer and the number stays where it is.
 
-Concurrency (PostgreSQL): the lookup holds the peers it finds (``FOR NO KEY UPDATE``: a shared
-lock would let two workers that both merge the same peers deadlock on every retry) until the
-caller commits, and a merge locks both peer rows (``FOR UPDATE``, in id order), so a merge waits
-for writers still attaching messages to the peer it would delete, then moves their messages
-(``messages.peer_id`` has no foreign key: its per-row check would slow the history ingest;
-:func:`hold` re-holds the peers of each later page of a writer that commits page by page).
-A join that races another worker's insert fails on a unique index, a merge that meets a
-worker's new contact fails on its foreign key, and two lockers may deadlock: the resolution is
-then retried in a savepoint, at most :data:`MAX_ATTEMPTS` times.
+Concurrency (PostgreSQL): writers and merges meet on one advisory lock per onboarding
+(:func:`share`, :func:`exclusive`), not on the peer rows. Every writer that attaches rows to
+peers holds it shared until it commits: the lookup takes it, and :func:`hold` takes it again for
+each later page of a writer that commits page by page. Writers of one onboarding therefore run
+side by side and write nothing to take it. A merge takes it exclusively, so it waits for the
+writers still attaching messages to the peer it would delete, then moves their messages
+(``messages.peer_id`` has no foreign key: its per-row check would slow the history ingest).
+Anything that may merge runs in a savepoint that takes the lock shared itself: the usual
+lookup's savepoint is released only when it found everything, so two workers that both merge
+the same peers never wait on each other's shared lock from outside the savepoint; one of the
+two is chosen by the deadlock detector, rolls its savepoint back (releasing its locks) and
+retries after the other commits. A join that races another worker's insert fails on a unique
+index, a merge that meets a worker's new contact fails on its foreign key, and two lockers may
+deadlock: the resolution is then retried in a savepoint, at most :data:`MAX_ATTEMPTS` times.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar, cast
+from uuid import uuid4
 
 import structlog
 from psycopg.errors import DeadlockDetected
@@ -40,6 +47,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    event,
     func,
     select,
     update,
@@ -48,7 +56,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from models import Contact, Message, Peer, UserIdChange, utcnow
+from models import Contact, Message, Onboarding, Peer, UserIdChange, utcnow
 from onboarding.ingest.identity import Identity
 from onboarding.store import insert_for
 
@@ -57,6 +65,9 @@ log = structlog.get_logger(__name__)
 PEERS: Table = Peer.__table__  # type: ignore[assignment]
 CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+ONBOARDINGS: Table = Onboarding.__table__  # type: ignore[assignment]
+#: The first key of the per-onboarding advisory lock (the second is the onboarding's id).
+LOCK_CLASS = 0x70656572  # "peer"
 #: Attempts of one resolution that lost a race to another worker; every retry is bounded.
 MAX_ATTEMPTS = 5
 #: Identifiers per ``IN (...)`` clause.
@@ -114,15 +125,122 @@ def resolve(
     merging peers as needed. Not committed.
 
     The usual case, where every identity is a peer already with nothing new to say, costs one
-    lookup; anything else is settled in a savepoint, retried if it loses a race."""
+    lookup, or none where this process resolved them all since the last merge (:class:`Seen`);
+    anything else is settled in a savepoint, retried if it loses a race."""
     known = [i for i in identities if i.known]
     if not known:
         return [None] * len(identities)
-    found = _Known(load(session, onboarding_id, _phones(known), _user_ids(known)))
-    stored = {i: found.stored(i) for i in known}
-    if all(peer_id is not None for peer_id in stored.values()):
-        return [stored[i] if i.known else None for i in identities]
-    return retried(session, "resolve", lambda: _resolve_once(session, onboarding_id, identities))
+    lookup = session.begin_nested()
+    share(session, onboarding_id)
+    epoch = _epoch(session, onboarding_id)
+    seen = SEEN.get(onboarding_id, epoch)
+    misses = [i for i in known if i not in seen]
+    found = _Known(
+        load(session, onboarding_id, _phones(misses), _user_ids(misses)) if misses else []
+    )
+    stored = {i: peer_id for i in misses if (peer_id := found.stored(i)) is not None}
+    if len(stored) == len(set(misses)):
+        lookup.commit()  # the shared lock is the transaction's until it ends
+        _remember(session, onboarding_id, epoch, stored)
+        seen.update(stored)
+        return [seen[i] if i.known else None for i in identities]
+    lookup.rollback()  # released: what follows may merge, and waits for no one it holds back
+    out = retried(session, "resolve", lambda: _resolve_once(session, onboarding_id, identities))
+    _remember(
+        session,
+        onboarding_id,
+        epoch,
+        {i: p for i, p in zip(identities, out, strict=True) if i.known and p is not None},
+    )
+    return out
+
+
+class Seen:
+    """Peers this process resolved in committed transactions, per onboarding, good while the
+    onboarding's ``peers_epoch`` is unchanged.
+
+    A peer is deleted only by a merge, which changes the epoch in its transaction (and BSUID
+    moves change it too): a writer that holds the onboarding's peers (:func:`share`) and reads
+    the epoch it was kept under knows each kept peer still exists and is still the one its
+    identity names. Entries are kept only once their transaction commits (a rolled-back one may
+    have created the peer), and at most :attr:`MAX` of them (all dropped when full). PostgreSQL
+    only: elsewhere the epoch is not read and nothing is kept.
+    """
+
+    MAX = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[int, tuple[str, dict[Identity, int]]] = {}
+        self._size = 0
+
+    def get(self, onboarding_id: int, epoch: str | None) -> dict[Identity, int]:
+        with self._lock:
+            kept = self._kept.get(onboarding_id)
+            return dict(kept[1]) if kept is not None and kept[0] == epoch else {}
+
+    def add(self, onboarding_id: int, epoch: str, peers: dict[Identity, int]) -> None:
+        with self._lock:
+            kept = self._kept.get(onboarding_id)
+            if kept is None or kept[0] != epoch:
+                self._size -= len(kept[1]) if kept is not None else 0
+                kept = self._kept[onboarding_id] = (epoch, {})
+            if self._size + len(peers) > self.MAX:
+                self._kept = {onboarding_id: kept}
+                self._size = len(kept[1])
+                if self._size + len(peers) > self.MAX:
+                    kept[1].clear()
+                    self._size = 0
+            before = len(kept[1])
+            kept[1].update(peers)
+            self._size += len(kept[1]) - before
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._size = 0
+
+
+SEEN = Seen()
+_PENDING = "peers_seen"
+
+
+def _epoch(session: Session, onboarding_id: int) -> str | None:
+    """The onboarding's peers epoch, read after :func:`share` (PostgreSQL; else None)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return session.scalar(
+        select(ONBOARDINGS.c.peers_epoch).where(ONBOARDINGS.c.id == onboarding_id)
+    )
+
+
+def _remember(
+    session: Session, onboarding_id: int, epoch: str | None, peers: dict[Identity, int]
+) -> None:
+    """Keep ``peers`` in :data:`SEEN` once the transaction commits (not from a savepoint a
+    caller may yet roll back)."""
+    if epoch is None or not peers or session.in_nested_transaction():
+        return
+    session.info.setdefault(_PENDING, []).append((onboarding_id, epoch, peers))
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    for onboarding_id, epoch, peers in session.info.pop(_PENDING, ()):
+        SEEN.add(onboarding_id, epoch, peers)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
+
+
+def new_epoch(session: Session, onboarding_id: int) -> None:
+    """Peers were merged or re-keyed: what any process kept of them is no longer good."""
+    session.execute(
+        update(ONBOARDINGS).where(ONBOARDINGS.c.id == onboarding_id).values(peers_epoch=uuid4().hex)
+    )
 
 
 def _phones(identities: Sequence[Identity]) -> set[str]:
@@ -248,7 +366,9 @@ def _insert_new(session: Session, onboarding_id: int, identities: list[Identity]
 def load(
     session: Session, onboarding_id: int, phones: set[str], user_ids: set[str]
 ) -> list[PeerRow]:
-    """The onboarding's peers with any of these numbers or BSUIDs, held (:func:`hold`)."""
+    """The onboarding's peers with any of these numbers or BSUIDs; the onboarding's peers are
+    held (:func:`share`) from before the lookup."""
+    share(session, onboarding_id)
     rows: dict[int, PeerRow] = {}
 
     def fetch(column: Any, keys: list[str]) -> None:
@@ -266,7 +386,7 @@ def load(
 
 
 def _lookup(session: Session, onboarding_id: int, column: Any, keys: list[str]) -> Any:
-    """The peers whose ``column`` is one of ``keys``, held.
+    """The peers whose ``column`` is one of ``keys``.
 
     On PostgreSQL the keys are a one-parameter array joined to the table, so each is one probe
     of the unique index whatever the planner's statistics say (this lookup runs once per
@@ -279,7 +399,24 @@ def _lookup(session: Session, onboarding_id: int, column: Any, keys: list[str]) 
         query = query.join_from(PEERS, wanted, column == wanted.c.key)
     else:
         query = query.where(column.in_(keys))
-    return query.with_for_update(key_share=True, of=PEERS)  # FOR NO KEY UPDATE
+    return query
+
+
+def share(session: Session, onboarding_id: int) -> None:
+    """Hold the onboarding's peers until the transaction ends: no merge deletes one meanwhile
+    (PostgreSQL; SQLite has one writer at a time)."""
+    _advisory(session, "pg_advisory_xact_lock_shared", onboarding_id)
+
+
+def exclusive(session: Session, onboarding_id: int) -> None:
+    """Hold the onboarding's peers alone until the transaction ends: every other writer has
+    committed, and none starts, before this returns (PostgreSQL)."""
+    _advisory(session, "pg_advisory_xact_lock", onboarding_id)
+
+
+def _advisory(session: Session, function: str, onboarding_id: int) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(getattr(func, function)(LOCK_CLASS, onboarding_id)))
 
 
 def _settle(session: Session, onboarding_id: int, identity: Identity, peers: _Known) -> int:
@@ -346,13 +483,14 @@ def merge(
 ) -> PeerRow:
     """Merge two peers of one onboarding into the older one, which is returned.
 
-    Both rows are locked in id order; messages and contacts move to the survivor (of two
-    contacts, each register keeps its newest change) and the other peer is deleted. The
-    survivor keeps its identifiers and details, taking the other's where it has none;
-    ``user_id`` replaces its BSUID (a user's new one). Not committed; :class:`PeerGoneError` if
-    either peer was merged away meanwhile.
+    The onboarding's peers are held alone (:func:`exclusive`) and both rows locked; messages
+    and contacts move to the survivor (of two contacts, each register keeps its newest change)
+    and the other peer is deleted. The survivor keeps its identifiers and details, taking the
+    other's where it has none; ``user_id`` replaces its BSUID (a user's new one). Not
+    committed; :class:`PeerGoneError` if either peer was merged away meanwhile.
     """
     keep_id, drop_id = sorted((first, second))
+    exclusive(session, onboarding_id)
     rows = session.execute(
         select(*_COLUMNS)
         .where(PEERS.c.id.in_((keep_id, drop_id)))
@@ -362,6 +500,7 @@ def merge(
     if len(rows) != 2:
         raise PeerGoneError(f"peer {first} or {second}")
     keep, drop = PeerRow(*rows[0]), PeerRow(*rows[1])
+    new_epoch(session, onboarding_id)
     session.execute(
         update(MESSAGES)
         .where(MESSAGES.c.onboarding_id == onboarding_id, MESSAGES.c.peer_id == drop.id)
@@ -423,14 +562,11 @@ def hold(
     ``users`` maps peer ids to the identity that named them, and is kept up to date.
     """
     ids = sorted({r["peer_id"] for r in rows if r["peer_id"] is not None})
+    share(session, onboarding_id)
     found: set[int] = set()
     for start in range(0, len(ids), BATCH):
         found.update(
-            session.scalars(
-                select(PEERS.c.id)
-                .where(PEERS.c.id.in_(ids[start : start + BATCH]))
-                .with_for_update(key_share=True)  # FOR NO KEY UPDATE
-            )
+            session.scalars(select(PEERS.c.id).where(PEERS.c.id.in_(ids[start : start + BATCH])))
         )
     gone = [i for i in ids if i not in found]
     if not gone:

@@ -114,6 +114,7 @@ def move_user_id(session: Session, onboarding_id: int, previous: str, current: s
                 .where(peers.PEERS.c.id == old.id)
                 .values(user_id=current, updated_at=utcnow())
             )
+            peers.new_epoch(session, onboarding_id)
             return old.id
         return peers.merge(session, onboarding_id, old.id, new.id, user_id=current).id
 

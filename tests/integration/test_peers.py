@@ -276,3 +276,43 @@ def test_concurrent_deliveries_joining_a_person_leave_one_peer_with_every_messag
     assert len(owners) == 51
     assert len(set(owners.values())) == 1
     assert None not in owners.values()
+
+
+def resolved(db: Database, business: Business, identity: Identity) -> int | None:
+    with db.sessionmaker() as session:
+        [peer_id] = peers.resolve(session, business.onboarding_id, [identity])
+        session.commit()
+        return peer_id
+
+
+def test_a_peer_kept_from_an_earlier_resolution_is_not_reused_after_a_merge(
+    db: Database,
+) -> None:
+    """This process keeps the peers it resolved; once they are merged (in any transaction)
+    an identity that named the merged-away peer resolves to the survivor."""
+    business = onboard(db)
+    by_number = resolved(db, business, Identity(phone=PABLO))
+    by_id = resolved(db, business, Identity(user_id=PABLO_ID))
+    assert by_id is not None
+    assert by_number is not None
+    with db.sessionmaker() as session:
+        epoch = session.get_one(Onboarding, business.onboarding_id).peers_epoch
+    assert peers.SEEN.get(business.onboarding_id, epoch)[Identity(user_id=PABLO_ID)] == by_id
+    # Another worker's merge: this process's kept entries are not touched by it.
+    with db.sessionmaker() as session:
+        peers.merge(session, business.onboarding_id, by_number, by_id)
+        session.commit()
+    assert resolved(db, business, Identity(user_id=PABLO_ID)) == min(by_number, by_id)
+    assert peer_rows(db, business) == [(PABLO, PABLO_ID)]
+
+
+def test_peers_of_a_rolled_back_transaction_are_not_kept(db: Database) -> None:
+    """A peer created in a transaction that rolls back is never handed out afterwards."""
+    business = onboard(db)
+    with db.sessionmaker() as session:
+        [lost] = peers.resolve(session, business.onboarding_id, [Identity(phone=SHEENA)])
+        session.rollback()
+    kept = resolved(db, business, Identity(phone=SHEENA))
+    assert kept is not None
+    assert kept != lost
+    assert peer_rows(db, business) == [(SHEENA, None)]
