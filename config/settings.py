@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     webhook_verify_token: SecretStr = SecretStr("")
     signup_token: SecretStr = SecretStr("")
     admin_token: SecretStr = SecretStr("")
+    #: Bearer token of the feed and the read API (``/v1/…``); empty: those routes answer 401.
+    feed_token: SecretStr = SecretStr("")
+
+    # The event feed (README, "The event feed").
+    #: Write feed events with every change (off: nothing is written and the feed stays empty).
+    feed_enabled: bool = True
     #: Comma-separated Fernet keys, newest first; the first encrypts, all decrypt.
     token_keys: SecretStr = SecretStr("")
     signup_max_body_bytes: int = Field(default=65_536, ge=1024)

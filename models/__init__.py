@@ -2,6 +2,7 @@
 
 from models.base import Base, utcnow
 from models.db import Database
+from models.feed import FeedCursor, FeedEvent
 from models.followups import FollowUp, FollowUpKind, FollowUpStatus, Notification
 from models.ingest import (
     ChangeKind,
@@ -44,6 +45,8 @@ __all__ = [
     "Database",
     "Direction",
     "DroppedMessage",
+    "FeedCursor",
+    "FeedEvent",
     "FollowUp",
     "FollowUpKind",
     "FollowUpStatus",

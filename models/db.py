@@ -60,10 +60,19 @@ class Database:
     work that commits on success and rolls back on error.
     """
 
-    def __init__(self, url: str, *, synchronous_commit: bool = True, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous_commit: bool = True,
+        feed: bool = True,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = url
+        self.feed = feed
         self.engine = make_engine(url, synchronous_commit=synchronous_commit, **engine_kwargs)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        # ``feed``: whether changes write their event feed (onboarding.feed.events.emit).
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info={"feed": feed})
 
     @property
     def dialect(self) -> str:

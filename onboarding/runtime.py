@@ -44,7 +44,9 @@ class Runtime:
         """
         if self._ingest_db is None:
             if self.db.dialect == "postgresql":
-                self._ingest_db = Database(self.db.url, synchronous_commit=False)
+                self._ingest_db = Database(
+                    self.db.url, synchronous_commit=False, feed=self.settings.feed_enabled
+                )
             else:
                 self._ingest_db = self.db
         return self._ingest_db
@@ -53,7 +55,7 @@ class Runtime:
     def build(cls, settings: Settings, *, graph: GraphClient | None = None) -> Runtime:
         return cls(
             settings=settings,
-            db=Database(settings.database_url),
+            db=Database(settings.database_url, feed=settings.feed_enabled),
             cipher=TokenCipher(settings.token_keys.get_secret_value()),
             graph=graph or GraphClient.from_settings(settings),
         )

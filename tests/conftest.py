@@ -28,6 +28,7 @@ APP_SECRET = "sandbox-app-secret-0123456789abcdef"
 SIGNUP_TOKEN = "signup-token-for-tests-0123456789"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 VERIFY_TOKEN = "verify-token-for-tests-0123456789"
+FEED_TOKEN = "feed-token-for-tests-0123456789"
 TOKEN_KEY = TokenCipher.generate_key()
 
 
@@ -42,6 +43,7 @@ def make_settings(**overrides: object) -> Settings:
         "meta_graph_url": "https://graph.facebook.com",
         "signup_token": SecretStr(SIGNUP_TOKEN),
         "admin_token": SecretStr(ADMIN_TOKEN),
+        "feed_token": SecretStr(FEED_TOKEN),
         "webhook_verify_token": SecretStr(VERIFY_TOKEN),
         "token_keys": SecretStr(TOKEN_KEY),
         "graph_max_attempts": 3,

@@ -85,3 +85,31 @@ async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
     except TimeoutError:
         raise BodyRefusedError(408, "body_timeout", timeout_seconds=timeout) from None
     return b"".join(chunks)
+
+
+def bad_query(errors: list[dict[str, str]]) -> JSONResponse:
+    """``400``: query parameters that name nothing or hold what they cannot."""
+    return JSONResponse({"error": "invalid_query", "errors": errors}, status_code=400)
+
+
+def unknown_parameters(request: Request, allowed: set[str]) -> list[dict[str, str]]:
+    """A field error for each query parameter a route does not take (a misspelt filter must
+    not silently widen what comes back)."""
+    return [
+        {
+            "field": name,
+            "message": f"unknown parameter; this route takes {', '.join(sorted(allowed))}",
+        }
+        for name in sorted(set(request.query_params) - allowed)
+    ]
+
+
+def whole_number(
+    value: str | None, field: str, low: int, high: int, default: int
+) -> int | dict[str, str]:
+    """``value`` as an int within ``[low, high]``, ``default`` if absent, else a field error."""
+    if value is None:
+        return default
+    if value.isascii() and value.isdigit() and len(value) <= 19 and low <= int(value) <= high:
+        return int(value)
+    return {"field": field, "message": f"a whole number from {low} to {high}"}

@@ -1,0 +1,7 @@
+"""The event feed: what coexist learnt, in order, for the provider's own product.
+
+* :mod:`.events` — the event types and :func:`~.events.emit`, which writes an event in the
+  transaction of the change it tells of (a transactional outbox);
+* :mod:`.log` — cursors and reads that never pass over an event, whatever order transactions
+  commit in.
+"""

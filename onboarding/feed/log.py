@@ -1,0 +1,134 @@
+"""Reading the feed in order: cursors that never pass over an event.
+
+Ids are taken when a row is inserted, and transactions commit in another order: an event with
+id 7 from a long transaction may become visible after id 9 was read. A reader that remembered
+"after 9" would never see 7. So the feed is ordered by the *writing transaction* first, then by
+id, and a reader sees only the events of transactions older than every transaction still
+running (PostgreSQL: ``tx < pg_snapshot_xmin(pg_current_snapshot())``). Any transaction that
+commits later has a larger ``tx`` than everything already read, so following the cursor
+``(tx, id)`` never skips an event: an event becomes readable, in its final place, once every
+transaction that could come before it has ended. The price is a lag as long as the longest
+running transaction (writers commit page by page, so seconds at most). SQLite has one writer
+at a time, so ids already commit in order there and ``tx`` is 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, func, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from onboarding.feed.events import EVENTS, EventType, iso
+
+#: The most events one read returns.
+MAX_LIMIT = 1000
+_CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
+_MAX = 2**63 - 1
+
+
+class CursorError(ValueError):
+    """A cursor string this feed did not hand out."""
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A place in the feed: after the event at ``(tx, id)``; ``Cursor()`` is the start."""
+
+    tx: int = 0
+    id: int = 0
+
+    def encode(self) -> str:
+        return f"{self.tx}-{self.id}"
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        """The cursor a feed page handed out as ``next_cursor`` (or an event's ``cursor``)."""
+        match = _CURSOR.fullmatch(value.strip())
+        if match is None:
+            raise CursorError(f"not a feed cursor: {value[:40]!r}")
+        tx, event_id = (int(part) for part in match.groups())
+        if tx > _MAX or event_id > _MAX:
+            raise CursorError(f"not a feed cursor: {value[:40]!r}")
+        return cls(tx, event_id)
+
+
+@dataclass
+class Page:
+    """Events after a cursor, in feed order, and the cursor to ask with next."""
+
+    events: list[dict[str, Any]]
+    next_cursor: Cursor
+
+
+def visible(session: Session) -> ColumnElement[bool]:
+    """Events every reader can take: their transaction is older than any still running."""
+    if session.get_bind().dialect.name != "postgresql":
+        return EVENTS.c.id.isnot(None)
+    return EVENTS.c.tx < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def read(
+    session: Session,
+    after: Cursor,
+    limit: int,
+    *,
+    onboarding_id: int | None = None,
+    types: Sequence[EventType] = (),
+) -> Page:
+    """Up to ``limit`` events after ``after``, oldest first, as :func:`envelope` dicts."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = (
+        select(EVENTS)
+        .where(tuple_(EVENTS.c.tx, EVENTS.c.id) > tuple_(after.tx, after.id), visible(session))
+        .order_by(EVENTS.c.tx, EVENTS.c.id)
+        .limit(limit)
+    )
+    if onboarding_id is not None:
+        query = query.where(EVENTS.c.onboarding_id == onboarding_id)
+    if types:
+        query = query.where(EVENTS.c.type.in_([t.value for t in types]))
+    rows = session.execute(query).all()
+    events = [envelope(row) for row in rows]
+    return Page(events, Cursor(rows[-1].tx, rows[-1].id) if rows else after)
+
+
+def latest(session: Session) -> Cursor:
+    """The cursor after the last event readable now (to follow only what comes next)."""
+    row = session.execute(
+        select(EVENTS.c.tx, EVENTS.c.id)
+        .where(visible(session))
+        .order_by(EVENTS.c.tx.desc(), EVENTS.c.id.desc())
+        .limit(1)
+    ).first()
+    return Cursor(row.tx, row.id) if row is not None else Cursor()
+
+
+def backlog(session: Session, after: Cursor) -> int:
+    """How many events are readable after ``after``."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(EVENTS)
+            .where(tuple_(EVENTS.c.tx, EVENTS.c.id) > tuple_(after.tx, after.id), visible(session))
+        )
+        or 0
+    )
+
+
+def envelope(row: Row[Any]) -> dict[str, Any]:
+    """An event as consumers get it, pulled or pushed (documented in the README)."""
+    return {
+        "id": row.id,
+        "cursor": Cursor(row.tx, row.id).encode(),
+        "type": row.type,
+        "version": row.version,
+        "onboarding_id": row.onboarding_id,
+        "waba_id": row.waba_id,
+        "phone_number_id": row.phone_number_id,
+        "occurred_at": iso(row.occurred_at),
+        "data": row.body,
+    }
