@@ -133,7 +133,7 @@ def resolve(
     lookup = session.begin_nested()
     share(session, onboarding_id)
     epoch = _epoch(session, onboarding_id)
-    seen = SEEN.get(onboarding_id, epoch)
+    seen = SEEN.get(onboarding_id, epoch, known)
     misses = [i for i in known if i not in seen]
     found = _Known(
         load(session, onboarding_id, _phones(misses), _user_ids(misses)) if misses else []
@@ -174,10 +174,16 @@ class Seen:
         self._kept: dict[int, tuple[str, dict[Identity, int]]] = {}
         self._size = 0
 
-    def get(self, onboarding_id: int, epoch: str | None) -> dict[Identity, int]:
+    def get(
+        self, onboarding_id: int, epoch: str | None, identities: Sequence[Identity]
+    ) -> dict[Identity, int]:
+        """The kept peers of those of ``identities`` this process resolved under ``epoch``."""
         with self._lock:
             kept = self._kept.get(onboarding_id)
-            return dict(kept[1]) if kept is not None and kept[0] == epoch else {}
+            if kept is None or kept[0] != epoch:
+                return {}
+            peers = kept[1]
+            return {i: peers[i] for i in identities if i in peers}
 
     def add(self, onboarding_id: int, epoch: str, peers: dict[Identity, int]) -> None:
         with self._lock:

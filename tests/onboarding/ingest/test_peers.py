@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models import Contact, Message, Peer
+from models import Contact, Message, Onboarding, Peer
 from onboarding.ingest import address, peers, user_ids
 from onboarding.ingest.identity import Identity
 from onboarding.runtime import Runtime
@@ -224,3 +224,42 @@ def test_a_race_is_retried_a_bounded_number_of_times(session: Session) -> None:
     with pytest.raises(IntegrityError):
         peers.retried(session, "test", lose)
     assert len(calls) == peers.MAX_ATTEMPTS
+
+
+def test_kept_peers_are_good_only_under_the_epoch_they_were_kept_under() -> None:
+    """Peers kept under one epoch are not handed out under another (a merge changed it)."""
+    seen = peers.Seen()
+    pablo, sheena = Identity(phone=PABLO), Identity(phone=SHEENA)
+    seen.add(1, "a", {pablo: 10})
+    assert seen.get(1, "a", [pablo, sheena]) == {pablo: 10}
+    assert seen.get(1, "b", [pablo]) == {}
+    assert seen.get(2, "a", [pablo]) == {}
+    assert seen.get(1, None, [pablo]) == {}
+    seen.add(1, "b", {sheena: 11})
+    assert seen.get(1, "a", [pablo]) == {}
+    assert seen.get(1, "b", [pablo, sheena]) == {sheena: 11}
+
+
+def test_kept_peers_stay_within_their_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound, what other onboardings kept is dropped first, then the rest."""
+    monkeypatch.setattr(peers.Seen, "MAX", 3)
+    seen = peers.Seen()
+    ids = [Identity(phone=f"1650555000{n}") for n in range(5)]
+    seen.add(1, "a", {ids[0]: 1, ids[1]: 2})
+    seen.add(2, "a", {ids[2]: 3, ids[3]: 4})
+    assert seen.get(1, "a", ids) == {}
+    assert seen.get(2, "a", ids) == {ids[2]: 3, ids[3]: 4}
+    seen.add(2, "a", {ids[4]: 5})
+    assert seen.get(2, "a", ids) == {ids[2]: 3, ids[3]: 4, ids[4]: 5}
+    seen.add(2, "a", {ids[0]: 1})
+    assert seen.get(2, "a", ids) == {ids[0]: 1}
+
+
+def test_nothing_is_kept_on_sqlite(rt: Runtime, business: Business) -> None:
+    """SQLite has no epoch read: every resolution looks its peers up."""
+    with rt.db.sessionmaker() as session:
+        peers.resolve(session, business.onboarding_id, [Identity(phone=PABLO)])
+        session.commit()
+        epoch = session.get_one(Onboarding, business.onboarding_id).peers_epoch
+    assert epoch is not None
+    assert peers.SEEN.get(business.onboarding_id, epoch, [Identity(phone=PABLO)]) == {}
