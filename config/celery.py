@@ -1,4 +1,5 @@
-"""Celery configuration: queues, routes, reliability defaults and the beat schedule.
+"""Celery configuration: queues, routes, reliability defaults and the beat schedule (fired by
+one beat process at a time: tasks/beat.py).
 
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
 trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
@@ -110,4 +111,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "task_always_eager": settings.tasks_eager,
         "task_eager_propagates": True,
+        **_beat_lock(settings),
+    }
+
+
+def _beat_lock(settings: Settings) -> dict[str, Any]:
+    """With Redis, beat fires only while it holds a lock there (tasks/beat.py): of two beat
+    processes (a rolling deploy, a second host) one fires the schedule, the other waits."""
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return {}
+    return {
+        "beat_scheduler": "tasks.beat:LockedScheduler",
+        "coexist_beat_lock_url": settings.broker_url,
+        "coexist_beat_lock_timeout": settings.beat_lock_timeout,
     }

@@ -2,17 +2,28 @@
 
 Nothing else in coexist reads ``os.environ``: build :class:`Settings` (tests pass values
 explicitly) or call :func:`get_settings` for the process-wide instance.
+
+Platform conventions: ``DATABASE_URL`` and ``REDIS_URL`` (what hosting add-ons inject) are read
+when ``COEX_DATABASE_URL`` / ``COEX_BROKER_URL`` are not set, and a ``postgres://`` URL is read
+as PostgreSQL through psycopg. Every secret can come from a file instead (container secrets):
+``COEX_<NAME>_FILE`` names the file, whose content (without its final newline) is the value.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 #: Regions (ISO 3166-1 alpha-2) that Meta's coexistence documentation listed as unsupported on
 #: 2025-09-13: EU/EEA, UK, Australia, Japan, Nigeria, Philippines, Russia, South Korea,
@@ -63,17 +74,30 @@ class Settings(BaseSettings):
     """Every knob coexist has. Durations are seconds unless the name says days."""
 
     model_config = SettingsConfigDict(
-        env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="COEX_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     environment: Environment = "development"
     log_level: str = "INFO"
 
     # Storage and broker.
-    database_url: str = "sqlite:///var/coexist.db"
-    broker_url: str = "redis://localhost:6379/0"
+    database_url: str = Field(
+        default="sqlite:///var/coexist.db",
+        validation_alias=AliasChoices("COEX_DATABASE_URL", "DATABASE_URL"),
+    )
+    broker_url: str = Field(
+        default="redis://localhost:6379/0",
+        validation_alias=AliasChoices("COEX_BROKER_URL", "REDIS_URL"),
+    )
     tasks_eager: bool = False
     broker_visibility_timeout: int = Field(default=7200, ge=60)
+    #: Seconds the beat process holds the schedule's lock in Redis without renewing it: a second
+    #: beat (a rolling deploy) waits, and takes over this long after the first one died.
+    beat_lock_timeout: int = Field(default=60, ge=10, le=3600)
 
     # Meta app and Graph API.
     meta_app_id: str = ""
@@ -181,6 +205,27 @@ class Settings(BaseSettings):
     #: Extra regions to block on top of the policy preset, comma separated (e.g. "RU,KP").
     eligibility_blocked_regions: str = ""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, SecretFiles(settings_cls))
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_through_psycopg(cls, value: str) -> str:
+        """``postgres://`` and driverless ``postgresql://`` (as hosting platforms give them)
+        mean PostgreSQL through psycopg, the driver coexist ships with."""
+        for scheme in ("postgres://", "postgresql://"):
+            if value.startswith(scheme):
+                return "postgresql+psycopg://" + value[len(scheme) :]
+        return value
+
     @field_validator("eligibility_policy")
     @classmethod
     def _known_policy(cls, value: str) -> str:
@@ -248,17 +293,11 @@ class Settings(BaseSettings):
     @property
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redaction processor."""
-        secrets = [
-            self.meta_app_secret,
-            self.webhook_verify_token,
-            self.webhook_override_verify_token,
-            self.signup_token,
-            self.admin_token,
-            self.token_keys,
-            self.notify_webhook_secret,
-            self.notify_whatsapp_token,
+        values = [
+            getattr(self, name).get_secret_value()
+            for name, field in type(self).model_fields.items()
+            if field.annotation is SecretStr
         ]
-        values = [s.get_secret_value() for s in secrets]
         values += [k.strip() for k in self.token_keys.get_secret_value().split(",")]
         return [v for v in values if len(v) >= 6]
 
@@ -279,6 +318,35 @@ class Settings(BaseSettings):
             if not raw:
                 missing.append(name)
         return missing
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """Secrets read from the files ``COEX_<NAME>_FILE`` names (Docker and Kubernetes secrets).
+
+    Only for secret settings; setting both ``COEX_<NAME>`` and ``COEX_<NAME>_FILE`` is refused
+    (which one was meant cannot be told), and so is a file that cannot be read.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"COEX_{field_name.upper()}_FILE"
+        path = os.environ.get(variable)
+        if field.annotation is not SecretStr or not path:
+            return None, field_name, False
+        if os.environ.get(f"COEX_{field_name.upper()}"):
+            raise ValueError(f"set COEX_{field_name.upper()} or {variable}, not both")
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{variable}: cannot read {path}: {type(exc).__name__}") from None
+        return value.removesuffix("\n").removesuffix("\r"), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                found[key] = value
+        return found
 
 
 @lru_cache(maxsize=1)

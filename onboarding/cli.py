@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import typer
@@ -51,6 +52,24 @@ followups_app = typer.Typer(no_args_is_help=True, help="Reminders and alerts for
 signups_app = typer.Typer(
     no_args_is_help=True, help="Signups recorded without an onboarding (abandoned, other flows)."
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"coexist {package_version('coexist')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Options every command shares."""
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(onboardings_app, name="onboardings")
 app.add_typer(alerts_app, name="alerts")

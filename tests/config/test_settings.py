@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from config import Settings
 from config.celery import celery_config
@@ -109,3 +111,97 @@ def test_unusable_webhook_override_is_refused_at_start(url: str, token: str, why
     """An override over 200 characters, not https, or without a verify token is refused."""
     with pytest.raises(ValidationError, match=why):
         make_settings(webhook_override_url=url, webhook_override_verify_token=token)
+
+
+def fresh() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_platform_urls_are_read_when_coexist_names_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``DATABASE_URL`` and ``REDIS_URL``, as hosting add-ons inject them, are used."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.internal:5432/app")
+    monkeypatch.setenv("REDIS_URL", "rediss://cache.internal:6380/0")
+    settings = fresh()
+    assert settings.database_url == "postgresql+psycopg://u:p@db.internal:5432/app"
+    assert settings.broker_url == "rediss://cache.internal:6380/0"
+
+
+def test_coexist_names_win_over_platform_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://platform/app")
+    monkeypatch.setenv("REDIS_URL", "redis://platform:6379/0")
+    monkeypatch.setenv("COEX_DATABASE_URL", "sqlite:///mine.db")
+    monkeypatch.setenv("COEX_BROKER_URL", "redis://mine:6379/3")
+    settings = fresh()
+    assert (settings.database_url, settings.broker_url) == (
+        "sqlite:///mine.db",
+        "redis://mine:6379/3",
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ("postgresql://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
+        ("sqlite:///var/x.db", "sqlite:///var/x.db"),
+    ],
+)
+def test_a_driverless_postgres_url_goes_through_psycopg(given: str, read: str) -> None:
+    assert make_settings(database_url=given).database_url == read
+
+
+def test_a_secret_is_read_from_the_file_its_file_variable_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``COEX_<NAME>_FILE`` gives a secret from a file, without its final newline."""
+    secret = tmp_path / "admin_token"
+    secret.write_text("from-a-file-0123456789\n", encoding="utf-8")
+    monkeypatch.setenv("COEX_ADMIN_TOKEN_FILE", str(secret))
+    assert fresh().admin_token.get_secret_value() == "from-a-file-0123456789"
+
+
+def test_a_secret_set_both_ways_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("one", encoding="utf-8")
+    monkeypatch.setenv("COEX_SIGNUP_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("COEX_SIGNUP_TOKEN", "two")
+    with pytest.raises(ValueError, match="COEX_SIGNUP_TOKEN or COEX_SIGNUP_TOKEN_FILE"):
+        fresh()
+
+
+def test_an_unreadable_secret_file_is_refused_without_its_content(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COEX_META_APP_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="COEX_META_APP_SECRET_FILE: cannot read"):
+        fresh()
+
+
+def test_only_secrets_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A ``_FILE`` variable for a plain setting is not a way to set it."""
+    plain = tmp_path / "id"
+    plain.write_text("99", encoding="utf-8")
+    monkeypatch.setenv("COEX_META_APP_ID_FILE", str(plain))
+    assert fresh().meta_app_id == ""
+
+
+def test_every_secret_setting_is_redacted_from_logs() -> None:
+    """The redaction list is every secret setting, new ones included."""
+    values = {
+        name: f"{name}-value-0123"
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr
+    }
+    settings = make_settings(**{k: SecretStr(v) for k, v in values.items()})
+    assert set(values.values()) <= set(settings.secret_values)
+    assert "feed_token" in values
+
+
+def test_beat_fires_under_a_lock_with_redis_only() -> None:
+    """With a Redis broker beat uses the locked scheduler and its timeout; the embedded
+    in-memory broker (no beat process) keeps Celery's default."""
+    locked = celery_config(make_settings(broker_url="redis://cache:6379/2", beat_lock_timeout=30))
+    assert locked["beat_scheduler"] == "tasks.beat:LockedScheduler"
+    assert locked["coexist_beat_lock_url"] == "redis://cache:6379/2"
+    assert locked["coexist_beat_lock_timeout"] == 30
+    assert "beat_scheduler" not in celery_config(make_settings(broker_url="memory://"))

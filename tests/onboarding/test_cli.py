@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version as package_version
 
 import pytest
 from fastapi.testclient import TestClient
@@ -332,3 +333,10 @@ def test_reconcile_unknown_onboarding_fails(rt: Runtime) -> None:
 
     assert result.exit_code == 1
     assert json.loads(result.output)[0]["skipped"] == "no such onboarding"
+
+
+def test_version_prints_the_installed_version() -> None:
+    """``coexist --version`` names the installed package's version and exits 0."""
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"coexist {package_version('coexist')}"
