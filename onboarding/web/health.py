@@ -1,4 +1,12 @@
-"""``GET /healthz`` (no auth): the database and the broker, as a load balancer reads them."""
+"""Health without auth, for load balancers and orchestrators.
+
+* ``GET /livez`` — liveness: the process is up and answering. It touches nothing else, so a
+  database outage never gets healthy web processes restarted.
+* ``GET /readyz`` — readiness: ``503`` while the database is unreachable (no delivery can be
+  stored); a broker outage is ``200`` with ``"status": "degraded"``, since deliveries are still
+  stored and answered.
+* ``GET /healthz`` — the same answer as ``/readyz``, kept for existing checks.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +25,19 @@ from onboarding.web.http import run_in_thread
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
+    @router.get("/livez")
+    async def livez() -> Response:
+        """Liveness: the process answers (nothing else is checked)."""
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        """Readiness: the database is reachable; the broker's state is reported."""
+        return await run_in_thread(_health, get_rt())
+
     @router.get("/healthz")
     async def healthz() -> Response:
-        """Liveness and database reachability."""
+        """The readiness answer, under the name earlier versions served."""
         return await run_in_thread(_health, get_rt())
 
     return router

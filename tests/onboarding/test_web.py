@@ -1,4 +1,4 @@
-"""The HTTP interface: POST /signup, GET /onboardings/{id}, /healthz."""
+"""The HTTP interface: POST /signup, GET /onboardings/{id}, /livez, /readyz, /healthz."""
 
 from __future__ import annotations
 
@@ -255,6 +255,39 @@ def test_service_refuses_to_start_without_secrets(rt: Runtime) -> None:
         TestClient(create_app(bare)),
     ):
         pass
+
+
+def test_liveness_holds_and_readiness_fails_while_the_database_is_down(rt: Runtime) -> None:
+    """With the database unreachable ``/livez`` still answers 200 (no restart of a healthy
+    process), while ``/readyz`` and ``/healthz`` answer 503."""
+    broken = Runtime(
+        settings=rt.settings,
+        db=Database("postgresql+psycopg://postgres@127.0.0.1:9/none", pool_pre_ping=False),
+        cipher=rt.cipher,
+        graph=rt.graph,
+    )
+    with TestClient(create_app(broken), raise_server_exceptions=False) as test_client:
+        assert test_client.get("/livez").json() == {"status": "ok"}
+        for path in ("/readyz", "/healthz"):
+            answer = test_client.get(path)
+            assert answer.status_code == 503
+            assert answer.json()["database"] == "unreachable"
+
+
+def test_readiness_reports_a_broker_outage_as_degraded_but_ready(rt: Runtime) -> None:
+    """Deliveries are still stored while Redis is down: ready, and saying it is degraded."""
+    cut_off = Runtime(
+        settings=rt.settings.model_copy(
+            update={"tasks_eager": False, "broker_url": "redis://127.0.0.1:9/0"}
+        ),
+        db=rt.db,
+        cipher=rt.cipher,
+        graph=rt.graph,
+    )
+    with TestClient(create_app(cut_off)) as test_client:
+        answer = test_client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "degraded", "database": "ok", "broker": "unreachable"}
 
 
 def test_database_down_answers_503(rt: Runtime, sandbox: Sandbox) -> None:
