@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from onboarding import runtime as runtime_module
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.web import admin, feed, health, signup, webhooks
-from onboarding.web.http import BodyRefusedError
+from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +54,8 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     )
     app.add_exception_handler(OperationalError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(BodyRefusedError, _body_refused)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
     app.include_router(signup.routes(get_rt))
     app.include_router(webhooks.routes(get_rt, intake))
     app.include_router(admin.routes(get_rt))
@@ -61,14 +66,41 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
 async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
     log.error("database_unavailable", error=type(exc).__name__)
-    return JSONResponse(
-        {"error": "unavailable", "message": "database unavailable; try again"}, status_code=503
+    return problem(
+        503, "unavailable", "database unavailable; try again", headers={"Retry-After": "5"}
     )
 
 
 async def _body_refused(_: Request, exc: BodyRefusedError) -> JSONResponse:
     log.warning("request_body_refused", status=exc.status, error=exc.body["error"])
-    return JSONResponse(exc.body, status_code=exc.status, headers={"Connection": "close"})
+    return JSONResponse(
+        exc.body, status_code=exc.status, headers={"Connection": "close"}, media_type=PROBLEM_JSON
+    )
+
+
+#: The ``error`` code of an HTTP status FastAPI or Starlette answers by itself.
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (an unknown route, a method a route does not take)."""
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return problem(
+        status,
+        _HTTP_ERRORS.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_")),
+        detail,
+        headers=exc.headers,
+    )
+
+
+async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """A path, query or body value FastAPI could not read: ``422`` naming each field."""
+    errors = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())) or "request", "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    return problem(422, "invalid_request", "the request has invalid fields", errors=errors)
 
 
 def __getattr__(name: str) -> Any:

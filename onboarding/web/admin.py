@@ -24,6 +24,7 @@ from onboarding.web.http import (
     bearer_ok,
     invalid,
     not_found,
+    problem,
     run_in_thread,
     unauthorized,
 )
@@ -72,7 +73,7 @@ def _ack(r: Runtime, follow_up_id: int) -> Response:
             follow_up = acknowledge(session, follow_up_id)
         except FollowUpError as exc:
             status = 404 if "no follow-up" in str(exc) else 409
-            return JSONResponse({"error": "not_acknowledged", "message": str(exc)}, status)
+            return problem(status, "not_acknowledged", str(exc))
         return JSONResponse(follow_up_json(follow_up))
 
 

@@ -1,9 +1,17 @@
-"""What every route shares: bearer checks, error answers, and bodies read within limits."""
+"""What every route shares: bearer checks, error answers, and bodies read within limits.
+
+Every error is one shape, RFC 9457 ``application/problem+json``: ``type`` (``about:blank``: the
+status says what kind of problem), ``title`` (the status phrase), ``status``, ``detail`` (what
+went wrong, in words), ``error`` (a stable code to branch on, e.g. ``invalid_query``) and, for
+bad fields, ``errors``: ``[{"field", "message"}]`` with the field's path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request
@@ -23,20 +31,54 @@ def bearer_ok(request: Request, expected: str) -> bool:
     return hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
-def unauthorized() -> JSONResponse:
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_body(status: int, error: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem: ``type``, ``title``, ``status``, ``detail``, plus ``error`` (a stable
+    code) and any ``extra`` members (``errors`` for bad fields)."""
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "error": error,
+        **extra,
+    }
+
+
+def problem(
+    status: int,
+    error: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An error answer in the one shape every route uses (:func:`problem_body`)."""
     return JSONResponse(
-        {"error": "unauthorized", "message": "a valid bearer token is required"},
-        status_code=401,
+        problem_body(status, error, detail, **extra),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_JSON,
+    )
+
+
+def unauthorized() -> JSONResponse:
+    return problem(
+        401,
+        "unauthorized",
+        "a valid bearer token is required",
         headers={"WWW-Authenticate": "Bearer"},
     )
 
 
-def not_found() -> JSONResponse:
-    return JSONResponse({"error": "not_found"}, status_code=404)
+def not_found(detail: str = "no such resource") -> JSONResponse:
+    return problem(404, "not_found", detail)
 
 
 def invalid(errors: list[dict[str, str]]) -> JSONResponse:
-    return JSONResponse({"error": "invalid_body", "errors": errors}, status_code=422)
+    return problem(422, "invalid_body", "the request body has invalid fields", errors=errors)
 
 
 async def run_in_thread(fn: Any, *args: Any) -> Response:
@@ -48,10 +90,10 @@ async def run_in_thread(fn: Any, *args: Any) -> Response:
 class BodyRefusedError(Exception):
     """A request body refused before it was read in full; the connection is closed after."""
 
-    def __init__(self, status: int, error: str, **facts: Any) -> None:
+    def __init__(self, status: int, error: str, detail: str, **facts: Any) -> None:
         super().__init__(error)
         self.status = status
-        self.body = {"error": error, **facts}
+        self.body = problem_body(status, error, detail, **facts)
 
 
 async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
@@ -69,10 +111,12 @@ async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
     declared = headers.get("content-length")
     if declared is not None and "transfer-encoding" in headers:
         raise BodyRefusedError(
-            400, "ambiguous_framing", message="Content-Length and Transfer-Encoding together"
+            400, "ambiguous_framing", "Content-Length and Transfer-Encoding together"
         )
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyRefusedError(413, "too_large", limit_bytes=limit)
+        raise BodyRefusedError(
+            413, "too_large", f"the body is over {limit} bytes", limit_bytes=limit
+        )
     chunks: list[bytes] = []
     size = 0
     try:
@@ -80,16 +124,23 @@ async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise BodyRefusedError(413, "too_large", limit_bytes=limit)
+                    raise BodyRefusedError(
+                        413, "too_large", f"the body is over {limit} bytes", limit_bytes=limit
+                    )
                 chunks.append(chunk)
     except TimeoutError:
-        raise BodyRefusedError(408, "body_timeout", timeout_seconds=timeout) from None
+        raise BodyRefusedError(
+            408,
+            "body_timeout",
+            f"the body did not arrive within {timeout} s",
+            timeout_seconds=timeout,
+        ) from None
     return b"".join(chunks)
 
 
 def bad_query(errors: list[dict[str, str]]) -> JSONResponse:
     """``400``: query parameters that name nothing or hold what they cannot."""
-    return JSONResponse({"error": "invalid_query", "errors": errors}, status_code=400)
+    return problem(400, "invalid_query", "the query has invalid parameters", errors=errors)
 
 
 def unknown_parameters(request: Request, allowed: set[str]) -> list[dict[str, str]]:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 
 from onboarding.ingest.inbox import IntakeBatcher
 from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import Runtime
-from onboarding.web.http import read_limited
+from onboarding.web.http import problem, read_limited
 from tasks.base import enqueue_after_commit
 from tasks.ingest import process_deliveries
 
@@ -65,7 +65,7 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
             and len(challenge) <= 1024
         ):
             return PlainTextResponse(challenge)
-        return JSONResponse({"error": "forbidden"}, status_code=403)
+        return problem(403, "forbidden", "the verify token or the challenge is not accepted")
 
     @router.post("/webhooks/meta")
     async def receive_webhook(request: Request) -> Response:
@@ -77,7 +77,7 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
         secret = r.settings.meta_app_secret.get_secret_value()
         if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
             log.warning("webhook_signature_invalid", size=len(raw))
-            return JSONResponse({"error": "invalid_signature"}, status_code=401)
+            return problem(401, "invalid_signature", "X-Hub-Signature-256 does not match the body")
         await intake.submit(raw)
         return PlainTextResponse("OK")
 
