@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
@@ -16,32 +18,16 @@ from rich.table import Table
 from sqlalchemy import select
 
 from models import (
-    Alert,
-    FollowUp,
-    FollowUpStatus,
-    InboxDelivery,
-    InboxStatus,
     Onboarding,
-    OnboardingState,
-    utcnow,
 )
 from models.crypto import TokenKeyError
-from onboarding import reconcile
+from onboarding import operations, reconcile
 from onboarding import runtime as runtime_module
-from onboarding.followups.schedule import FollowUpError, acknowledge
-from onboarding.ingest.dispatch import replay
 from onboarding.signup.records import KINDS, list_recorded
-from onboarding.sync.retry import RetryRefusedError, retry
 from onboarding.views import (
-    alert_json,
-    follow_up_json,
-    inbox_json,
-    onboarding_detail,
-    onboarding_summary,
     signup_record_json,
 )
-from tasks.base import enqueue_after_commit, enqueue_step
-from tasks.ingest import process_delivery
+from tasks.operator import replay_deliveries, retry_onboarding
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -92,6 +78,16 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextmanager
+def _operator() -> Iterator[None]:
+    """An operator's request the service layer refused: its message, exit 2 if the request was
+    malformed, else 1."""
+    try:
+        yield
+    except operations.OperatorError as exc:
+        raise _fail(str(exc), 2 if isinstance(exc, operations.InvalidRequestError) else 1) from None
+
+
 def _runtime() -> runtime_module.Runtime:
     try:
         return runtime_module.current()
@@ -133,15 +129,9 @@ def onboardings_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List onboardings, newest first."""
-    if state is not None and state not in {s.value for s in OnboardingState}:
-        known = ", ".join(s.value for s in OnboardingState)
-        raise _fail(f"unknown state {state!r}; known: {known}", 2)
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        query = select(Onboarding).order_by(Onboarding.id.desc()).limit(limit)
-        if state:
-            query = query.where(Onboarding.state == state)
-        rows = [onboarding_summary(o) for o in session.scalars(query)]
+    with rt.db.sessionmaker() as session, _operator():
+        rows = operations.list_onboardings(session, state=state, limit=limit)
     if as_json:
         _print_json(rows)
         return
@@ -164,11 +154,8 @@ def onboardings_list(
 def onboardings_show(onboarding_id: int, as_json: JsonFlag = False) -> None:
     """Show one onboarding: number, syncs, alerts and its timeline."""
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        onboarding = session.get(Onboarding, onboarding_id)
-        if onboarding is None:
-            raise _fail(f"no onboarding {onboarding_id}")
-        detail = onboarding_detail(session, onboarding)
+    with rt.db.sessionmaker() as session, _operator():
+        detail = operations.show_onboarding(session, onboarding_id)
     if as_json:
         _print_json(detail)
         return
@@ -219,18 +206,14 @@ def onboardings_retry(
 ) -> None:
     """Resume a failed or stuck onboarding at the step it stopped."""
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        try:
-            plan = retry(
-                session,
-                onboarding_id,
-                settings=rt.settings,
-                force=force,
-                phone_number_id=phone_number_id,
-            )
-        except RetryRefusedError as exc:
-            raise _fail(str(exc)) from None
-    enqueue_step(None, plan.step, onboarding_id)
+    with rt.db.sessionmaker() as session, _operator():
+        plan = retry_onboarding(
+            session,
+            onboarding_id,
+            settings=rt.settings,
+            force=force,
+            phone_number_id=phone_number_id,
+        )
     console.print(f"onboarding {onboarding_id}: {plan.message}")
 
 
@@ -279,11 +262,8 @@ def alerts_list(
 ) -> None:
     """List alerts raised for operators (deadline near, window missed, failures)."""
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        query = select(Alert).order_by(Alert.id.desc()).limit(500)
-        if onboarding_id is not None:
-            query = query.where(Alert.onboarding_id == onboarding_id)
-        rows = [alert_json(a) for a in session.scalars(query)]
+    with rt.db.sessionmaker() as session, _operator():
+        rows = operations.list_alerts(session, onboarding_id=onboarding_id)
     if as_json:
         _print_json(rows)
         return
@@ -435,20 +415,9 @@ def inbox_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List stored webhook deliveries, newest first."""
-    if status is not None and status not in {s.value for s in InboxStatus}:
-        known = ", ".join(s.value for s in InboxStatus)
-        raise _fail(f"unknown status {status!r}; known: {known}", 2)
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        query = select(InboxDelivery).order_by(InboxDelivery.id.desc()).limit(limit)
-        if status:
-            query = query.where(InboxDelivery.status == status)
-        if not_applied:
-            query = query.where(
-                InboxDelivery.status == InboxStatus.PROCESSED.value,
-                InboxDelivery.onboarding_id.is_(None),
-            )
-        rows = [inbox_json(d) for d in session.scalars(query)]
+    with rt.db.sessionmaker() as session, _operator():
+        rows = operations.list_inbox(session, status=status, not_applied=not_applied, limit=limit)
     if as_json:
         _print_json(rows)
         return
@@ -488,15 +457,9 @@ def inbox_replay(
     """Process stored deliveries again (idempotent): one by id, or all in a status."""
     if (delivery_id is None) == (status is None):
         raise _fail("give either a delivery ID or --status", 2)
-    if status is not None and status not in {s.value for s in InboxStatus}:
-        raise _fail(f"unknown status {status!r}", 2)
     rt = _runtime()
-    with rt.db.session() as session:
-        ids = replay(session, delivery_id=delivery_id, status=status)
-    if delivery_id is not None and not ids:
-        raise _fail(f"no delivery {delivery_id}")
-    for one in ids:
-        enqueue_after_commit(None, process_delivery, one)
+    with rt.db.sessionmaker() as session, _operator():
+        ids = replay_deliveries(session, delivery_id=delivery_id, status=status)
     console.print(f"replaying {len(ids)} deliveries")
 
 
@@ -509,15 +472,10 @@ def follow_ups_list(
 ) -> None:
     """List follow-ups (relink and app-open reminders, alerts), soonest first."""
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        query = select(FollowUp).order_by(FollowUp.due_at, FollowUp.id).limit(limit)
-        if due:
-            query = query.where(
-                FollowUp.status == FollowUpStatus.SCHEDULED.value, FollowUp.due_at <= utcnow()
-            )
-        if onboarding_id is not None:
-            query = query.where(FollowUp.onboarding_id == onboarding_id)
-        rows = [follow_up_json(f) for f in session.scalars(query)]
+    with rt.db.sessionmaker() as session, _operator():
+        rows = operations.list_follow_ups(
+            session, due=due, onboarding_id=onboarding_id, limit=limit
+        )
     if as_json:
         _print_json(rows)
         return
@@ -539,12 +497,9 @@ def follow_ups_list(
 def follow_ups_ack(follow_up_id: int) -> None:
     """Acknowledge a follow-up: the business did it; the rest of its series is cancelled."""
     rt = _runtime()
-    with rt.db.sessionmaker() as session:
-        try:
-            follow_up = acknowledge(session, follow_up_id)
-        except FollowUpError as exc:
-            raise _fail(str(exc)) from None
-        console.print(f"follow-up {follow_up.id} ({follow_up.kind}) acknowledged")
+    with rt.db.sessionmaker() as session, _operator():
+        follow_up = operations.acknowledge_follow_up(session, follow_up_id)
+    console.print(f"follow-up {follow_up['id']} ({follow_up['kind']}) acknowledged")
 
 
 def main() -> None:
