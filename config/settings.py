@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     webhook_verify_token: SecretStr = SecretStr("")
     signup_token: SecretStr = SecretStr("")
     admin_token: SecretStr = SecretStr("")
+    #: Serve the API's documentation at ``/docs`` and ``/redoc`` (``/openapi.json`` always).
+    api_docs: bool = True
     #: Bearer token of the feed and the read API (``/v1/…``); empty: those routes answer 401.
     feed_token: SecretStr = SecretStr("")
 

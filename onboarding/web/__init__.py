@@ -2,7 +2,9 @@
 
 * :mod:`.signup` — ``POST /signup``, the browser's Embedded Signup hand-off;
 * :mod:`.webhooks` — ``GET``/``POST /webhooks/meta``, Meta's handshake and signed deliveries;
-* :mod:`.admin` — ``GET /onboardings/{id}`` and ``POST /follow-ups/{id}/ack`` for operators;
+* :mod:`.admin_api` — ``/v1/admin/…``, every operator action, with its models (:mod:`.schemas`);
+* :mod:`.admin` — the first status routes (``GET /onboardings/{id}``, ``GET /signups``,
+  ``POST /follow-ups/{id}/ack``), kept for existing callers;
 * :mod:`.feed` — ``GET /v1/events``, the event feed for the provider's product;
 * :mod:`.health` — ``GET /healthz``;
 * :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from importlib.metadata import version as package_version
 from typing import Any
 
 import structlog
@@ -22,10 +25,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config import get_settings
 from onboarding import runtime as runtime_module
+from onboarding.operations import OperatorError
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.web import admin, feed, health, signup, webhooks
+from onboarding.web import admin, admin_api, feed, health, signup, webhooks
 from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
+from onboarding.web.schemas import problem_media_type
 
 log = structlog.get_logger(__name__)
 
@@ -49,18 +55,40 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         finally:
             await intake.stop()
 
+    docs = (rt.settings if rt is not None else get_settings()).api_docs
     app = FastAPI(
-        title="coexist", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+        title="coexist",
+        version=package_version("coexist"),
+        summary="Onboarding, history sync and lifecycle of WhatsApp Business app numbers "
+        "connected to the Cloud API (coexistence).",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
     )
     app.add_exception_handler(OperationalError, _database_down)  # type: ignore[arg-type]
     app.add_exception_handler(BodyRefusedError, _body_refused)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
-    app.include_router(signup.routes(get_rt))
-    app.include_router(webhooks.routes(get_rt, intake))
-    app.include_router(admin.routes(get_rt))
-    app.include_router(feed.routes(get_rt))
-    app.include_router(health.routes(get_rt))
+    app.add_exception_handler(OperatorError, _operator_refused)  # type: ignore[arg-type]
+    app.state.get_rt = get_rt
+    #: Every group of routes the app serves (its OpenAPI test walks them).
+    app.state.routers = [
+        signup.routes(get_rt),
+        webhooks.routes(get_rt, intake),
+        admin.routes(get_rt),
+        admin_api.router,
+        feed.routes(get_rt),
+        health.routes(get_rt),
+    ]
+    for router in app.state.routers:
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_media_type(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -92,6 +120,11 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail,
         headers=exc.headers,
     )
+
+
+async def _operator_refused(_: Request, exc: OperatorError) -> JSONResponse:
+    """What the operators' service layer refused (not found, unsafe, malformed)."""
+    return problem(exc.status, exc.error, str(exc))
 
 
 async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
