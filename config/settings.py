@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("")
     #: Serve the API's documentation at ``/docs`` and ``/redoc`` (``/openapi.json`` always).
     api_docs: bool = True
+    #: Bearer token ``/metrics`` asks for (empty: open, for a scraper on a private network).
+    metrics_token: SecretStr = SecretStr("")
+    #: prometheus-client's multiprocess directory (its own variable, ``PROMETHEUS_MULTIPROC_DIR``,
+    #: which the library reads too): one empty directory per host, shared by the web app and the
+    #: workers, so ``/metrics`` counts what the workers did.
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
     #: Bearer token of the feed and the read API (``/v1/…``); empty: those routes answer 401.
     feed_token: SecretStr = SecretStr("")
 

@@ -16,6 +16,7 @@ two workers racing on the same chunk end in the same rows:
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import Contact, HistoryChunk, MediaState, Message, MessageSource
+from onboarding import metrics
 
 MESSAGE_COLUMNS = (
     "onboarding_id",
@@ -72,6 +74,8 @@ def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["wamid"], row)
+    for source, count in Counter(row["source"] for row in unique.values()).items():
+        metrics.MESSAGES.labels(source).inc(count)
     if session.get_bind().dialect.name == "postgresql":
         _copy_upsert(session, list(unique.values()))
         return

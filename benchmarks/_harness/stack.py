@@ -35,6 +35,8 @@ class StackConfig:
     graph_max_attempts: int = 3
     #: Further settings by field name, e.g. ``{"sync_max_probes": "10"}``.
     overrides: Mapping[str, str] = field(default_factory=dict)
+    #: prometheus-client's multiprocess directory for every process of the stack (None: off).
+    metrics_dir: str | None = None
 
     def values(self, graph_url: str) -> dict[str, str]:
         """The settings every process gets, by :class:`~config.Settings` field name."""
@@ -60,6 +62,9 @@ class StackConfig:
         env = {k: v for k, v in os.environ.items() if not k.upper().startswith("COEX_")}
         env.update({f"COEX_{k.upper()}": v for k, v in self.values(graph_url).items()})
         env["PYTHONUNBUFFERED"] = "1"
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if self.metrics_dir is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         return env
 
     def settings(self, graph_url: str) -> Settings:

@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from models import Alert, FollowUp, FollowUpKind, FollowUpStatus, Notification, Onboarding, utcnow
+from onboarding import metrics
 from onboarding.followups.channels import (
     Channel,
     PermanentNotifyError,
@@ -235,6 +236,7 @@ class Notifier:
         row.reference = delivery.reference[:256]
         row.last_error = None
         session.commit()
+        metrics.FOLLOW_UPS.labels(channel.name).inc()
         log.info(
             "notification_sent",
             channel=channel.name,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from config.logging import bind
 from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
+from onboarding import metrics
 from onboarding.ingest import contacts, history, lifecycle, messages, user_ids
 from onboarding.ingest.rows import Context, Tally
 from onboarding.meta.payloads import Change, PayloadError, parse_delivery
@@ -192,6 +193,7 @@ def _process(
     row.summary = summary
     row.last_error = None
     session.commit()
+    metrics.DELIVERIES.labels("processed").inc()
     log.info("webhook_processed", fields=row.fields, summary=summary)
     return DeliveryOutcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
 
@@ -272,6 +274,7 @@ def _quarantine(session: Session, row: InboxDelivery, reason: str) -> DeliveryOu
     row.status = InboxStatus.QUARANTINED.value
     row.last_error = reason
     session.commit()
+    metrics.DELIVERIES.labels("quarantined").inc()
     log.warning("webhook_quarantined", delivery_id=row.id, reason=reason)
     return DeliveryOutcome(row.status)
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from models import InboxDelivery, InboxStatus, utcnow
+from onboarding import metrics
 from onboarding.runtime import Runtime
 from onboarding.store import insert_for
 
@@ -78,6 +79,8 @@ def receive_many(
             .values(duplicates=InboxDelivery.duplicates + count)
         )
     session.commit()
+    for intake in out:
+        metrics.DELIVERIES.labels("duplicate" if intake.duplicate else "stored").inc()
     return out
 
 

@@ -29,6 +29,7 @@ from config import Settings
 from config.logging import bind, register_secret
 from models import MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
+from onboarding import metrics
 from onboarding.meta.errors import GraphError, TransientGraphError
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
@@ -198,6 +199,7 @@ def _settle(session: Session, message: Message, state: MediaState, error: str | 
     message.media_state = state.value
     message.media_error = error
     session.commit()
+    metrics.MEDIA.labels(state.value).inc()
     log.info("media_settled", media_state=state.value, error=error)
     return state.value
 

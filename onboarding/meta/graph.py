@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from config.logging import register_secret
+from onboarding import metrics
 from onboarding.meta.errors import (
     BadRequestError,
     GraphError,
@@ -204,6 +205,7 @@ class GraphClient:
                 method, path, params=params, json=json_body, headers=headers
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            metrics.GRAPH_CALLS.labels(endpoint, "transport").inc()
             raise GraphTransportError(
                 f"could not reach Graph API: {type(exc).__name__}",
                 maybe_applied=False,
@@ -211,13 +213,20 @@ class GraphClient:
             ) from None
         except httpx.TransportError as exc:
             # The request may have been sent and applied; the answer was lost.
+            metrics.GRAPH_CALLS.labels(endpoint, "transport").inc()
             raise GraphTransportError(
                 f"no answer from Graph API: {type(exc).__name__}",
                 maybe_applied=True,
                 endpoint=endpoint,
             ) from None
         self._note_usage(response, endpoint)
-        return self._parse(response, endpoint)
+        try:
+            body = self._parse(response, endpoint)
+        except GraphError as exc:
+            metrics.GRAPH_CALLS.labels(endpoint, str(exc.code or f"http_{exc.http_status}")).inc()
+            raise
+        metrics.GRAPH_CALLS.labels(endpoint, "ok").inc()
+        return body
 
     def _note_usage(self, response: httpx.Response, endpoint: str) -> None:
         for name in USAGE_HEADERS:

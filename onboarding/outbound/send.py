@@ -67,6 +67,7 @@ from sqlalchemy.orm import Session
 from config.logging import bind, register_secret
 from models import Direction, MediaState, MessageSource, Onboarding, OnboardingState
 from models.crypto import TokenCipher
+from onboarding import metrics
 from onboarding.ingest.address import peer_address, sent_to
 from onboarding.meta.errors import (
     BsuidRecipientError,
@@ -270,6 +271,7 @@ def _take_token(
         raise
     if not acquired:
         release()
+        metrics.GUARD_WAITS.labels("throughput").inc()
         wait = _jitter(min(token_wait * 2 ** min(attempt, 5), 30.0))
         log.info("message_send_throttled", wait_seconds=round(wait, 2), attempt=attempt)
         raise RetryLater("send: no throughput token within the wait budget", wait)
@@ -287,6 +289,7 @@ def _graph_failed(
     """Meta did not take the message: wait (``RetryLater``), call it unknown, or refuse."""
     if isinstance(exc, RateLimitedError):
         release()
+        metrics.GUARD_WAITS.labels(f"rate_limited_{exc.code}").inc()
         wait = _rate_limit_backoff(exc, attempt)
         log.info("message_send_rate_limited", wait_seconds=round(wait, 2), **exc.log_fields())
         raise RetryLater(f"send: {exc.message}", wait) from exc

@@ -23,6 +23,7 @@ from config import Settings
 from config.logging import bind, register_secret
 from models import Onboarding, OnboardingState, utcnow
 from models.crypto import TokenCipher
+from onboarding import metrics
 from onboarding.meta.errors import (
     CodeExchangeError,
     GraphError,
@@ -106,7 +107,9 @@ def exchange_code(
     release(onboarding)
     transition(session, onboarding, S.TOKEN_EXCHANGED, "signup code exchanged for business token")
     session.commit()
-    log.info("token_exchanged", seconds_after_signup=_seconds_since(onboarding, utcnow()))
+    latency = _seconds_since(onboarding, utcnow())
+    metrics.CODE_EXCHANGE.observe(latency)
+    log.info("token_exchanged", seconds_after_signup=latency)
     return Next.CONNECT
 
 

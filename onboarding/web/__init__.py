@@ -6,7 +6,8 @@
 * :mod:`.admin` — the first status routes (``GET /onboardings/{id}``, ``GET /signups``,
   ``POST /follow-ups/{id}/ack``), kept for existing callers;
 * :mod:`.feed` — ``GET /v1/events``, the event feed for the provider's product;
-* :mod:`.health` — ``GET /healthz``;
+* :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
+* :mod:`.metrics` — ``GET /metrics`` for Prometheus;
 * :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
 """
 
@@ -26,10 +27,11 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config import get_settings
+from onboarding import metrics as counters
 from onboarding import runtime as runtime_module
 from onboarding.operations import OperatorError
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.web import admin, admin_api, feed, health, signup, webhooks
+from onboarding.web import admin, admin_api, feed, health, metrics, signup, webhooks
 from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
 from onboarding.web.schemas import problem_media_type
 
@@ -79,6 +81,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         admin_api.router,
         feed.routes(get_rt),
         health.routes(get_rt),
+        metrics.routes(get_rt),
     ]
     for router in app.state.routers:
         app.include_router(router)
@@ -99,8 +102,10 @@ async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
     )
 
 
-async def _body_refused(_: Request, exc: BodyRefusedError) -> JSONResponse:
+async def _body_refused(request: Request, exc: BodyRefusedError) -> JSONResponse:
     log.warning("request_body_refused", status=exc.status, error=exc.body["error"])
+    if request.url.path == "/webhooks/meta":
+        counters.DELIVERIES.labels(f"refused_{exc.body['error']}").inc()
     return JSONResponse(
         exc.body, status_code=exc.status, headers={"Connection": "close"}, media_type=PROBLEM_JSON
     )

@@ -14,6 +14,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
+from onboarding import metrics
 from onboarding.ingest.inbox import IntakeBatcher
 from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import Runtime
@@ -77,6 +78,7 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
         secret = r.settings.meta_app_secret.get_secret_value()
         if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
             log.warning("webhook_signature_invalid", size=len(raw))
+            metrics.DELIVERIES.labels("refused_signature").inc()
             return problem(401, "invalid_signature", "X-Hub-Signature-256 does not match the body")
         await intake.submit(raw)
         return PlainTextResponse("OK")

@@ -112,8 +112,10 @@ def _started(start: Callable[[], T]) -> T:
 
 
 @pytest.fixture(scope="session")
-def stack_config() -> StackConfig:
-    """Fail every integration test, naming the missing service, unless PG and Redis answer."""
+def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
+    """Fail every integration test, naming the missing service, unless PG and Redis answer.
+
+    The stack's processes keep their metrics in one multiprocess directory, as in production."""
     problem = _missing_services()
     if problem:
         pytest.fail(f"integration services missing:\n{problem}", pytrace=False)
@@ -121,6 +123,7 @@ def stack_config() -> StackConfig:
         database_url=DATABASE_URL,
         broker_url=BROKER_URL,
         overrides={"sync_max_probes": SYNC_MAX_PROBES},
+        metrics_dir=str(tmp_path_factory.mktemp("metrics")),
     )
 
 
