@@ -104,18 +104,28 @@ def scrub_text(text: str, extra: Iterable[str] = ()) -> str:
     return text
 
 
-def _scrub(value: Any, extra: list[str], depth: int = 0) -> Any:
-    if depth > 8:
+def scrub_deep(value: Any, extra: list[str], max_depth: int) -> Any:
+    """``value`` (JSON-like) with secrets masked by key, by shape and by value, down to
+    ``max_depth`` levels (error reports nest deeper than log lines)."""
+    return _scrub(value, extra, 0, max_depth)
+
+
+def _scrub(value: Any, extra: list[str], depth: int = 0, max_depth: int = 8) -> Any:
+    if depth > max_depth:
         return value
     if isinstance(value, str):
         return scrub_text(value, extra)
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if str(k).lower() in SECRET_KEYS else _scrub(v, extra, depth + 1))
+            k: (
+                REDACTED
+                if str(k).lower() in SECRET_KEYS
+                else _scrub(v, extra, depth + 1, max_depth)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return type(value)(_scrub(v, extra, depth + 1) for v in value)
+        return type(value)(_scrub(v, extra, depth + 1, max_depth) for v in value)
     if isinstance(value, BaseException):
         return scrub_text(repr(value), extra)
     return value

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("")
     #: Serve the API's documentation at ``/docs`` and ``/redoc`` (``/openapi.json`` always).
     api_docs: bool = True
+    #: Where unhandled errors are reported (a Sentry DSN; empty: nowhere). Events are scrubbed
+    #: of secrets as log lines are (config/errors.py).
+    sentry_dsn: SecretStr = SecretStr("")
     #: Bearer token ``/metrics`` asks for (empty: open, for a scraper on a private network).
     metrics_token: SecretStr = SecretStr("")
     #: prometheus-client's multiprocess directory (its own variable, ``PROMETHEUS_MULTIPROC_DIR``,

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from config import Settings, get_settings
+from config.errors import configure_error_reporting
 from config.logging import configure_logging, register_secret
 from models import Database
 from models.crypto import TokenCipher
@@ -82,6 +83,11 @@ def current() -> Runtime:
                 raise ConfigurationError(f"refusing to start: set {', '.join(missing)}")
             configure_logging(
                 settings.environment, settings.log_level, static_secrets=settings.secret_values
+            )
+            configure_error_reporting(
+                settings.sentry_dsn.get_secret_value(),
+                environment=settings.environment,
+                static_secrets=settings.secret_values,
             )
             register_secret(*settings.secret_values)
             _current = Runtime.build(settings)

@@ -7,6 +7,7 @@ from celery.signals import setup_logging, worker_process_init
 
 from config import get_settings
 from config.celery import celery_config
+from config.errors import configure_error_reporting
 from config.logging import configure_logging
 
 app = Celery(
@@ -28,6 +29,11 @@ def _logging(**_: object) -> None:
     """Celery's own logs go through coexist's structlog processors (and redaction)."""
     settings = get_settings()
     configure_logging(settings.environment, settings.log_level, settings.secret_values)
+    configure_error_reporting(
+        settings.sentry_dsn.get_secret_value(),
+        environment=settings.environment,
+        static_secrets=settings.secret_values,
+    )
 
 
 @worker_process_init.connect
