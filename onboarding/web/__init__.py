@@ -8,6 +8,7 @@
 * :mod:`.feed` — ``GET /v1/events``, the event feed for the provider's product;
 * :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
 * :mod:`.metrics` — ``GET /metrics`` for Prometheus;
+* :mod:`.console` — ``/console``, the operator console in the browser (:mod:`.console_auth`);
 * :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
 """
 
@@ -25,13 +26,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from config import get_settings
 from onboarding import metrics as counters
 from onboarding import runtime as runtime_module
 from onboarding.operations import OperatorError
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.web import admin, admin_api, feed, health, metrics, signup, webhooks
+from onboarding.web import (
+    admin,
+    admin_api,
+    console,
+    feed,
+    health,
+    metrics,
+    signup,
+    webhooks,
+)
 from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
 from onboarding.web.schemas import problem_media_type
 
@@ -82,9 +93,11 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         feed.routes(get_rt),
         health.routes(get_rt),
         metrics.routes(get_rt),
+        console.routes(get_rt),
     ]
     for router in app.state.routers:
         app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

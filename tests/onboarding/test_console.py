@@ -1,0 +1,160 @@
+"""The operator console over HTTP: login and its cookie, CSRF, escaping, the pages' content.
+(tests/browser/ drives the same pages in headless Chromium.)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models import Message, Onboarding, SyncType
+from onboarding.ingest.dispatch import process_delivery
+from onboarding.ingest.inbox import receive
+from onboarding.runtime import Runtime
+from onboarding.sandbox import Sandbox
+from onboarding.web import create_app
+from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
+
+HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+
+
+@pytest.fixture
+def client(rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(rt), follow_redirects=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def onboarding_id(client: TestClient, sandbox: Sandbox) -> int:
+    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
+    signup = sandbox.complete_signup(business.waba_id)
+    answer = client.post(
+        "/signup",
+        json={"code": signup.code, "session": dict(signup.session)},
+        headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
+    )
+    value: int = answer.json()["onboarding_id"]
+    return value
+
+
+def log_in(client: TestClient) -> str:
+    """Log in; the CSRF token of the session."""
+    answer = client.post("/console/login", data={"token": ADMIN_TOKEN})
+    assert answer.status_code == 303
+    page = client.get("/console/onboardings")
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+def test_pages_need_a_login(client: TestClient) -> None:
+    for path in ("/console/onboardings", "/console/onboardings/1", "/console/inbox"):
+        answer = client.get(path)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/console/login"
+
+
+def test_the_wrong_token_is_refused_and_sets_no_cookie(client: TestClient) -> None:
+    answer = client.post("/console/login", data={"token": "not-the-admin-token"})
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+
+
+def test_the_session_cookie_is_httponly_strict_and_scoped(client: TestClient) -> None:
+    answer = client.post("/console/login", data={"token": ADMIN_TOKEN})
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/console" in cookie
+    assert ADMIN_TOKEN.lower() not in cookie
+
+
+def test_a_tampered_cookie_is_no_session(client: TestClient) -> None:
+    log_in(client)
+    value = client.cookies["coexist_console"]
+    client.cookies.set("coexist_console", value[:-1] + ("0" if value[-1] != "0" else "1"))
+    assert client.get("/console/onboardings").status_code == 303
+
+
+def test_the_list_shows_the_window_and_the_syncs(client: TestClient, onboarding_id: int) -> None:
+    log_in(client)
+    page = client.get("/console/onboardings")
+    assert page.status_code == 200
+    assert f'data-onboarding="{onboarding_id}"' in page.text
+    assert "data-deadline=" in page.text
+    assert "<progress" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_actions_need_the_csrf_token_and_the_same_origin(
+    client: TestClient, onboarding_id: int
+) -> None:
+    csrf = log_in(client)
+    path = f"/console/onboardings/{onboarding_id}/retry"
+    assert client.post(path, data={}).status_code == 403
+    assert client.post(path, data={"csrf": "0" * 64}).status_code == 403
+    foreign = client.post(path, data={"csrf": csrf}, headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    answer = client.post(path, data={"csrf": csrf})
+    assert answer.status_code == 303
+    assert "notice=Retry+refused" in answer.headers["location"]
+
+
+def test_a_forced_retry_from_the_console_runs(
+    client: TestClient, rt: Runtime, sandbox: Sandbox, onboarding_id: int
+) -> None:
+    csrf = log_in(client)
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        onboarding.sync(SyncType.HISTORY).state = "unknown"
+        onboarding.sync(SyncType.HISTORY).request_id = None
+    answer = client.post(
+        f"/console/onboardings/{onboarding_id}/retry", data={"csrf": csrf, "force": "1"}
+    )
+    assert "notice=Retrying" in answer.headers["location"]
+    assert [s.sync_type for s in sandbox.accepted_syncs()].count("history") == 1
+
+
+def test_replay_from_the_inbox(client: TestClient, rt: Runtime) -> None:
+    csrf = log_in(client)
+    with rt.db.session() as session:
+        intake = receive(session, b"{broken")
+        process_delivery(session, intake.delivery_id, settings=rt.settings)
+    page = client.get("/console/inbox", params={"status": "quarantined"})
+    assert f'data-delivery="{intake.delivery_id}"' in page.text
+    answer = client.post(f"/console/inbox/{intake.delivery_id}/replay", data={"csrf": csrf})
+    assert "Replaying+1+deliveries" in answer.headers["location"]
+
+
+def test_strangers_text_is_escaped(client: TestClient, rt: Runtime, onboarding_id: int) -> None:
+    """A message body and a notice carrying markup are shown as text, never as markup."""
+    log_in(client)
+    with rt.db.session() as session:
+        session.add(
+            Message(
+                onboarding_id=onboarding_id,
+                wamid="wamid.hostile",
+                thread=HOSTILE,
+                direction="inbound",
+                source="history",
+                sent_at=datetime(2026, 11, 30, tzinfo=UTC),
+                type="text",
+                text_body=HOSTILE,
+                media_state="none",
+            )
+        )
+    page = client.get(f"/console/onboardings/{onboarding_id}", params={"notice": HOSTILE})
+    assert page.status_code == 200
+    assert "<script>window.__pwned" not in page.text
+    assert "<img src=x" not in page.text
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page.text
+
+
+def test_logout_ends_the_session(client: TestClient) -> None:
+    csrf = log_in(client)
+    answer = client.post("/console/logout", data={"csrf": csrf})
+    assert answer.status_code == 303
+    assert client.get("/console/onboardings").status_code == 303
