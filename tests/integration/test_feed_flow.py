@@ -96,7 +96,7 @@ def test_following_the_feed_through_an_onboarding_gets_every_message_once(
     events, cursor = follow(feed, None, onboarding_id)  # while the onboarding runs
     detail = settled(api, db, onboarding_id, dispatcher)
     with db.sessionmaker() as session:
-        stored = dict(session.execute(select(Message.wamid, Message.source)).tuples().all())
+        stored: dict[str, str] = dict(session.execute(select(Message.wamid, Message.source)).all())
     deadline = time.monotonic() + FEED_DEADLINE
     while {w for _, w in listed(events)} != set(stored) and time.monotonic() < deadline:
         more, cursor = follow(feed, cursor, onboarding_id)
