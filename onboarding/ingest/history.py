@@ -319,7 +319,10 @@ def update_progress(session: Session, onboarding: Onboarding, progress: int) -> 
             {"sync_type": SyncType.HISTORY.value, "progress": raised},
         )
     else:
-        session.refresh(row, ["progress"])  # another worker may have moved it further
+        # Another worker may have moved it further, maybe to 100 in a transaction still open
+        # that judged the gaps without this chunk: wait for it (the row's lock, released at
+        # commit) rather than read the progress it had before, or nobody completes the sync.
+        session.refresh(row, ["progress"], with_for_update=True)
     if row.progress >= 100:
         # Workers finishing chunks at the same time must not each judge the gaps without the
         # other's chunk: take the sync row's lock (released at commit), then look again.
