@@ -345,7 +345,7 @@ def measure(
     feed: bool = True,
 ) -> dict[str, Any]:
     reset_database(url)
-    db = Database(url)
+    db = Database(url, feed=feed)  # the signup writes its event too
     cfg = settings_for(url, page_size)
     onboarding_id = make_onboarding(db, cfg)
     started = time.perf_counter()
