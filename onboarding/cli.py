@@ -23,6 +23,9 @@ from models import (
 from models.crypto import TokenKeyError
 from onboarding import operations, reconcile
 from onboarding import runtime as runtime_module
+from onboarding.feed import tail
+from onboarding.feed.events import EventType
+from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError
 from onboarding.signup.records import KINDS, list_recorded
 from onboarding.views import (
     signup_record_json,
@@ -35,6 +38,7 @@ onboardings_app = typer.Typer(no_args_is_help=True, help="Inspect and retry onbo
 alerts_app = typer.Typer(no_args_is_help=True, help="Operator alerts.")
 inbox_app = typer.Typer(no_args_is_help=True, help="Stored webhook deliveries.")
 followups_app = typer.Typer(no_args_is_help=True, help="Reminders and alerts for businesses.")
+events_app = typer.Typer(no_args_is_help=True, help="The event feed (README, 'The event feed').")
 signups_app = typer.Typer(
     no_args_is_help=True, help="Signups recorded without an onboarding (abandoned, other flows)."
 )
@@ -62,6 +66,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(followups_app, name="follow-ups")
 app.add_typer(signups_app, name="signups")
+app.add_typer(events_app, name="events")
 
 console = Console()
 err = Console(stderr=True)
@@ -500,6 +505,82 @@ def follow_ups_ack(follow_up_id: int) -> None:
     with rt.db.sessionmaker() as session, _operator():
         follow_up = operations.acknowledge_follow_up(session, follow_up_id)
     console.print(f"follow-up {follow_up['id']} ({follow_up['kind']}) acknowledged")
+
+
+@events_app.command("tail")
+def events_tail(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep reading new events until interrupted.")
+    ] = False,
+    onboarding_id: Annotated[
+        int | None, typer.Option("--onboarding", min=1, help="Only this onboarding's events.")
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        typer.Option("--type", help="Only events of this type (repeatable)."),
+    ] = None,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            help="Start after this cursor (an event's `cursor`, or a page's `next_cursor`). "
+            "Default: the start of the feed, or with --follow its end."
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            min=1, max=MAX_LIMIT, help="Events per read (without --follow: the most printed)."
+        ),
+    ] = 100,
+    interval: Annotated[
+        float, typer.Option(min=0.1, max=60.0, help="Seconds between reads with --follow.")
+    ] = 1.0,
+    polls: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --follow, stop after this many reads (default: never)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object (the event's envelope) per line.")
+    ] = False,
+) -> None:
+    """Print the feed's events, oldest first; with --follow, new ones as they come.
+
+    Without --follow, the events after --after (or from the start), at most --limit, then the
+    cursor to continue from (on stderr).
+    """
+    wanted: list[EventType] = []
+    for value in types or []:
+        try:
+            wanted.append(EventType(value))
+        except ValueError:
+            known = ", ".join(t.value for t in EventType)
+            raise _fail(f"unknown event type {value[:64]!r}; known: {known}", 2) from None
+    cursor = None
+    if after is not None:
+        try:
+            cursor = Cursor.decode(after)
+        except CursorError as exc:
+            raise _fail(str(exc), 2) from None
+    rt = _runtime()
+    start = tail.start(rt.db, cursor) if follow else (cursor or Cursor())
+    events = tail.follow(
+        rt.db,
+        start,
+        limit=limit,
+        onboarding_id=onboarding_id,
+        types=wanted,
+        interval=interval,
+        polls=polls if follow else 1,
+    )
+    last: str | None = None
+    try:
+        for event in events:
+            sys.stdout.write((json.dumps(event) if as_json else tail.line(event)) + "\n")
+            sys.stdout.flush()
+            last = event["cursor"]
+    except KeyboardInterrupt:
+        pass
+    err.print(f"next cursor: {last or start.encode()}")
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ Two kinds of stop, both set from ``account_update`` (docs/meta.md#116-acting-on-
   :func:`stopped`, which honours the expiry by itself; the beat job :func:`lift_expired` only
   writes the lift on the timeline and closes the alert.
 
+Each change writes its feed event: ``account.paused`` when a pause or a restriction starts
+(or the restrictions in force change), ``account.resumed`` when nothing stops sends any more.
+
 The notifier's WhatsApp template channel (:mod:`onboarding.followups.channels`) sends from the
 provider's own number, not from an onboarded one, so an onboarding's pause never stops it.
 """
@@ -29,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Onboarding, utcnow
+from onboarding.feed.events import EventType, emit, iso
 from onboarding.meta.payloads import entry_seconds
 from onboarding.states import note, raise_alert, resolve_alert
 
@@ -152,6 +156,7 @@ def pause(
     onboarding.paused_at = onboarding.paused_at if held else at
     onboarding.paused_by = ",".join(sorted({*held, event[:64]}))[:64]
     note(onboarding, f"API sends paused by {event} ({reason})", at=at)
+    _paused(session, onboarding, event, at=at)
     raise_alert(
         session,
         onboarding.id,
@@ -188,6 +193,7 @@ def lift(
     onboarding.paused_reason = None
     onboarding.paused_at = None
     onboarding.paused_by = None
+    _resumed(session, onboarding, cause, at=at)
     log.info("sends_resumed", onboarding_id=onboarding.id, cause=cause)
     return True
 
@@ -211,15 +217,21 @@ def restrict(
             at=at,
             paused_by=frozenset({"ACCOUNT_RESTRICTION"}),
         )
-    held = {r.type: r for r in current(onboarding) if not (readable and r.type == UNSPECIFIED)}
+    before = current(onboarding)
+    held = {r.type: r for r in before if not (readable and r.type == UNSPECIFIED)}
     for restriction in restrictions:
         held[restriction.type] = restriction
         note(onboarding, f"ACCOUNT_RESTRICTION: {restriction.describe()}", at=at)
     live = [r for r in held.values() if r.active(at)]
     onboarding.restrictions = _stored(live)
     if not live:
+        if any(r.active(at) for r in before):
+            _resumed(
+                session, onboarding, "ACCOUNT_RESTRICTION: every restriction has expired", at=at
+            )
         resolve_alert(session, onboarding.id, RESTRICTED_ALERT)
         return
+    _paused(session, onboarding, "ACCOUNT_RESTRICTION", at=at)
     summary = "; ".join(r.describe() for r in live)
     raise_alert(
         session,
@@ -249,8 +261,13 @@ def lift_expired(session: Session, *, now: datetime | None = None) -> list[int]:
             note(onboarding, f"ACCOUNT_RESTRICTION lifted: {restriction.type} expired", at=at)
         left = [r for r in held if r.active(now)]
         onboarding.restrictions = _stored(left)
-        if not left:
+        if left:
+            _paused(session, onboarding, "ACCOUNT_RESTRICTION", at=now)
+        else:
             resolve_alert(session, onboarding.id, RESTRICTED_ALERT, at=now)
+            _resumed(
+                session, onboarding, "ACCOUNT_RESTRICTION: every restriction has expired", at=now
+            )
         changed.append(onboarding.id)
         log.info(
             "restrictions_expired",
@@ -260,6 +277,39 @@ def lift_expired(session: Session, *, now: datetime | None = None) -> list[int]:
         )
     session.commit()
     return changed
+
+
+def _paused(session: Session, onboarding: Onboarding, event: str, *, at: datetime) -> None:
+    """``account.paused``: what stops sends now, after ``event`` (not committed)."""
+    emit(
+        session,
+        EventType.ACCOUNT_PAUSED,
+        onboarding,
+        {
+            "event": event,
+            "reason": onboarding.paused_reason,
+            "paused_by": pausers(onboarding),
+            "restrictions": [
+                {
+                    "type": r.type,
+                    "expires_at": iso(datetime.fromtimestamp(r.expires_at, tz=UTC))
+                    if r.expires_at is not None
+                    else None,
+                    "stops": sorted(r.sends),
+                }
+                for r in current(onboarding)
+                if r.active(at)
+            ],
+        },
+        occurred_at=at,
+    )
+
+
+def _resumed(session: Session, onboarding: Onboarding, cause: str, *, at: datetime) -> None:
+    """``account.resumed``: nothing stops sends any more (not committed)."""
+    if onboarding.paused_reason or any(r.active(at) for r in current(onboarding)):
+        return  # a pause or another restriction still holds
+    emit(session, EventType.ACCOUNT_RESUMED, onboarding, {"cause": cause}, occurred_at=at)
 
 
 def _stored(restrictions: list[Restriction]) -> list[dict[str, Any]] | None:

@@ -1,7 +1,10 @@
 """State changes, operator alerts and step leases: the bookkeeping every step shares.
 
 :func:`transition` is the one writer of ``Onboarding.state`` (the table is ``models.TRANSITIONS``);
-a sync request's state has its own machine and writer, :mod:`onboarding.sync.states`.
+a sync request's state has its own machine and writer, :mod:`onboarding.sync.states`. Each
+state change and each alert raised or resolved writes its feed event in the caller's
+transaction (``onboarding.state_changed``, ``alert.raised``, ``alert.resolved``); a timeline
+:func:`note` writes none.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models import TRANSITIONS, Alert, Onboarding, OnboardingState, Transition, utcnow
+from onboarding.feed.events import EventType, emit, emit_for
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +64,14 @@ def transition(
             return False
         set_committed_value(onboarding, "state", to.value)
         set_committed_value(onboarding, "state_changed_at", at)
-    else:
+        emit(
+            session,
+            EventType.ONBOARDING_STATE_CHANGED,
+            onboarding,
+            {"from": current.value, "to": to.value, "cause": cause},
+            occurred_at=at,
+        )
+    else:  # not stored yet: it has no id for an event (its creation tells of it)
         onboarding.state = to.value
         onboarding.state_changed_at = at
     onboarding.transitions.append(
@@ -133,6 +144,12 @@ def raise_alert(
             )
     except IntegrityError:
         return False  # raised concurrently by another worker
+    emit_for(
+        session,
+        EventType.ALERT_RAISED,
+        onboarding_id,
+        {"kind": kind, "severity": severity, "message": message},
+    )
     log.warning(
         "alert_raised", onboarding_id=onboarding_id, kind=kind, severity=severity, alert=message
     )
@@ -154,8 +171,20 @@ def resolve_alert(
     if alert is None:
         return False
     alert.acknowledged_at = at or utcnow()
+    alert_resolved(session, alert)
     log.info("alert_resolved", onboarding_id=onboarding_id, kind=kind)
     return True
+
+
+def alert_resolved(session: Session, alert: Alert) -> None:
+    """The ``alert.resolved`` event of an alert just closed (not committed)."""
+    emit_for(
+        session,
+        EventType.ALERT_RESOLVED,
+        alert.onboarding_id,
+        {"kind": alert.kind, "severity": alert.severity, "message": alert.message},
+        occurred_at=alert.acknowledged_at,
+    )
 
 
 def claim(session: Session, onboarding: Onboarding, seconds: float) -> bool:

@@ -62,25 +62,35 @@ def insert_for(session: Session, table: Any) -> Any:
     raise NotImplementedError(f"upserts are written for PostgreSQL and SQLite, not {dialect}")
 
 
-def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def upsert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert or merge message rows (dicts keyed by :data:`MESSAGE_COLUMNS`). Not committed.
 
     On PostgreSQL the rows are streamed with ``COPY`` into a session-local staging table and
-    merged with one ``INSERT … SELECT … ON CONFLICT``; elsewhere they are sent as one
-    executemany. Either way a wamid repeated within the batch is merged once (first wins).
+    merged with one ``INSERT … SELECT … ON CONFLICT``; elsewhere the new ones are inserted and
+    the others merged, each as one executemany. Either way a wamid repeated within the batch
+    is merged once (first wins). Returns the rows whose wamid was not stored before (the feed
+    tells of those only), in their order.
     """
     if not rows:
-        return
+        return []
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:
         unique.setdefault(row["wamid"], row)
     for source, count in Counter(row["source"] for row in unique.values()).items():
         metrics.MESSAGES.labels(source).inc(count)
     if session.get_bind().dialect.name == "postgresql":
-        _copy_upsert(session, list(unique.values()))
-        return
-    stmt = _merge(insert_for(session, Message.__table__))
-    session.execute(stmt, [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in unique.values()])
+        return _copy_upsert(session, list(unique.values()))
+    # Rows new to the table are inserted (and named by RETURNING); the others are merged.
+    table = Message.__table__
+    params = [{c: row.get(c) for c in MESSAGE_COLUMNS} for row in unique.values()]
+    fresh = insert_for(session, table).on_conflict_do_nothing(
+        index_elements=[table.c.onboarding_id, table.c.wamid]
+    )
+    inserted = set(session.execute(fresh.returning(table.c.wamid), params).scalars())
+    stored = [p for p in params if p["wamid"] not in inserted]
+    if stored:
+        session.execute(_merge(insert_for(session, table)), stored)
+    return [row for wamid, row in unique.items() if wamid in inserted]
 
 
 def _merge(stmt: Any) -> Any:
@@ -145,9 +155,10 @@ _STAGE_TYPES = [
 ]
 
 
-def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
+def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """PostgreSQL: COPY the page straight into ``messages``; if any wamid is already there,
-    roll that back and merge the page instead.
+    roll that back and merge the page instead. Returns the rows inserted (all of them when
+    the COPY went through; those the merge inserted rather than updated otherwise).
 
     Most history pages are new messages, and COPY is the fastest way in. A page that repeats
     a stored wamid (a redelivered chunk, an echo, late media) fails the unique index
@@ -167,9 +178,10 @@ def _copy_upsert(session: Session, rows: list[dict[str, Any]]) -> None:
                     copy.write_row(value)
         except UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT coexist_copy")
-            _stage_merge(connection, cursor, values)
-        else:
-            cursor.execute("RELEASE SAVEPOINT coexist_copy")
+            inserted = _stage_merge(connection, cursor, values)
+            return [row for row in rows if row["wamid"] in inserted]
+        cursor.execute("RELEASE SAVEPOINT coexist_copy")
+    return rows
 
 
 def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -181,7 +193,8 @@ def _copy_values(row: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _stage_merge(connection: Any, cursor: Any, values: list[tuple[Any, ...]]) -> None:
+def _stage_merge(connection: Any, cursor: Any, values: list[tuple[Any, ...]]) -> set[str]:
+    """Merge the page through the staging table; the wamids the merge inserted."""
     info = connection.connection.info
     if not info.get(_STAGE.name):
         cursor.execute(_CREATE_STAGE)
@@ -191,7 +204,9 @@ def _stage_merge(connection: Any, cursor: Any, values: list[tuple[Any, ...]]) ->
         for value in values:
             copy.write_row(value)
     cursor.execute(_merge_sql())
+    inserted = {wamid for wamid, new in cursor.fetchall() if new}
     cursor.execute(f"TRUNCATE {_STAGE.name}")
+    return inserted
 
 
 _COPY_MESSAGES = f"COPY messages ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
@@ -206,7 +221,9 @@ _COPY_STAGE = f"COPY {_STAGE.name} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
 
 @functools.cache
 def _merge_sql() -> str:
-    """The INSERT … SELECT … ON CONFLICT statement, compiled once for PostgreSQL."""
+    """The INSERT … SELECT … ON CONFLICT statement, compiled once for PostgreSQL. It returns
+    each row's wamid and whether it was inserted (a row the statement inserted has no
+    ``xmax``; one it updated has the updating transaction's)."""
     statement = _merge(
         postgresql.insert(MESSAGES).from_select(
             list(MESSAGE_COLUMNS),
@@ -216,7 +233,7 @@ def _merge_sql() -> str:
     )
     dialect: Any = postgresql.dialect()  # type: ignore[no-untyped-call]
     compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return str(compiled)
+    return f"{compiled} RETURNING messages.wamid, messages.xmax = 0"
 
 
 def upsert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:

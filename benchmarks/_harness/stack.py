@@ -30,6 +30,7 @@ class StackConfig:
     app_secret: str = field(default_factory=_token)
     signup_token: str = field(default_factory=_token)
     admin_token: str = field(default_factory=_token)
+    feed_token: str = field(default_factory=_token)
     webhook_verify_token: str = field(default_factory=_token)
     token_keys: str = field(default_factory=TokenCipher.generate_key)
     graph_max_attempts: int = 3
@@ -51,6 +52,7 @@ class StackConfig:
             "token_keys": self.token_keys,
             "signup_token": self.signup_token,
             "admin_token": self.admin_token,
+            "feed_token": self.feed_token,
             "webhook_verify_token": self.webhook_verify_token,
             "graph_max_attempts": str(self.graph_max_attempts),
         }

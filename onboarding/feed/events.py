@@ -11,6 +11,7 @@ know of (fields are only ever added within a version).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,6 +90,41 @@ def emit(
             phone_number_id=onboarding.phone_number_id if onboarding is not None else None,
             occurred_at=occurred_at or utcnow(),
             body=body,
+        )
+    )
+
+
+def emit_many(
+    session: Session,
+    onboarding: Onboarding | None,
+    events: Sequence[tuple[EventType, dict[str, Any]]],
+    *,
+    occurred_at: datetime | None = None,
+) -> None:
+    """:func:`emit` for several events of one onboarding, in one INSERT (a stored page and the
+    media it settled)."""
+    if not events or not enabled(session):
+        return
+    at = occurred_at or utcnow()
+    ids = (
+        (onboarding.id, onboarding.waba_id, onboarding.phone_number_id)
+        if onboarding is not None
+        else (None, None, None)
+    )
+    session.execute(
+        insert(EVENTS).values(
+            [
+                {
+                    "type": type.value,
+                    "version": VERSIONS[type],
+                    "onboarding_id": ids[0],
+                    "waba_id": ids[1],
+                    "phone_number_id": ids[2],
+                    "occurred_at": at,
+                    "body": body,
+                }
+                for type, body in events
+            ]
         )
     )
 

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from models import Alert, FollowUp, FollowUpKind, FollowUpStatus, Notification, Onboarding, utcnow
 from onboarding import metrics
+from onboarding.feed.events import EventType, emit_for, iso
 from onboarding.followups.channels import (
     Channel,
     PermanentNotifyError,
@@ -365,6 +366,18 @@ class Notifier:
         if follow_up.status in open_:
             if len(sent) == len(channels):
                 follow_up.status = FollowUpStatus.SENT.value
+                emit_for(
+                    session,
+                    EventType.FOLLOW_UP_SENT,
+                    follow_up.onboarding_id,
+                    {
+                        "follow_up_id": follow_up.id,
+                        "kind": follow_up.kind,
+                        "channels": sorted(channels),
+                        "due_at": iso(follow_up.due_at),
+                        "sent_at": iso(follow_up.sent_at),
+                    },
+                )
             elif not pending and any(o.needs_attention for o in outcomes):
                 follow_up.status = FollowUpStatus.FAILED.value
         follow_up.last_error = "; ".join(errors)[:4000] or None

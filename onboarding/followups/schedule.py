@@ -35,11 +35,13 @@ from models import (
     OnboardingState,
     utcnow,
 )
+from onboarding.feed.events import EventType, emit_for, iso
 from onboarding.followups.rules import (
     INACTIVITY_DISCONNECT_DAYS,
     SUPPORTED_COMPANIONS,
     UNSUPPORTED_COMPANIONS,
 )
+from onboarding.states import alert_resolved
 from onboarding.store import insert_for
 
 log = structlog.get_logger(__name__)
@@ -73,7 +75,30 @@ def schedule(session: Session, *, settings: Settings, now: datetime | None = Non
         stmt = insert_for(session, FollowUp.__table__).on_conflict_do_nothing(
             index_elements=["onboarding_id", "kind", "series", "step"]
         )
-        session.execute(stmt, rows)
+        created = session.execute(
+            stmt.returning(
+                FollowUp.id,
+                FollowUp.onboarding_id,
+                FollowUp.kind,
+                FollowUp.series,
+                FollowUp.step,
+                FollowUp.due_at,
+            ),
+            rows,
+        ).all()
+        for row in created:
+            emit_for(
+                session,
+                EventType.FOLLOW_UP_SCHEDULED,
+                row.onboarding_id,
+                {
+                    "follow_up_id": row.id,
+                    "kind": row.kind,
+                    "series": row.series,
+                    "step": row.step,
+                    "due_at": iso(row.due_at),
+                },
+            )
     _cancel_for_disconnected(session, now)
     session.commit()
     due = list(
@@ -258,6 +283,14 @@ def acknowledge(session: Session, follow_up_id: int, *, now: datetime | None = N
         alert = session.get(Alert, follow_up.series)
         if alert is not None and alert.acknowledged_at is None:
             alert.acknowledged_at = now
+            alert_resolved(session, alert)
+    emit_for(
+        session,
+        EventType.FOLLOW_UP_ACKNOWLEDGED,
+        follow_up.onboarding_id,
+        {"follow_up_id": follow_up.id, "kind": follow_up.kind, "series": follow_up.series},
+        occurred_at=now,
+    )
     session.commit()
     log.info("follow_up_acknowledged", follow_up_id=follow_up.id, kind=follow_up.kind)
     return follow_up

@@ -30,6 +30,7 @@ from sqlalchemy import case, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from models import ChangeKind, Message, MessageChange
+from onboarding.feed.events import EventType, emit_for, iso
 from onboarding.ingest.dropped import BATCH
 from onboarding.ingest.rows import MEDIA_TYPES, Context, Tally, usable_wamid
 from onboarding.meta.payloads import clean_text, unix_time
@@ -182,7 +183,8 @@ def _stored(session: Session, onboarding_id: int, wamids: Iterable[str]) -> set[
 
 
 def _apply(session: Session, onboarding_id: int, change: Change) -> None:
-    """The change's rule as one conditional UPDATE of its original (not committed)."""
+    """The change's rule as one conditional UPDATE of its original, and its feed event if it
+    changed the message (``text`` is the message's text after it). Not committed."""
     original = (Message.onboarding_id == onboarding_id) & (Message.wamid == change.original_wamid)
     if change.kind == ChangeKind.REVOKE:
         # The earliest revoke's time; the content goes whatever came before.
@@ -212,7 +214,22 @@ def _apply(session: Session, onboarding_id: int, change: Change) -> None:
                 ),
             )
         )
-    session.execute(stmt.execution_options(synchronize_session=False))
+    applied = session.execute(
+        stmt.returning(Message.text_body).execution_options(synchronize_session=False)
+    ).first()
+    if applied is None:  # an older edit, or a repeated revoke: nothing changed
+        return
+    emit_for(
+        session,
+        EventType.MESSAGE_REVOKED if change.kind == ChangeKind.REVOKE else EventType.MESSAGE_EDITED,
+        onboarding_id,
+        {
+            "wamid": change.wamid,
+            "original_wamid": change.original_wamid,
+            "text": applied.text_body,
+            "changed_at": iso(change.changed_at),
+        },
+    )
 
 
 def _keep(session: Session, onboarding_id: int, changes: list[Change], now: datetime) -> None:

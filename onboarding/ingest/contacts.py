@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import SyncType
+from onboarding.feed.events import EventType, emit, iso
 from onboarding.ingest import identity, peers
 from onboarding.ingest.identity import Identity
 from onboarding.ingest.rows import Context, Tally
@@ -38,11 +39,38 @@ def ingest_contacts(session: Session, ctx: Context, value: dict[str, Any]) -> Ta
         {**row, "peer_id": peer_id} for (_, row), peer_id in zip(changes, peer_ids, strict=True)
     ]
     upsert_contacts(session, rows)
+    _tell(session, ctx, [user for user, _ in changes], rows)
     sync_states.confirm_accepted(
         ctx.onboarding.sync(SyncType.CONTACTS), "accepted: confirmed by contact webhooks"
     )
     session.commit()
     return tally
+
+
+def _tell(
+    session: Session, ctx: Context, users: list[Identity], rows: list[dict[str, Any]]
+) -> None:
+    """``contacts.upserted`` and ``contacts.removed`` for the page's changes (not committed).
+
+    Every change is told with its ``changed_at``: applied in that order, newest winning, they
+    end where coexist's contacts do, whatever order they came in."""
+    upserted: list[dict[str, Any]] = []
+    removed: list[dict[str, Any]] = []
+    for user, row in zip(users, rows, strict=True):
+        (removed if row["removed_at"] is not None else upserted).append(
+            {
+                "peer_id": row["peer_id"],
+                "phone": row["phone"],
+                "user_id": user.user_id,
+                "full_name": row["full_name"],
+                "first_name": row["first_name"],
+                "changed_at": iso(row["changed_at"]),
+            }
+        )
+    if upserted:
+        emit(session, EventType.CONTACTS_UPSERTED, ctx.onboarding, {"contacts": upserted})
+    if removed:
+        emit(session, EventType.CONTACTS_REMOVED, ctx.onboarding, {"contacts": removed})
 
 
 def _contact_row(ctx: Context, item: Any, tally: Tally) -> tuple[Identity, dict[str, Any]] | None:

@@ -38,6 +38,8 @@ from models import (
     SyncType,
     utcnow,
 )
+from onboarding.feed.bodies import messages_stored
+from onboarding.feed.events import EventType, emit
 from onboarding.ingest import identity, peers, user_ids
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import GROUP, OUT_OF_WINDOW, drop_messages
@@ -219,30 +221,40 @@ def _store_threads(
             row["peer_id"] = peer_id
             page.append(row)
             if len(page) >= settings.ingest_page_size:
-                _store_page(session, ctx, page, counts, held, committed=committed)
+                _store_page(session, ctx, chunk, page, counts, held, committed=committed)
                 session.commit()
                 committed = True
                 page = []
         user_ids.apply_system_messages(session, ctx, thread["messages"], tally)
     if page:
-        _store_page(session, ctx, page, counts, held, committed=committed)
+        _store_page(session, ctx, chunk, page, counts, held, committed=committed)
     return counts
 
 
 def _store_page(
     session: Session,
     ctx: Context,
+    chunk: ChunkId,
     page: list[dict[str, Any]],
     counts: ChunkCounts,
     held: dict[int, identity.Identity],
     *,
     committed: bool,
 ) -> None:
-    """Upsert one page. After a commit the page's peers are held again first: the commit
-    released what :func:`.peers.resolve` held."""
+    """Upsert one page, and its ``messages.stored`` event for the messages new to coexist
+    (a redelivered chunk tells of nothing twice). After a commit the page's peers are held
+    again first: the commit released what :func:`.peers.resolve` held."""
     if committed:
         peers.hold(session, ctx.onboarding.id, page, held)
-    upsert_messages(session, page)
+    new = upsert_messages(session, page)
+    messages_stored(
+        session,
+        ctx.onboarding,
+        MessageSource.HISTORY.value,
+        new,
+        phase=chunk.phase,
+        chunk_order=chunk.chunk_order,
+    )
     counts.stored += len(page)
     counts.stored_wamids += [row["wamid"] for row in page]
 
@@ -300,8 +312,17 @@ def update_progress(session: Session, onboarding: Onboarding, progress: int) -> 
     ).scalar()
     if raised is not None:
         set_committed_value(row, "progress", raised)
+        emit(
+            session,
+            EventType.SYNC_PROGRESS,
+            onboarding,
+            {"sync_type": SyncType.HISTORY.value, "progress": raised},
+        )
     else:
-        session.refresh(row, ["progress"])  # another worker may have moved it further
+        # Another worker may have moved it further, maybe to 100 in a transaction still open
+        # that judged the gaps without this chunk: wait for it (the row's lock, released at
+        # commit) rather than read the progress it had before, or nobody completes the sync.
+        session.refresh(row, ["progress"], with_for_update=True)
     if row.progress >= 100:
         # Workers finishing chunks at the same time must not each judge the gaps without the
         # other's chunk: take the sync row's lock (released at commit), then look again.
@@ -317,7 +338,12 @@ def _complete(session: Session, onboarding: Onboarding, row: SyncRequest) -> Non
     gaps = {
         p: v["missing"] for p, v in chunk_phases(session, onboarding.id).items() if v["missing"]
     }
-    if not sync_states.move(row, SyncState.COMPLETED_WITH_GAPS if gaps else SyncState.COMPLETED):
+    missing = [{"phase": phase, "chunk_orders": orders} for phase, orders in gaps.items()]
+    if not sync_states.move(
+        row,
+        SyncState.COMPLETED_WITH_GAPS if gaps else SyncState.COMPLETED,
+        **({"missing_chunks": missing} if gaps else {}),
+    ):
         return
     row.completed_at = row.completed_at or utcnow()
     row.last_error = f"missing chunk_orders per phase: {gaps}" if gaps else None

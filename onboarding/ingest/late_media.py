@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from models import MessageSource
+from onboarding.feed.bodies import messages_stored
 from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
@@ -62,7 +63,9 @@ def store_late_media(
     for number, page in enumerate(_pages(rows, settings.ingest_page_size)):
         if number:  # the peers resolved were held until the first page's commit
             hold(session, ctx.onboarding.id, page, held)
-        upsert_messages(session, page)
+        new = upsert_messages(session, page)
+        # Late media that comes before its chunk stores the message first: told here, once.
+        messages_stored(session, ctx.onboarding, MessageSource.HISTORY.value, new)
         session.commit()
     # A group chunk dropped by another worker meanwhile could not remove rows not committed
     # yet, but committed its record before removing (drop_messages): look again.

@@ -25,7 +25,10 @@ event older than the one that set the current lifecycle is stale and changes not
 redelivered or reordered events never overwrite newer state, and so is one dated before the
 onboarding's signup (it was about an earlier onboarding of the WABA). Every change is on the
 timeline. A fresh signup for a disconnected number is a new onboarding with its own 24 h
-window. Pauses and restrictions are written by :mod:`onboarding.pauses` only.
+window. Pauses and restrictions are written by :mod:`onboarding.pauses` only. Each applied
+event writes its feed event in the same transaction (``account.disconnected``,
+``account.reconnecting``, ``account.reconnected``; pauses write ``account.paused`` and
+``account.resumed``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from models import Onboarding, OnboardingState, utcnow
 from onboarding import pauses
+from onboarding.feed.events import EventType, emit
 from onboarding.ingest.rows import Tally
 from onboarding.meta.payloads import Change, digits
 from onboarding.states import note, raise_alert, resolve_alert, transition
@@ -224,6 +228,13 @@ def _disconnected(
         transition(session, onboarding, S.DISCONNECTED, cause, at=at)
     else:
         note(onboarding, cause, at=at)
+    emit(
+        session,
+        EventType.ACCOUNT_DISCONNECTED,
+        onboarding,
+        {"event": event, "reason": onboarding.lifecycle_reason, "initiated_by": initiated_by},
+        occurred_at=at,
+    )
     raise_alert(
         session,
         onboarding.id,
@@ -250,7 +261,14 @@ def _offboarded(
         onboarding.resume_state = state.value
         onboarding.lifecycle_reason = None
         onboarding.lifecycle_since = at
-        transition(session, onboarding, S.RECONNECTING, cause, at=at)
+        if transition(session, onboarding, S.RECONNECTING, cause, at=at):
+            emit(
+                session,
+                EventType.ACCOUNT_RECONNECTING,
+                onboarding,
+                {"event": event, "resume_state": state.value},
+                occurred_at=at,
+            )
     else:
         note(onboarding, cause, at=at)
 
@@ -268,7 +286,14 @@ def _reconnected(
         target = OnboardingState(onboarding.resume_state or S.SYNCED.value)
         onboarding.resume_state = None
         onboarding.lifecycle_since = at
-        transition(session, onboarding, target, cause, at=at)
+        if transition(session, onboarding, target, cause, at=at):
+            emit(
+                session,
+                EventType.ACCOUNT_RECONNECTED,
+                onboarding,
+                {"event": event, "state": target.value},
+                occurred_at=at,
+            )
     else:
         note(onboarding, cause, at=at)
 

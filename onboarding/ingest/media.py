@@ -6,7 +6,9 @@ media id (:mod:`.late_media`); then ``GET /{media-id}`` gives a short-lived URL,
 business token, checked against Meta's sha256, and stored under ``COEX_MEDIA_DIR`` by content
 hash (one copy per distinct content). Media ids die 7 days after they are sent: not downloaded
 by then, the media is ``expired``. Failures are retried a bounded number of times, then
-``failed`` with the reason.
+``failed`` with the reason. Each of these ends writes its feed event (``media.stored``,
+``media.expired``, ``media.failed``) in the transaction that settles it; ``media.skipped`` is
+written with the message's ``messages.stored`` (:mod:`onboarding.feed.bodies`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import random
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import select, update
@@ -30,6 +33,7 @@ from config.logging import bind, register_secret
 from models import MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
 from onboarding import metrics
+from onboarding.feed.events import EventType, emit_for
 from onboarding.meta.errors import GraphError, TransientGraphError
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
@@ -195,9 +199,28 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
     return _settle(session, message, MediaState.STORED, None)
 
 
+#: The feed event of each state a download ends in.
+SETTLED: dict[MediaState, EventType] = {
+    MediaState.STORED: EventType.MEDIA_STORED,
+    MediaState.EXPIRED: EventType.MEDIA_EXPIRED,
+    MediaState.FAILED: EventType.MEDIA_FAILED,
+}
+
+
 def _settle(session: Session, message: Message, state: MediaState, error: str | None) -> str:
+    """The media's final state, with its feed event, committed."""
     message.media_state = state.value
     message.media_error = error
+    body: dict[str, Any] = {"wamid": message.wamid}
+    if state is MediaState.STORED:
+        body |= {
+            "sha256": Path(message.media_path or "").name or None,
+            "mime": message.media_mime,
+            "size": message.media_size,
+        }
+    else:
+        body["error"] = error
+    emit_for(session, SETTLED[state], message.onboarding_id, body)
     session.commit()
     metrics.MEDIA.labels(state.value).inc()
     log.info("media_settled", media_state=state.value, error=error)
@@ -222,14 +245,17 @@ def expire_overdue(session: Session, *, settings: Settings, now: datetime | None
         )
     )
     if ids:
-        session.execute(
+        reason = "no download within the 7-day life of Meta's media ids"
+        expired = session.execute(
             update(Message)
-            .where(Message.id.in_(ids))
-            .values(
-                media_state=MediaState.EXPIRED.value,
-                media_error="no download within the 7-day life of Meta's media ids",
+            .where(Message.id.in_(ids), Message.media_state == MediaState.AWAITING.value)
+            .values(media_state=MediaState.EXPIRED.value, media_error=reason)
+            .returning(Message.onboarding_id, Message.wamid)
+        ).all()
+        for onboarding_id, wamid in expired:
+            emit_for(
+                session, EventType.MEDIA_EXPIRED, onboarding_id, {"wamid": wamid, "error": reason}
             )
-        )
     session.commit()
     return len(ids)
 

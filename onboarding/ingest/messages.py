@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models import Direction, MessageSource, utcnow
+from onboarding.feed.bodies import messages_stored
 from onboarding.ingest import user_ids
 from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import Change, apply_changes, apply_pending, is_change, parse_change
@@ -61,7 +62,8 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
         rows.append(row)
         named.append({**msg, "from": ctx.business_number})  # echoes are the business's
     attach_peers(session, ctx, rows, named, value)
-    upsert_messages(session, rows)
+    new = upsert_messages(session, rows)
+    messages_stored(session, ctx.onboarding, MessageSource.APP_ECHO.value, new)
     times = [r["sent_at"] for r in rows] + [c.changed_at for c in changes]
     if times:
         latest = max(times)

@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models import UserIdChange, utcnow
+from onboarding.feed.events import EventType, emit_for
 from onboarding.ingest import peers
 from onboarding.ingest.identity import Identity, bsuid, phone
 from onboarding.ingest.rows import Context, Tally
@@ -99,7 +100,8 @@ def move_user_id(session: Session, onboarding_id: int, previous: str, current: s
     """Give the peer of BSUID ``previous`` the BSUID ``current``, merging it with the peer that
     already has ``current``; the peer's id, or None if neither BSUID is known. The change is
     recorded, so that items naming ``previous`` later reach the same peer
-    (:func:`onboarding.ingest.peers.resolve`). Not committed."""
+    (:func:`onboarding.ingest.peers.resolve`), and a move writes ``peer.user_id_changed``
+    (the peer kept, when two were merged). Not committed."""
 
     def work() -> int | None:
         _record(session, onboarding_id, previous, current)
@@ -115,8 +117,16 @@ def move_user_id(session: Session, onboarding_id: int, previous: str, current: s
                 .values(user_id=current, updated_at=utcnow())
             )
             peers.new_epoch(session, onboarding_id)
-            return old.id
-        return peers.merge(session, onboarding_id, old.id, new.id, user_id=current).id
+            moved = int(old.id)
+        else:
+            moved = peers.merge(session, onboarding_id, old.id, new.id, user_id=current).id
+        emit_for(
+            session,
+            EventType.PEER_USER_ID_CHANGED,
+            onboarding_id,
+            {"peer_id": moved, "previous": previous, "current": current},
+        )
+        return moved
 
     return peers.retried(session, "move_user_id", work)
 

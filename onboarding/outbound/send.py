@@ -68,6 +68,7 @@ from config.logging import bind, register_secret
 from models import Direction, MediaState, MessageSource, Onboarding, OnboardingState
 from models.crypto import TokenCipher
 from onboarding import metrics
+from onboarding.feed.bodies import messages_stored
 from onboarding.ingest.address import peer_address, sent_to
 from onboarding.meta.errors import (
     BsuidRecipientError,
@@ -433,7 +434,8 @@ def _record(
         "media_id_at": None,
         "peer_id": sent_to(session, onboarding.id, to=message.to, recipient=message.recipient),
     }
-    upsert_messages(session, [row])
+    new = upsert_messages(session, [row])
+    messages_stored(session, onboarding, MessageSource.API.value, new)
 
 
 def _rate_limit_backoff(exc: RateLimitedError, attempt: int) -> float:

@@ -46,6 +46,7 @@ from models import (
     utcnow,
 )
 from models.crypto import TokenCipher
+from onboarding.feed.events import EventType, emit
 from onboarding.signup.records import Recorded, record_abandoned, record_finish
 
 log = structlog.get_logger(__name__)
@@ -295,6 +296,14 @@ def accept_signup(
     )
     session.add(onboarding)
     try:
+        session.flush()
+        emit(
+            session,
+            EventType.ONBOARDING_STATE_CHANGED,
+            onboarding,
+            {"from": None, "to": onboarding.state, "cause": onboarding.transitions[0].cause},
+            occurred_at=now,
+        )
         session.commit()
     except IntegrityError:
         session.rollback()  # the same code, posted twice at once

@@ -18,6 +18,10 @@ from                      to
 any                       ``completed``, ``completed_with_gaps``, ``declined``
 ========================  ===============================================================
 
+Entering ``requested``, ``completed``, ``completed_with_gaps``, ``declined``, ``stalled`` or
+``window_missed`` writes its feed event (``sync.<state>``) in the transaction of the change;
+the other states are coexist's own bookkeeping and tell the feed nothing.
+
 The last line is Meta's word: history webhooks that finish or decline the sync are only sent
 for a request Meta accepted, so they settle the row whatever the trigger believed. An expired
 ``intent`` is claimed again (``intent`` → ``intent``) by :func:`claim` only.
@@ -26,11 +30,13 @@ for a request Meta accepted, so they settle the row whatever the trigger believe
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from models import SyncRequest, SyncState, utcnow
+from onboarding.feed.events import EventType, emit_for
 
 P = SyncState
 
@@ -54,14 +60,28 @@ TRANSITIONS: dict[SyncState, frozenset[SyncState]] = {
 }
 
 
+#: The feed event of each state a provider hears of.
+EVENTS: dict[SyncState, EventType] = {
+    P.REQUESTED: EventType.SYNC_REQUESTED,
+    P.COMPLETED: EventType.SYNC_COMPLETED,
+    P.COMPLETED_WITH_GAPS: EventType.SYNC_COMPLETED_WITH_GAPS,
+    P.DECLINED: EventType.SYNC_DECLINED,
+    P.STALLED: EventType.SYNC_STALLED,
+    P.WINDOW_MISSED: EventType.SYNC_WINDOW_MISSED,
+}
+
+
 class InvalidSyncTransitionError(RuntimeError):
     """The sync request's state machine does not allow this move."""
 
 
-def move(row: SyncRequest, to: SyncState) -> bool:
+def move(row: SyncRequest, to: SyncState, **details: Any) -> bool:
     """Move ``row`` to ``to`` (not committed); False if it is there already.
 
-    Raises :class:`InvalidSyncTransitionError` for a move :data:`TRANSITIONS` does not allow.
+    The feed event of ``to`` (:data:`EVENTS`), if it has one, is written in the session of
+    ``row`` with ``details`` in its body (a row in no session has no transaction to write
+    to). Raises :class:`InvalidSyncTransitionError` for a move :data:`TRANSITIONS` does not
+    allow.
     """
     current = SyncState(row.state)
     if to is current:
@@ -71,7 +91,21 @@ def move(row: SyncRequest, to: SyncState) -> bool:
             f"{row.sync_type} sync of onboarding {row.onboarding_id}: {current} -> {to} not allowed"
         )
     row.state = to.value
+    session = object_session(row)
+    if session is not None:
+        _tell(session, row, to, details)
     return True
+
+
+def _tell(session: Session, row: SyncRequest, to: SyncState, details: dict[str, Any]) -> None:
+    """Write the feed event of ``row`` entering ``to`` (not committed)."""
+    event = EVENTS.get(to)
+    if event is None:
+        return
+    body: dict[str, Any] = {"sync_type": row.sync_type}
+    if to is P.REQUESTED:
+        body["request_id"] = row.request_id
+    emit_for(session, event, row.onboarding_id, {**body, **details})
 
 
 def confirm_accepted(row: SyncRequest, how: str, *, requested_at: datetime | None = None) -> None:
@@ -146,11 +180,18 @@ def accept(session: Session, row: SyncRequest, request_id: str | None) -> None:
         .values(request_id=request_id, requested_at=utcnow(), lease_until=None)
         .execution_options(synchronize_session=False)
     )
-    session.execute(
+    answered = session.execute(
         update(SyncRequest)
         .where(SyncRequest.id == row.id, SyncRequest.state.in_([s.value for s in UNANSWERED]))
         .values(state=P.REQUESTED.value, last_error=None)
         .execution_options(synchronize_session=False)
     )
+    if answered.rowcount == 1:  # type: ignore[attr-defined]
+        emit_for(
+            session,
+            EventType.SYNC_REQUESTED,
+            row.onboarding_id,
+            {"sync_type": row.sync_type, "request_id": request_id},
+        )
     session.commit()
     session.refresh(row)

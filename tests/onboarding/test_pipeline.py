@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from models import MediaState, Message, Onboarding
+from onboarding.feed.events import EventType
+from onboarding.feed.log import MAX_LIMIT, Cursor, read
 from onboarding.runtime import Runtime
 from onboarding.sandbox import DeliveryOptions, HistoryGenerator, HistoryProfile, Sandbox
 from onboarding.views import onboarding_detail
@@ -137,3 +139,40 @@ def test_contacts_and_echoes_arrive(flow: tuple[dict[str, Any], dict[str, Any]])
     assert counts["contacts_removed"] >= 1
     assert counts["app_echoes"] == 4
     assert detail["last_app_activity_at"] is not None
+
+
+def test_the_feed_tells_the_whole_onboarding_in_order(
+    rt: Runtime, flow: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """The feed tells the onboarding's steps in order, every stored message exactly once, each
+    media's fate and the history's completion."""
+    detail, oracle = flow
+    with rt.db.sessionmaker() as session:
+        told = read(session, Cursor(), MAX_LIMIT).events
+        stored = set(session.scalars(select(Message.wamid)))
+    assert len(told) < MAX_LIMIT
+    types = [e["type"] for e in told]
+    moves = [e["data"]["to"] for e in told if e["type"] == EventType.ONBOARDING_STATE_CHANGED]
+    assert moves == ["received", "token_exchanged", "subscribed", "syncing", "synced"]
+    milestones = [
+        types.index(EventType.ONBOARDING_STATE_CHANGED),
+        types.index(EventType.SYNC_REQUESTED),
+        types.index(EventType.MESSAGES_STORED),
+        types.index(EventType.SYNC_COMPLETED),
+    ]
+    assert milestones == sorted(milestones)
+    listed = [
+        m["wamid"]
+        for e in told
+        if e["type"] == EventType.MESSAGES_STORED
+        for m in e["data"]["messages"]
+    ]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == stored
+    assert types.count(EventType.MEDIA_STORED) == oracle["media_recent"]
+    assert types.count(EventType.MEDIA_SKIPPED) == oracle["media_old"]
+    progress = [e["data"]["progress"] for e in told if e["type"] == EventType.SYNC_PROGRESS]
+    assert progress == sorted(progress)
+    assert progress[-1] == 100
+    assert EventType.CONTACTS_UPSERTED in types
+    assert {e["onboarding_id"] for e in told} == {detail["id"]}
