@@ -16,6 +16,7 @@ from models.ingest import (
     Message,
     MessageChange,
     MessageSource,
+    PendingStatus,
 )
 from models.onboarding import (
     SYNC_ACCEPTED,
@@ -61,6 +62,7 @@ __all__ = [
     "Onboarding",
     "OnboardingState",
     "Peer",
+    "PendingStatus",
     "RecordedFinish",
     "SyncRequest",
     "SyncState",

@@ -70,6 +70,8 @@ class MessageSource(enum.StrEnum):
     HISTORY = "history"
     APP_ECHO = "app_echo"
     API = "api"
+    #: Users' messages to an onboarded number, from the ``messages`` webhook after signup.
+    LIVE = "live"
 
 
 class MediaState(enum.StrEnum):
@@ -82,7 +84,7 @@ class MediaState(enum.StrEnum):
 
 
 class Message(Base):
-    """A 1:1 message of the business, from history, an app echo or the API."""
+    """A 1:1 message of the business, from history, an app echo, the API or live traffic."""
 
     __tablename__ = "messages"
     __table_args__ = (
@@ -113,7 +115,14 @@ class Message(Base):
     sent_at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(32))
     text_body: Mapped[str | None] = mapped_column(Text)
+    #: History's ``history_context.status``, ``accepted`` for an API send, then the newest status
+    #: Meta's ``statuses[]`` webhooks gave (:mod:`onboarding.ingest.statuses`).
     status: Mapped[str | None] = mapped_column(String(16))
+    #: The ``timestamp`` of the status webhook that set ``status``.
+    status_at: Mapped[datetime | None]
+    #: The error of a ``failed`` status (``errors[0]``), kept even if Meta later says delivered.
+    status_error_code: Mapped[int | None]
+    status_error_title: Mapped[str | None] = mapped_column(Text)
     #: The message object as Meta sent it, for types other than text.
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     media_state: Mapped[str] = mapped_column(
@@ -209,4 +218,27 @@ class MessageChange(Base):
     text_body: Mapped[str | None] = mapped_column(Text)
     #: The webhook's ``timestamp`` of the change.
     changed_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class PendingStatus(Base):
+    """A status webhook for a message not stored yet (its API send still committing, its echo
+    or history chunk on the way), kept until that message is stored and then applied and
+    removed (:mod:`onboarding.ingest.statuses`)."""
+
+    __tablename__ = "pending_statuses"
+    __table_args__ = (
+        UniqueConstraint("onboarding_id", "wamid", "status"),
+        Index("ix_pending_statuses_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))
+    #: The message the status is about (the status's ``id``).
+    wamid: Mapped[str] = mapped_column(String(191))
+    status: Mapped[str] = mapped_column(String(16))
+    #: The status webhook's ``timestamp``.
+    status_at: Mapped[datetime]
+    error_code: Mapped[int | None]
+    error_title: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime]

@@ -23,6 +23,7 @@ from models import (
     MessageSource,
     Onboarding,
     Peer,
+    PendingStatus,
     RecordedFinish,
     SyncType,
     utcnow,
@@ -144,6 +145,7 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
             n(m.direction == "outbound"),
             n(m.source == MessageSource.APP_ECHO.value),
             n(m.source == MessageSource.API.value),
+            n(m.source == MessageSource.LIVE.value),
             n(m.media_state == MediaState.STORED.value),
             n(m.media_state == MediaState.AWAITING.value),
             n(m.media_state == MediaState.SKIPPED_TOO_OLD.value),
@@ -171,6 +173,7 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
         "messages_outbound",
         "app_echoes",
         "messages_api",
+        "messages_live",
         "media_stored",
         "media_awaiting",
         "media_skipped_too_old",
@@ -191,6 +194,13 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
     waiting = {kind: int(number) for kind, number in pending}
     out["edits_pending"] = waiting.get(ChangeKind.EDIT.value, 0)
     out["revokes_pending"] = waiting.get(ChangeKind.REVOKE.value, 0)
+    # Statuses still waiting for their message (onboarding/ingest/statuses.py).
+    out["statuses_pending"] = int(
+        session.scalar(
+            select(func.count(PendingStatus.id)).where(PendingStatus.onboarding_id == onboarding_id)
+        )
+        or 0
+    )
     return out
 
 

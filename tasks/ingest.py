@@ -6,7 +6,7 @@ import structlog
 
 from onboarding import pauses
 from onboarding.ingest import dispatch as ingest
-from onboarding.ingest import media, stalled
+from onboarding.ingest import media, stalled, statuses
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 
@@ -77,11 +77,13 @@ def redispatch() -> None:
 
 @coexist_task("coexist.ingest.watchdog", soft_time_limit=50, time_limit=58, max_retries=0)
 def watchdog() -> None:
-    """Beat: stalled history syncs, expired media ids, and media downloads never started."""
+    """Beat: stalled history syncs, expired media ids, media downloads never started, and
+    statuses kept too long for a message that never came."""
     rt = current()
     with rt.db.session() as session:
         stalled.watch_stalled(session, settings=rt.settings)
         media.expire_overdue(session, settings=rt.settings)
+        statuses.forget_stale(session)
         due = media.due_downloads(session)
     for message_id in due:
         enqueue_after_commit(None, download_media, message_id)

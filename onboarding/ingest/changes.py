@@ -38,9 +38,10 @@ from onboarding.store import insert_for
 
 KINDS = frozenset(kind.value for kind in ChangeKind)
 #: Users edit within 15 minutes and revoke within 2 days of sending
-#: (docs/meta.md#48-messages-edits-revokes-and-131060), and the only user messages coexist
-#: stores come from history, sent before signup: a user's change later than this after signup
-#: can have no message still to come (an hour's slack for clocks).
+#: (docs/meta.md#48-messages-edits-revokes-and-131060). Where coexist stores no live messages
+#: (the change's number is not onboarded, :mod:`.live`), the only user messages it stores come
+#: from history, sent before signup: a user's change later than this after signup can have no
+#: message still to come (an hour's slack for clocks).
 USER_CHANGE_WINDOW = timedelta(days=2, hours=1)
 
 
@@ -108,8 +109,9 @@ def apply_changes(
 ) -> None:
     """Apply changes to their stored originals; keep the others until they come. Commits.
 
-    ``by_users``: the changes come from users (``messages``), whose messages coexist stores
-    only from history; one too late for a history message is counted, not kept."""
+    ``by_users``: the changes come from users (``messages``) of a number whose live messages
+    coexist does not store, so only history messages can be theirs; one too late for a
+    history message is counted, not kept."""
     if not changes:
         return
     onboarding_id = ctx.onboarding.id

@@ -40,7 +40,7 @@ from models import (
 )
 from onboarding.feed.bodies import messages_stored
 from onboarding.feed.events import EventType, emit
-from onboarding.ingest import identity, peers, user_ids
+from onboarding.ingest import identity, peers, statuses, user_ids
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import GROUP, OUT_OF_WINDOW, drop_messages
 from onboarding.ingest.late_media import store_late_media
@@ -168,6 +168,7 @@ def _chunk(
     _record_chunk(session, ctx.onboarding, chunk, counts, now)
     session.commit()
     apply_pending(session, ctx.onboarding.id, counts.stored_wamids, tally)
+    statuses.apply_pending(session, ctx.onboarding, counts.stored_wamids, tally)
     tally.counts["messages"] += counts.stored
     tally.counts["dropped_out_of_window"] += counts.dropped_window
     tally.counts["dropped_group"] += counts.dropped_group

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from models import MessageSource
 from onboarding.feed.bodies import messages_stored
+from onboarding.ingest import statuses
 from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import apply_pending
 from onboarding.ingest.dropped import dropped_wamids, remove_history_messages
@@ -79,9 +80,9 @@ def store_late_media(
         tally.counts["followups_of_dropped_messages"] += len(dropped)
         tally.media_wamids = [w for w in tally.media_wamids if w not in dropped]
     tally.counts["media_followups"] += len(rows) - len(late)
-    apply_pending(
-        session, ctx.onboarding.id, [r["wamid"] for r in rows if r["wamid"] not in late], tally
-    )
+    stored = [r["wamid"] for r in rows if r["wamid"] not in late]
+    apply_pending(session, ctx.onboarding.id, stored, tally)
+    statuses.apply_pending(session, ctx.onboarding, stored, tally)
 
 
 def _pages(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -4,11 +4,14 @@
   outbound ``app_echo`` messages of the peer named by ``to``/``to_user_id`` and ``contacts[]``
   (:mod:`.attach`); the business's edits and revokes in the app come here too and are applied
   to their message (:mod:`.changes`); the latest moves the onboarding's last app activity.
-* ``messages`` — coexist stores no new user messages (the business reads them in the app), but
-  applies a user's edit or revoke to a message it holds (or keeps it until that message comes,
-  :mod:`.changes`), follows a ``user_changed_user_id`` system message (:mod:`.user_ids`), and
-  counts error 131060 (a user's first message after onboarding, which the Cloud API cannot
-  show).
+* ``messages`` — users' messages to an onboarded number are stored as inbound ``live``
+  messages (:mod:`.live`, which says what "onboarded" means; others are counted as
+  ``messages_not_stored``); the statuses of the business's messages move their status forward
+  (:mod:`.statuses`, kept until the message comes if it is not stored yet); a user's edit or
+  revoke is applied to a message coexist holds (or kept until that message comes,
+  :mod:`.changes`); a ``user_changed_user_id`` system message is followed (:mod:`.user_ids`);
+  error 131060 is counted (a user's first message after onboarding, which the Cloud API may
+  not show).
 
 Unusable items are rejected or counted in the :class:`.Tally`, never raised.
 """
@@ -22,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from models import Direction, MessageSource, utcnow
 from onboarding.feed.bodies import messages_stored
-from onboarding.ingest import user_ids
+from onboarding.ingest import live, statuses, user_ids
 from onboarding.ingest.attach import attach_peers
 from onboarding.ingest.changes import Change, apply_changes, apply_pending, is_change, parse_change
 from onboarding.ingest.rows import Context, Tally, message_row
@@ -72,13 +75,16 @@ def ingest_echoes(session: Session, ctx: Context, value: dict[str, Any]) -> Tall
             onboarding.last_app_activity_at = latest
     tally.counts["app_echoes"] += len(rows)
     session.commit()
-    apply_pending(session, ctx.onboarding.id, [r["wamid"] for r in rows], tally)
+    stored = [r["wamid"] for r in rows]
+    apply_pending(session, ctx.onboarding.id, stored, tally)
+    statuses.apply_pending(session, ctx.onboarding, stored, tally)
     apply_changes(session, ctx, changes, tally, now)
     return tally
 
 
 def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) -> Tally:
-    """``messages``: apply user edits and revokes to stored messages; note expected errors.
+    """``messages``: store users' live messages for an onboarded number, apply their edits
+    and revokes, follow system messages, apply statuses; note expected errors.
 
     Commits."""
     tally = Tally()
@@ -91,12 +97,12 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
                 onboarding_id=ctx.onboarding.id,
                 hint="a user's first message after onboarding; check the Business app",
             )
+    now = utcnow()
+    why_not = live.not_live(ctx, value)
     messages = value.get("messages")
-    if not isinstance(messages, list):
-        session.commit()
-        return tally
     changes: list[Change] = []
-    for msg in messages:
+    users: list[dict[str, Any]] = []
+    for msg in messages if isinstance(messages, list) else []:
         if not isinstance(msg, dict):
             continue
         _count_unsupported(msg, tally)
@@ -106,10 +112,23 @@ def apply_message_events(session: Session, ctx: Context, value: dict[str, Any]) 
                 changes.append(change)
         elif msg.get("type") == "system":
             user_ids.apply_system_messages(session, ctx, [msg], tally)
+        elif why_not is None and msg.get("type") in live.STORED_TYPES:
+            users.append(msg)
         else:
             tally.counts["messages_not_stored"] += 1
+            note = why_not or f"message type {str(msg.get('type'))[:32]!r} is not stored"
+            if note not in tally.notes:
+                tally.notes.append(note)
+    stored = live.store_live(session, ctx, users, value, tally, now)
     session.commit()
-    apply_changes(session, ctx, changes, tally, utcnow(), by_users=True)
+    if "statuses" in value:
+        found = statuses.parse_statuses(ctx, value["statuses"], tally)
+        # A status of a number coexist does not onboard can concern no message still to come.
+        statuses.apply_statuses(session, ctx, found, tally, now, keep=why_not is None)
+    apply_pending(session, ctx.onboarding.id, stored, tally)
+    # A user's change of a message coexist may still store (history, or live traffic for an
+    # onboarded number) is kept until it comes.
+    apply_changes(session, ctx, changes, tally, now, by_users=why_not is not None)
     return tally
 
 

@@ -130,7 +130,10 @@ def resolve(
     known = [i for i in identities if i.known]
     if not known:
         return [None] * len(identities)
-    lookup = session.begin_nested()
+    # PostgreSQL: the lookup's shared lock is taken in a savepoint, to be let go if what
+    # follows may merge. SQLite has no such lock, and a savepoint would open a read
+    # transaction whose snapshot a later write could no longer use.
+    lookup = session.begin_nested() if _postgresql(session) else None
     share(session, onboarding_id)
     epoch = _epoch(session, onboarding_id)
     seen = SEEN.get(onboarding_id, epoch, known)
@@ -140,11 +143,13 @@ def resolve(
     )
     stored = {i: peer_id for i in misses if (peer_id := found.stored(i)) is not None}
     if len(stored) == len(set(misses)):
-        lookup.commit()  # the shared lock is the transaction's until it ends
+        if lookup is not None:
+            lookup.commit()  # the shared lock is the transaction's until it ends
         _remember(session, onboarding_id, epoch, stored)
         seen.update(stored)
         return [seen[i] if i.known else None for i in identities]
-    lookup.rollback()  # released: what follows may merge, and waits for no one it holds back
+    if lookup is not None:
+        lookup.rollback()  # released: what follows may merge, and waits for no one it holds
     out = retried(session, "resolve", lambda: _resolve_once(session, onboarding_id, identities))
     _remember(
         session,
@@ -213,7 +218,7 @@ _PENDING = "peers_seen"
 
 def _epoch(session: Session, onboarding_id: int) -> str | None:
     """The onboarding's peers epoch, read after :func:`share` (PostgreSQL; else None)."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not _postgresql(session):
         return None
     return session.scalar(
         select(ONBOARDINGS.c.peers_epoch).where(ONBOARDINGS.c.id == onboarding_id)
@@ -420,8 +425,12 @@ def exclusive(session: Session, onboarding_id: int) -> None:
     _advisory(session, "pg_advisory_xact_lock", onboarding_id)
 
 
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _advisory(session: Session, function: str, onboarding_id: int) -> None:
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgresql(session):
         session.execute(select(getattr(func, function)(LOCK_CLASS, onboarding_id)))
 
 

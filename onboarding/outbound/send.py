@@ -33,7 +33,8 @@ outbound message with source ``api`` (billed, unlike what the business sends fro
      ``131062`` (Meta sends this message to phone numbers only) is refused with a reason
      saying to send it by phone number;
 
-6. on success records the row and commits.
+6. on success records the row and commits, then applies the statuses Meta sent for it
+   meanwhile (:mod:`onboarding.ingest.statuses`).
 
 Idempotency: what a redelivered task may do
 -------------------------------------------
@@ -69,7 +70,9 @@ from models import Direction, MediaState, MessageSource, Onboarding, OnboardingS
 from models.crypto import TokenCipher
 from onboarding import metrics
 from onboarding.feed.bodies import messages_stored
+from onboarding.ingest import statuses
 from onboarding.ingest.address import peer_address, sent_to
+from onboarding.ingest.rows import Tally
 from onboarding.meta.errors import (
     BsuidRecipientError,
     GraphError,
@@ -220,7 +223,6 @@ def send(
             onboarding.id, key, wamid, sent_at, address=(message.address_field, message.address)
         )
     _record(session, onboarding, message, wamid, sent_at)
-    session.commit()
     log.info("message_sent", wamid=wamid, message_type=message.type, address=message.address_field)
     return SendOutcome(SendStatus.SENT, wamid=wamid)
 
@@ -355,7 +357,6 @@ def _settled_claim(
     assert key is not None
     if claim.state is ClaimState.SENT and claim.wamid:
         _record(session, onboarding, message, claim.wamid, claim.at)
-        session.commit()
         log.info("message_send_duplicate", wamid=claim.wamid)
         return SendOutcome(SendStatus.ALREADY_SENT, wamid=claim.wamid)
     age = time.time() - claim.at
@@ -408,7 +409,9 @@ def _refused(reason: str, *, code: int | None = None, **fields: Any) -> SendOutc
 def _record(
     session: Session, onboarding: Onboarding, message: OutboundMessage, wamid: str, at: float
 ) -> None:
-    """Store the send as an outbound ``api`` message (idempotent on the wamid).
+    """Store the send as an outbound ``api`` message (idempotent on the wamid) and commit;
+    then apply the statuses Meta sent for it while it was committing (kept until now by
+    :mod:`onboarding.ingest.statuses`).
 
     The thread is the address used; a BSUID is also kept whole in ``raw["recipient"]``, as
     it may be longer than the thread column holds.
@@ -436,6 +439,8 @@ def _record(
     }
     new = upsert_messages(session, [row])
     messages_stored(session, onboarding, MessageSource.API.value, new)
+    session.commit()
+    statuses.apply_pending(session, onboarding, [wamid], Tally())
 
 
 def _rate_limit_backoff(exc: RateLimitedError, attempt: int) -> float:

@@ -423,17 +423,23 @@ def test_account_update_without_event_is_rejected(
         assert session.get_one(Onboarding, business.onboarding_id).state == state
 
 
-@pytest.mark.parametrize("kind", ["hologram", "reaction", "unsupported"])
+@pytest.mark.parametrize("kind", ["hologram", "request_welcome"])
 def test_unknown_message_type_in_messages_field_is_not_stored(
     web: TestClient, rt: Runtime, business: Business, kind: str
 ) -> None:
-    """A `messages` event of a type we do not apply is counted as not stored."""
+    """A `messages` item of a type that is no user message coexist stores is counted as not
+    stored, with the reason."""
     before = stored(rt)
     value = {"messages": [{"from": USER, "id": "wamid.U", "timestamp": str(RECENT), "type": kind}]}
     post(web, envelope(business, "messages", value))
     [row] = inbox(rt)
     assert row.status == InboxStatus.PROCESSED, row.last_error
-    assert row.summary == {"messages": {"messages_not_stored": 1}}
+    assert row.summary == {
+        "messages": {
+            "messages_not_stored": 1,
+            "notes": [f"message type {kind!r} is not stored"],
+        }
+    }
     assert stored(rt) == before
 
 

@@ -108,6 +108,7 @@ def expected_counts(
         "messages_outbound": directions["outbound"],
         "app_echoes": len({echo["id"] for echo in (*reused, *fresh)}),
         "messages_api": 0,
+        "messages_live": 0,
         "media_stored": out["media_stored"],
         "media_awaiting": 0,
         "media_skipped_too_old": out["media_skipped_too_old"],
@@ -120,6 +121,7 @@ def expected_counts(
         "dropped_group": out["dropped_group"],
         "edits_pending": 0,
         "revokes_pending": 0,
+        "statuses_pending": 0,
     }
 
 

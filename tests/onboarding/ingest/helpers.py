@@ -8,7 +8,17 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from models import DroppedMessage, InboxDelivery, Message, MessageChange, Onboarding, Peer
+from models import (
+    DroppedMessage,
+    FeedEvent,
+    InboxDelivery,
+    Message,
+    MessageChange,
+    Onboarding,
+    Peer,
+)
+from onboarding.ingest.messages import apply_message_events
+from onboarding.ingest.rows import Context, Tally
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from tests.onboarding.deliveries import Business, signed
@@ -75,3 +85,21 @@ def peer_of(rt: Runtime, wamid: str) -> tuple[str | None, str | None]:
             select(Peer).join(Message, Message.peer_id == Peer.id).where(Message.wamid == wamid)
         ).one()
         return found.phone, found.user_id
+
+
+def apply(rt: Runtime, business: Business, payload: dict[str, Any]) -> Tally:
+    """The ``messages`` handler on one delivery's value, in its own session."""
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        ctx = Context.of(onboarding, business.number, rt.settings)
+        return apply_message_events(session, ctx, payload["entry"][0]["changes"][0]["value"])
+
+
+def feed(rt: Runtime, type: str) -> list[dict[str, Any]]:
+    """The bodies of the feed events of one type, oldest first."""
+    with rt.db.sessionmaker() as session:
+        return list(
+            session.scalars(
+                select(FeedEvent.body).where(FeedEvent.type == type).order_by(FeedEvent.id)
+            )
+        )

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
-from models import Onboarding
+from models import Onboarding, OnboardingState
 from onboarding.ingest import changes
 from onboarding.ingest.messages import apply_message_events
 from onboarding.ingest.rows import Context
@@ -240,10 +240,13 @@ def test_an_edit_kept_while_another_worker_stores_its_original_is_still_applied(
 def test_a_user_change_too_late_for_any_history_message_is_counted_not_kept(
     rt: Runtime, business: Business
 ) -> None:
-    """A user's revoke of an unknown message, dated past the 2-day revoke window after signup,
+    """For a number whose live messages coexist does not store (its onboarding disconnected),
+    a user's revoke of an unknown message dated past the 2-day revoke window after signup
     cannot concern a history message still to come: counted, not kept."""
-    with rt.db.sessionmaker() as session:
-        signup = session.get_one(Onboarding, business.onboarding_id).signup_completed_at
+    with rt.db.session() as session:
+        onboarding = session.get_one(Onboarding, business.onboarding_id)
+        signup = onboarding.signup_completed_at
+        onboarding.state = OnboardingState.DISCONNECTED.value
     later = signup + timedelta(days=3)
     event = user_events(business, revoke("wamid.RV", USER, int(later.timestamp()), "wamid.LIVE"))
     with freeze_time(later), rt.db.session() as session:

@@ -13,8 +13,11 @@ import redis
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
-from models import Alert, Database, Message, Onboarding, OnboardingState, Peer
+from config import Settings
+from models import Alert, Database, Message, Onboarding, OnboardingState, Peer, PendingStatus
 from models.crypto import TokenCipher
+from onboarding.ingest.messages import apply_message_events
+from onboarding.ingest.rows import Context
 from onboarding.meta.graph import GraphClient
 from onboarding.outbound import send as sending
 from onboarding.outbound.guard import SendGuard
@@ -177,6 +180,54 @@ def test_text_send_is_recorded_as_an_api_message(
         "Your order ships tomorrow",
         "accepted",
     )
+
+
+def test_a_status_processed_while_the_send_commits_is_applied_by_the_send(
+    db: Database,
+    wrapped: Callable[[Handler], GraphClient],
+    throttle: LocalTokenBucket,
+    ledger: LocalSendLedger,
+    cipher: TokenCipher,
+    settings: Settings,
+    subscribed: int,
+) -> None:
+    """Meta's delivered status, processed before the send recorded its message, is kept and
+    applied as soon as the send commits: the message ends delivered, not accepted."""
+    wamid = "wamid.RACE"
+
+    def accept_and_report(request: httpx.Request) -> httpx.Response:
+        with db.session() as session:  # the ingest worker, while the send waits for Meta
+            onboarding = session.get_one(Onboarding, subscribed)
+            value = {
+                "metadata": {"phone_number_id": onboarding.phone_number_id},
+                "statuses": [
+                    {
+                        "id": wamid,
+                        "status": "delivered",
+                        "timestamp": str(int(time.time())),
+                        "recipient_id": TO,
+                    }
+                ],
+            }
+            kept = apply_message_events(session, Context.of(onboarding, None, settings), value)
+            assert kept.counts == {"statuses_pending": 1}
+        contacts = [{"input": TO, "wa_id": TO}]
+        return httpx.Response(
+            200,
+            json={
+                "messaging_product": "whatsapp",
+                "contacts": contacts,
+                "messages": [{"id": wamid}],
+            },
+        )
+
+    outcome = run(db, wrapped(accept_and_report), throttle, ledger, cipher, subscribed)
+
+    assert outcome == SendOutcome(SendStatus.SENT, wamid=wamid)
+    [row] = stored(db, subscribed)
+    assert (row.source, row.status) == ("api", "delivered")
+    with db.sessionmaker() as session:
+        assert session.scalars(select(PendingStatus)).all() == []
 
 
 def test_api_sends_are_counted_apart_from_app_messages(
