@@ -4,6 +4,7 @@
 * :mod:`.webhooks` — ``GET``/``POST /webhooks/meta``, Meta's handshake and signed deliveries;
 * :mod:`.admin` — ``GET /onboardings/{id}`` and ``POST /follow-ups/{id}/ack`` for operators;
 * :mod:`.feed` — ``GET /v1/events``, the event feed for the provider's product;
+* :mod:`.read` — ``GET /v1/onboardings…`` and ``GET /v1/media/{sha256}``, what was synced;
 * :mod:`.health` — ``GET /healthz``;
 * :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
 """
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from onboarding import runtime as runtime_module
 from onboarding.runtime import ConfigurationError, Runtime
-from onboarding.web import admin, feed, health, signup, webhooks
+from onboarding.web import admin, feed, health, read, signup, webhooks
 from onboarding.web.http import BodyRefusedError
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
     app.include_router(webhooks.routes(get_rt, intake))
     app.include_router(admin.routes(get_rt))
     app.include_router(feed.routes(get_rt))
+    app.include_router(read.routes(get_rt))
     app.include_router(health.routes(get_rt))
     return app
 
