@@ -1,9 +1,10 @@
 """Threads: one per peer with messages, the most recently active first.
 
 How the order is found without an aggregate over the onboarding's messages: each peer's last
-message is one backward probe of ``ix_messages_peer_time`` (``onboarding_id, peer_id, sent_at,
-id``), a correlated ``LIMIT 1`` subquery per peer, and the page is the top ``limit`` of those
-by ``(last sent_at, peer id)``. A page therefore costs one index probe per peer of the
+message time and id come from backward probes of ``ix_messages_peer_time`` (``onboarding_id,
+peer_id, sent_at, id``), correlated ``LIMIT 1`` subqueries answered from the index alone; the
+page is the top ``limit`` of those by ``(last sent_at, peer id)``, and only those ``limit``
+messages are then read from the table. A page therefore costs index probes per peer of the
 onboarding (thousands, not the million messages they hold), and no writer pays for it: there is
 no summary table to keep right through history chunks, echoes, sends, merges and revokes. The
 counts are then read for the page's threads only, from the same index (``direction`` is
@@ -53,27 +54,44 @@ def threads_query(
     onboarding_id: int, *, after: Position | None, limit: int
 ) -> Select[*tuple[Any, ...]]:
     """The keyset query of one page of threads (``limit + 1`` rows: the last only says more
-    follow): each peer's last message by a correlated ``LIMIT 1`` probe, the top by time."""
-    last_id = (
-        select(M.id)
-        .where(M.onboarding_id == onboarding_id, M.peer_id == P.id)
-        .order_by(M.sent_at.desc(), M.id.desc())
-        .limit(1)
-        .correlate(P)
-        .scalar_subquery()
-    )
-    head = (
-        select(P.id, P.phone, P.user_id, P.username, P.name, last_id.label("message_id"))
+    follow). Each peer's last message time and id come from index-only probes; only the page's
+    last messages are then read from the table."""
+
+    def last(column: Any) -> Any:
+        return (
+            select(column)
+            .where(M.onboarding_id == onboarding_id, M.peer_id == P.id)
+            .order_by(M.sent_at.desc(), M.id.desc())
+            .limit(1)
+            .correlate(P)
+            .scalar_subquery()
+        )
+
+    heads = (
+        select(
+            P.id,
+            P.phone,
+            P.user_id,
+            P.username,
+            P.name,
+            last(M.sent_at).label("last_at"),
+            last(M.id).label("last_id"),
+        )
         .where(P.onboarding_id == onboarding_id)
         .subquery("heads")
     )
-    query = (
+    # Peers without messages have no last time: they sort last and the join below drops them.
+    top = select(heads).order_by(heads.c.last_at.desc().nulls_last(), heads.c.id.desc())
+    if after is not None:
+        top = top.where(tuple_(heads.c.last_at, heads.c.id) < tuple_(after.last_at, after.peer_id))
+    page_heads = top.limit(limit + 1).subquery("page_heads")
+    return (
         select(
-            head.c.id,
-            head.c.phone,
-            head.c.user_id,
-            head.c.username,
-            head.c.name,
+            page_heads.c.id,
+            page_heads.c.phone,
+            page_heads.c.user_id,
+            page_heads.c.username,
+            page_heads.c.name,
             M.wamid,
             M.sent_at,
             M.direction,
@@ -81,13 +99,9 @@ def threads_query(
             M.text_body,
             M.revoked_at,
         )
-        .join(M, M.id == head.c.message_id)
-        .order_by(M.sent_at.desc(), head.c.id.desc())
-        .limit(limit + 1)
+        .join(M, M.id == page_heads.c.last_id)
+        .order_by(M.sent_at.desc(), page_heads.c.id.desc())
     )
-    if after is not None:
-        query = query.where(tuple_(M.sent_at, head.c.id) < tuple_(after.last_at, after.peer_id))
-    return query
 
 
 def counts_query(onboarding_id: int, peer_ids: Sequence[int]) -> Select[*tuple[Any, ...]]:

@@ -287,8 +287,6 @@ def _messages(
     limit: int,
 ) -> Response:
     with r.db.sessionmaker() as session:
-        if not messages.thread_exists(session, onboarding_id, peer_id):
-            return not_found()
         found = messages.read_messages(
             session,
             onboarding_id,
@@ -298,6 +296,9 @@ def _messages(
             limit=limit,
             media_url=media_url,
         )
+        # Messages of the pair prove the thread is there; only an empty page pays the look.
+        if not found.items and not messages.thread_exists(session, onboarding_id, peer_id):
+            return not_found()
         return listing("messages", found)
 
 

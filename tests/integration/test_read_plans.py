@@ -163,3 +163,41 @@ def test_walking_a_thread_on_postgresql_gives_every_message_once(
                     break
                 after = messages.after_position(found.next_cursor, order)
             assert seen == (expected if order == "asc" else expected[::-1])
+
+
+def test_walking_the_threads_on_postgresql_gives_every_thread_once(
+    db: Database, big: tuple[int, int]
+) -> None:
+    """Pages of 37 give every peer with messages once, most recent first (as an aggregate over
+    all messages orders them); peers without messages, which PostgreSQL sorts first when
+    descending unless told, never appear."""
+    oid, _ = big
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO peers (onboarding_id, phone, created_at, updated_at) "
+                "SELECT :o, (17005550000 + g)::text, now(), now() FROM generate_series(1, 5) g"
+            ),
+            {"o": oid},
+        )
+    with db.sessionmaker() as session:
+        expected = [
+            peer_id
+            for peer_id, _ in session.execute(
+                text(
+                    "SELECT peer_id, max(sent_at) AS last FROM messages WHERE onboarding_id = :o"
+                    " GROUP BY peer_id ORDER BY last DESC, peer_id DESC"
+                ),
+                {"o": oid},
+            )
+        ]
+        seen: list[int] = []
+        after: threads.Position | None = None
+        for _ in range(PEERS):
+            found = threads.read_threads(session, oid, after=after, limit=37)
+            seen += [t["peer"]["id"] for t in found.items]
+            if found.next_cursor is None:
+                break
+            after = threads.after_position(found.next_cursor)
+    assert seen == expected
+    assert len(seen) == PEERS

@@ -154,10 +154,12 @@ def test_a_thread_that_is_not_there_is_404(
     thread: Thread,
     which: str,
 ) -> None:
-    """A peer id nothing has, another onboarding's peer, or an unknown onboarding: ``404``."""
+    """A peer id nothing has, another onboarding's peer (with messages of its own), or an
+    unknown onboarding: ``404``."""
     with db.session() as session:
         other = onboarding(session, sandbox, settings, cipher)
         foreign = peer(session, other, phone="16505550001")
+        message(session, other, foreign, "foreign", 1)
     oid, pid = {
         "unknown-peer": (thread.onboarding_id, 987654),
         "other-onboardings-peer": (thread.onboarding_id, foreign),
@@ -193,3 +195,16 @@ def test_a_bad_query_is_a_clear_400(
     answer = client.get(thread.url, params=params, headers=FEED)
     assert answer.status_code == 400
     assert [e["field"] for e in answer.json()["errors"]] == [field]
+
+
+def test_a_peer_without_messages_is_an_empty_thread(
+    client: TestClient, db: Database, thread: Thread
+) -> None:
+    """A peer of the onboarding with no message yet answers an empty page, not ``404``."""
+    with db.session() as session:
+        quiet = peer(session, thread.onboarding_id, phone="16505550999")
+    answer = client.get(
+        f"/v1/onboardings/{thread.onboarding_id}/threads/{quiet}/messages", headers=FEED
+    )
+    assert answer.status_code == 200
+    assert answer.json() == {"messages": [], "next_cursor": None}
