@@ -68,7 +68,14 @@ class Query:
 
     def __init__(self, request: Request, allowed: set[str]) -> None:
         self.params = request.query_params
-        self.errors = unknown_parameters(request, allowed)
+        self.errors = (
+            unknown_parameters(request, allowed)
+            if allowed
+            else [
+                {"field": name, "message": "unknown parameter; this route takes none"}
+                for name in sorted(set(self.params))
+            ]
+        )
         self.errors += [
             {"field": name, "message": "given more than once"}
             for name in sorted(allowed)

@@ -153,3 +153,12 @@ def test_a_name_that_is_not_a_digest_is_404_and_opens_nothing(
     answer = client.get(f"/v1/media/{name}", headers=FEED)
     assert answer.status_code == 404
     assert b"not for you" not in answer.content
+
+
+def test_a_query_parameter_on_the_media_route_is_a_400(client: TestClient) -> None:
+    """The media route takes no parameter; one given is named in a ``400``."""
+    answer = client.get(f"/v1/media/{DIGEST}", params={"download": "1"}, headers=FEED)
+    assert answer.status_code == 400
+    assert answer.json()["errors"] == [
+        {"field": "download", "message": "unknown parameter; this route takes none"}
+    ]
