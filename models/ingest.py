@@ -89,8 +89,24 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("onboarding_id", "wamid"),
-        # A thread is a peer: its messages are found (and moved by a merge) by this index.
-        Index("ix_messages_peer", "onboarding_id", "peer_id"),
+        # A thread is a peer: its messages are found (and moved by a merge) by this index, and
+        # read a page at a time in time order (the read API's keyset, ``onboarding.read``);
+        # ``direction`` rides along so a thread's counts are an index-only scan on PostgreSQL.
+        Index(
+            "ix_messages_peer_time",
+            "onboarding_id",
+            "peer_id",
+            "sent_at",
+            "id",
+            postgresql_include=["direction"],
+        ),
+        # Stored media by content hash (``GET /v1/media/{sha256}``).
+        Index(
+            "ix_messages_media_stored",
+            "media_sha256",
+            postgresql_where=text("media_state = 'stored'"),
+            sqlite_where=text("media_state = 'stored'"),
+        ),
         # Only media still to fetch is looked up by state; a partial index keeps inserts cheap.
         Index(
             "ix_messages_media_awaiting",
@@ -130,6 +146,8 @@ class Message(Base):
     )
     media_id: Mapped[str | None] = mapped_column(String(64))
     media_mime: Mapped[str | None] = mapped_column(String(128))
+    #: Meta's sha256 of the media (hex or base64, as sent); once the media is stored, the
+    #: lowercase hex sha256 of the stored bytes, which is also its file name.
     media_sha256: Mapped[str | None] = mapped_column(String(128))
     media_size: Mapped[int | None]
     media_path: Mapped[str | None] = mapped_column(String(512))
@@ -146,7 +164,11 @@ class Contact(Base):
     timestamp) wins."""
 
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("onboarding_id", "peer_id"),)
+    __table_args__ = (
+        UniqueConstraint("onboarding_id", "peer_id"),
+        # The read API pages an onboarding's contacts by id (stable when a merge moves one).
+        Index("ix_contacts_onboarding_position", "onboarding_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     onboarding_id: Mapped[int] = mapped_column(ForeignKey("onboardings.id", ondelete="CASCADE"))

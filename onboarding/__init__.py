@@ -9,6 +9,7 @@ entry points → ``tasks`` → these → ``models`` → ``config``).
 ``ingest/``        the inbox, dispatch by field, history, contacts, echoes, media, lifecycle
 ``outbound/``      sends through the Cloud API, per-number throttle
 ``followups/``     reminders to the business and operator alerts, and their channels
+``read/``          the read API's keyset queries: onboardings, threads, messages, contacts, media
 ``sandbox/``       a faithful fake of Meta (Graph API and webhooks) for demos, staging and tests
 ``demo/``          the one-command demo
 =================  ==============================================================================

@@ -192,6 +192,9 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
         raise RetryLater("media sha256 mismatch", 5.0)
     path = store_bytes(settings.media_dir, content)
     message.media_path = str(path)
+    # Meta's sha256 (hex or base64) matched; keep it as the hex the file is named by, the key
+    # the read API serves the media under.
+    message.media_sha256 = path.name
     message.media_size = len(content)
     mime = meta.get("mime_type")
     if isinstance(mime, str) and not message.media_mime:

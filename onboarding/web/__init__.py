@@ -6,6 +6,7 @@
 * :mod:`.admin` — the first status routes (``GET /onboardings/{id}``, ``GET /signups``,
   ``POST /follow-ups/{id}/ack``), kept for existing callers;
 * :mod:`.feed` — ``GET /v1/events``, the event feed for the provider's product;
+* :mod:`.read` — ``GET /v1/onboardings…`` and ``GET /v1/media/{sha256}``, what was synced;
 * :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
 * :mod:`.metrics` — ``GET /metrics`` for Prometheus;
 * :mod:`.console` — ``/console``, the operator console in the browser (:mod:`.console_auth`);
@@ -40,6 +41,7 @@ from onboarding.web import (
     feed,
     health,
     metrics,
+    read,
     signup,
     webhooks,
 )
@@ -91,6 +93,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         admin.routes(get_rt),
         admin_api.router,
         feed.routes(get_rt),
+        read.routes(get_rt),
         health.routes(get_rt),
         metrics.routes(get_rt),
         console.routes(get_rt),

@@ -137,3 +137,37 @@ def test_media_skipped_as_too_old_before_0009_gets_its_reason(tmp_path: Path) ->
         reasons = dict(conn.execute(text("SELECT wamid, media_error FROM messages")).all())
     assert reasons == {"wamid.OLD": TOO_OLD_FOR_MEDIA, "wamid.NEW": None}
     db.dispose()
+
+
+def test_stored_media_before_0012_is_keyed_by_its_file_name(tmp_path: Path) -> None:
+    """0012 sets media_sha256 of stored media to the hex digest its file is named by (Meta's
+    may have been base64) and leaves media not stored alone."""
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade("0011")
+    digest = "ab" * 32
+    columns = "onboarding_id, wamid, thread, direction, source, sent_at, type, media_state"
+    rows = (
+        (
+            "wamid.S",
+            "stored",
+            "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80=",
+            f"var/media/ab/{digest}",
+        ),
+        ("wamid.A", "awaiting_media", "q83vEjRW", None),
+    )
+    with db.engine.begin() as conn:
+        conn.execute(text("PRAGMA foreign_keys = OFF"))
+        for wamid, state, sha, path in rows:
+            conn.execute(
+                text(
+                    f"INSERT INTO messages ({columns}, media_sha256, media_path, media_attempts)"  # noqa: S608
+                    " VALUES (1, :wamid, '1', 'inbound', 'history', '2026-01-01', 'image',"
+                    " :state, :sha, :path, 0)"
+                ),
+                {"wamid": wamid, "state": state, "sha": sha, "path": path},
+            )
+    db.upgrade()
+    with db.engine.connect() as conn:
+        keys = dict(conn.execute(text("SELECT wamid, media_sha256 FROM messages")).all())
+    assert keys == {"wamid.S": digest, "wamid.A": "q83vEjRW"}
+    db.dispose()

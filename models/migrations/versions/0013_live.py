@@ -1,7 +1,7 @@
 """live traffic: statuses on messages (time, failure) and statuses kept until their message
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06 21:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from models.base import UTCDateTime
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

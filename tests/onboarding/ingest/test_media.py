@@ -280,3 +280,15 @@ def test_no_attempt_is_made_past_the_budget_whatever_ended_the_earlier_ones(
     assert message.media_attempts == settings.media_max_attempts
     assert f"gave up after {settings.media_max_attempts} attempts" in (message.media_error or "")
     assert calls == []
+
+
+def test_stored_media_is_named_by_the_hex_digest_even_when_meta_sent_base64(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int
+) -> None:
+    """Once stored, a message's media_sha256 is the hex digest its file is named by, the key
+    the read API serves it under, whatever encoding Meta's sha256 came in."""
+    with db.session() as session:
+        row = session.get_one(Message, message_id)
+        row.media_sha256 = base64.b64encode(hashlib.sha256(CONTENT).digest()).decode()
+    assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
+    assert load(db, message_id).media_sha256 == DIGEST
