@@ -14,7 +14,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from onboarding.ingest.inbox import IntakeBatcher
+from onboarding.ingest.inbox import IntakeBatcher, Received
 from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import Runtime
 from onboarding.web.http import read_limited
@@ -78,7 +78,13 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
         if not signature_valid(raw, request.headers.get("x-hub-signature-256"), secret):
             log.warning("webhook_signature_invalid", size=len(raw))
             return JSONResponse({"error": "invalid_signature"}, status_code=401)
-        await intake.submit(raw)
+        await intake.submit(
+            Received(
+                raw,
+                signature=request.headers.get("x-hub-signature-256"),
+                content_type=request.headers.get("content-type"),
+            )
+        )
         return PlainTextResponse("OK")
 
     return router
