@@ -46,6 +46,7 @@ class Entry:
     fields: str | None
     signature: str | None
     content_type: str | None
+    size: int
 
     @property
     def position(self) -> Position:
@@ -55,7 +56,14 @@ class Entry:
 def after(session: Session, position: Position, limit: int) -> list[Entry]:
     """Up to ``limit`` readable inbox rows after ``position``, in relay order."""
     query = (
-        select(INBOX.c.tx, INBOX.c.id, INBOX.c.fields, INBOX.c.signature, INBOX.c.content_type)
+        select(
+            INBOX.c.tx,
+            INBOX.c.id,
+            INBOX.c.fields,
+            INBOX.c.signature,
+            INBOX.c.content_type,
+            INBOX.c.size,
+        )
         .where(tuple_(INBOX.c.tx, INBOX.c.id) > tuple_(position.tx, position.id), visible(session))
         .order_by(INBOX.c.tx, INBOX.c.id)
         .limit(max(1, limit))
@@ -63,11 +71,30 @@ def after(session: Session, position: Position, limit: int) -> list[Entry]:
     return [Entry(*row) for row in session.execute(query)]
 
 
-def body(session: Session, delivery_id: int) -> bytes:
-    """The raw bytes of one inbox row."""
-    return bytes(
-        session.execute(select(INBOX.c.body).where(INBOX.c.id == delivery_id)).scalar_one()
+#: The most body bytes one relay step holds (one delivery more if it alone is larger).
+BODY_BYTES_PER_STEP = 4 * 1024 * 1024
+
+
+def within_bytes(entries: list[Entry], limit: int = BODY_BYTES_PER_STEP) -> list[Entry]:
+    """The leading entries whose bodies add up to at most ``limit`` bytes (at least one)."""
+    kept: list[Entry] = []
+    total = 0
+    for entry in entries:
+        total += entry.size
+        if kept and total > limit:
+            break
+        kept.append(entry)
+    return kept
+
+
+def bodies(session: Session, entries: list[Entry]) -> dict[int, bytes]:
+    """The raw bytes of these rows, by id, in one query."""
+    if not entries:
+        return {}
+    rows = session.execute(
+        select(INBOX.c.id, INBOX.c.body).where(INBOX.c.id.in_([e.id for e in entries]))
     )
+    return {id_: bytes(raw) for id_, raw in rows}
 
 
 def latest(session: Session) -> Position:

@@ -106,15 +106,24 @@ def _run(
         if not entries:
             session.commit()
             return report
+        # One step holds a few MiB of bodies at most, and reads only those it may send (a
+        # history chunk passed over by the field filter is not read).
+        entries = inbox_log.within_bytes(entries)
+        raw = inbox_log.bodies(session, [e for e in entries if _may_send(e, wanted)])
         for entry in entries:
             if entry.signature is None:
                 # Stored before coexist kept signatures: the receiver could not verify it.
                 report.unsigned += 1
-            elif not _chosen(session, entry, wanted):
+            elif entry.id not in raw or not _chosen(entry, raw[entry.id], wanted):
                 report.passed_over += 1
             else:
                 try:
-                    _send(session, receiver, entry)
+                    receiver.send(
+                        entry.id,
+                        raw[entry.id],
+                        signature=entry.signature,
+                        content_type=entry.content_type,
+                    )
                 except RelayError as exc:
                     _advance(cursor, position)
                     _failed(session, cursor, settings, entry, str(exc))
@@ -180,7 +189,14 @@ def next_attempt_at(cursor: FeedCursor, settings: Settings) -> datetime | None:
     return cursor.updated_at + timedelta(seconds=wait)
 
 
-def _chosen(session: Session, entry: Entry, wanted: frozenset[str] | None) -> bool:
+def _may_send(entry: Entry, wanted: frozenset[str] | None) -> bool:
+    """Signed, and chosen by its fields, or with fields the ingest worker has not read yet."""
+    if entry.signature is None:
+        return False
+    return wanted is None or entry.fields is None or bool(set(entry.fields.split(",")) & wanted)
+
+
+def _chosen(entry: Entry, body: bytes, wanted: frozenset[str] | None) -> bool:
     """Whether the delivery carries a chosen field (the ingest worker may not have read it yet)."""
     if wanted is None:
         return True
@@ -188,20 +204,10 @@ def _chosen(session: Session, entry: Entry, wanted: frozenset[str] | None) -> bo
         fields = set(entry.fields.split(","))
     else:
         try:
-            fields = {c.field for c in parse_delivery(inbox_log.body(session, entry.id))}
+            fields = {c.field for c in parse_delivery(body)}
         except PayloadError:
             return False  # no Meta delivery, so no field to choose it by
     return bool(fields & wanted)
-
-
-def _send(session: Session, receiver: Receiver, entry: Entry) -> None:
-    assert entry.signature is not None
-    receiver.send(
-        entry.id,
-        inbox_log.body(session, entry.id),
-        signature=entry.signature,
-        content_type=entry.content_type,
-    )
 
 
 def _advance(cursor: FeedCursor, position: Position) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, update
+from structlog.testing import capture_logs
 
 from config import Settings
 from models import Alert, Database, FeedCursor, InboxDelivery
@@ -342,3 +343,17 @@ def test_status_shows_the_held_delivery_the_error_and_the_backlog(
     )
     assert state["next_attempt_at"] == (T0 + timedelta(seconds=1)).isoformat()
     assert "HTTP 502" in state["last_error"]
+
+
+def test_a_step_holds_a_few_mib_of_bodies_and_the_next_step_takes_the_rest(
+    db: Database, settings: Settings, provider: ProviderReceiver, client: Receiver
+) -> None:
+    """Large deliveries are forwarded over several steps, in order, none left behind."""
+    big = [message(n) for n in range(3)]
+    for n, payload in enumerate(big):
+        payload["entry"][0]["changes"][0]["value"]["padding"] = "x" * (3 * 1024 * 1024) + str(n)
+    bodies = store(db, *big)
+    with capture_logs() as logs:
+        relay(db, client, relay_settings(settings, provider.url))
+    assert [g.body for g in provider.accepted()] == bodies
+    assert [e["forwarded"] for e in logs if e["event"] == "relay_step"] == [1, 2, 3]
