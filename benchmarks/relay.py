@@ -35,6 +35,7 @@ from benchmarks._harness import (
 )
 from benchmarks.intake import BODY_BYTES, blast, deliveries
 from config import Settings
+from config.logging import configure_logging
 from models import Database
 from onboarding.meta.signatures import signature_valid
 from onboarding.relay import log as inbox_log
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=StackConfig.database_url)
     parser.add_argument("--broker-url", default=StackConfig.broker_url)
     args = parser.parse_args(argv)
+    configure_logging("development", "WARNING", stream=sys.stderr)  # stdout is the JSON alone
     config = StackConfig(database_url=args.database_url, broker_url=args.broker_url)
     check_services(config.database_url, config.broker_url)
     with (
