@@ -4,7 +4,9 @@ one beat process at a time: tasks/beat.py).
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
 trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
 The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
-``send`` carries outbound Cloud API messages, throttled per number. With Redis, workers poll
+``send`` carries outbound Cloud API messages, throttled per number. ``relay`` forwards Meta's
+deliveries to the provider's receiver, ahead of ``ingest`` so a history import cannot hold up
+the provider's own messages. With Redis, workers poll
 their queues in the order given (``queue_order_strategy="priority"``).
 """
 
@@ -17,7 +19,7 @@ from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from config.broker import broker_transport
 from config.settings import Settings
 
-QUEUES = ("signup", "sync", "ingest", "followups", "send")
+QUEUES = ("signup", "sync", "relay", "ingest", "followups", "send")
 URGENT_QUEUES = ("signup", "sync")
 #: No countdown coexist asks for may exceed this; the broker's visibility timeout is above it.
 MAX_COUNTDOWN = 900
@@ -25,6 +27,8 @@ MAX_COUNTDOWN = 900
 SWEEP_INTERVAL = 60.0
 #: How often beat re-enqueues exchanges of received signups (the code lives 30 s).
 RESUME_INTERVAL = 5.0
+#: How often beat runs the relay (each run forwards all that is due, then returns).
+RELAY_INTERVAL = 1.0
 #: How often beat looks for onboardings due for reconciliation (each is due once a day).
 RECONCILE_INTERVAL = 3600.0
 
@@ -69,6 +73,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.followups.*": {"queue": "followups"},
             "coexist.send.*": {"queue": "send"},
             "coexist.reconcile.*": {"queue": "followups"},
+            "coexist.relay.*": {"queue": "relay"},
         },
         "beat_schedule": {
             "resume-signups": {
@@ -98,6 +103,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             },
             "lift-expired-restrictions": {
                 "task": "coexist.ingest.lift_restrictions",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
+            "relay-deliveries": {
+                "task": "coexist.relay.forward",
+                "schedule": RELAY_INTERVAL,
+                "options": {"expires": RELAY_INTERVAL},
+            },
+            "release-webhook-overrides": {
+                "task": "coexist.reconcile.release_overrides",
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
             },

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -114,6 +115,24 @@ class Settings(BaseSettings):
     #: token (docs/meta.md#117-subscribing-without-losing-an-override).
     webhook_override_url: str = ""
     webhook_override_verify_token: SecretStr = SecretStr("")
+
+    # The relay to the provider's own webhook receiver (README, "Where coexist sits").
+    #: Forward stored Meta deliveries here, raw and with Meta's signature (empty: no relay).
+    relay_url: str = ""
+    #: Fields to forward, comma separated (empty: every field); a delivery goes whole if any of
+    #: its fields is listed. Beside the provider's callback: ``messages``.
+    relay_fields: str = ""
+    #: Where a relay with no cursor yet starts: the oldest stored delivery, or the next one.
+    relay_start: Literal["earliest", "latest"] = "earliest"
+    relay_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Failed attempts in a row (waits doubling from 1 s up to ``relay_retry_max_seconds``)
+    #: before the relay is failing and an operator alert is raised.
+    relay_max_attempts: int = Field(default=8, ge=1, le=50)
+    relay_retry_max_seconds: float = Field(default=60.0, ge=1, le=900)
+    #: While failing, one attempt per this many seconds, from the cursor.
+    relay_failing_retry_seconds: float = Field(default=60.0, ge=1, le=3600)
+    #: Inbox rows read per step; the cursor is committed after each step.
+    relay_batch_size: int = Field(default=100, ge=1, le=5000)
 
     # Reconciliation (re-reading what a missed webhook would have told us).
     #: Hours between two reconciliations of the same active onboarding (beat runs hourly).
@@ -272,6 +291,29 @@ class Settings(BaseSettings):
         if not self.webhook_override_verify_token.get_secret_value():
             raise ValueError("webhook_override_url needs webhook_override_verify_token")
         return self
+
+    @model_validator(mode="after")
+    def _relay_is_usable(self) -> Settings:
+        self.relay_url = self.relay_url.strip()
+        if self.relay_url:
+            try:
+                url = httpx.URL(self.relay_url) if "://" in self.relay_url else None
+            except httpx.InvalidURL:
+                url = None
+            if url is None or url.scheme not in ("http", "https") or not url.host:
+                raise ValueError("relay_url must be an http or https URL with a host")
+        fields = [f.strip() for f in self.relay_fields.split(",") if f.strip()]
+        bad = [f for f in fields if not f.replace("_", "").isalnum() or len(f) > 64]
+        if bad:
+            raise ValueError(f"relay_fields holds names that are no webhook field: {bad[:3]}")
+        self.relay_fields = ",".join(fields)
+        return self
+
+    @property
+    def relay_field_set(self) -> frozenset[str] | None:
+        """The fields the relay forwards, or None for every field."""
+        fields = frozenset(f for f in self.relay_fields.split(",") if f)
+        return fields or None
 
     @property
     def webhook_override(self) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType
+from models.feed import CurrentTx
 from models.onboarding import BigId
 
 
@@ -32,17 +34,31 @@ class InboxStatus(enum.StrEnum):
 
 
 class InboxDelivery(Base):
-    """One signed webhook delivery, stored raw before anything else happens."""
+    """One signed webhook delivery, stored raw before anything else happens.
+
+    ``tx`` is the writing transaction's id (0 on SQLite), as for the feed's events: the relay
+    reads the inbox in ``(tx, id)`` order below the oldest running transaction, so a batch that
+    took its ids early and commits late is never passed over (:mod:`onboarding.relay.log`).
+    """
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_status_received", "status", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbox_status_received", "status", "received_at"),
+        Index("ix_inbox_position", "tx", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: The writing transaction's id, set by the database (0 for rows older than the relay).
+    tx: Mapped[int] = mapped_column(BigInteger, server_default=CurrentTx())
     #: sha256 of the raw body: Meta's redeliveries of the same bytes are stored once.
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int]
     received_at: Mapped[datetime]
+    #: Meta's ``X-Hub-Signature-256`` as received: the relay forwards it with the raw bytes.
+    signature: Mapped[str | None] = mapped_column(String(128))
+    #: The ``Content-Type`` the delivery came with (None: absent or longer than the column).
+    content_type: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(32), default=InboxStatus.PENDING.value)
     #: The ``field``s the delivery carries, comma separated (for operators' listings).
     fields: Mapped[str | None] = mapped_column(String(256))

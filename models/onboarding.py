@@ -180,6 +180,9 @@ class Onboarding(Base):
     lease_until: Mapped[datetime | None]
     #: When Meta was last re-read for drift (onboarding/reconcile); None: never.
     reconciled_at: Mapped[datetime | None]
+    #: The WABA webhook override coexist set when it subscribed (None: it set none, or it has
+    #: been removed again): only this one is removed when the onboarding ends.
+    webhook_override_set: Mapped[str | None] = mapped_column(String(200))
     #: Changed whenever peers are merged or take a new BSUID: a worker may reuse the peers it
     #: resolved while this is unchanged (:mod:`onboarding.ingest.peers`).
     peers_epoch: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid4().hex)

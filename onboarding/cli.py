@@ -26,6 +26,7 @@ from onboarding import runtime as runtime_module
 from onboarding.feed import tail
 from onboarding.feed.events import EventType
 from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError
+from onboarding.relay import run as relay_run
 from onboarding.signup.records import KINDS, list_recorded
 from onboarding.views import (
     signup_record_json,
@@ -67,6 +68,8 @@ app.add_typer(inbox_app, name="inbox")
 app.add_typer(followups_app, name="follow-ups")
 app.add_typer(signups_app, name="signups")
 app.add_typer(events_app, name="events")
+relay_app = typer.Typer(no_args_is_help=True, help="The relay to the provider's webhook receiver.")
+app.add_typer(relay_app, name="relay")
 
 console = Console()
 err = Console(stderr=True)
@@ -283,6 +286,19 @@ def alerts_list(
             a["message"],
         )
     console.print(table)
+
+
+@relay_app.command("status")
+def relay_status(as_json: JsonFlag = False) -> None:
+    """Where the relay stands: target, cursor, backlog, failures (README, "Where coexist sits")."""
+    rt = _runtime()
+    with rt.db.sessionmaker() as session:
+        state = relay_run.status(session, rt.settings)
+    if as_json:
+        _print_json(state)
+        return
+    for name, value in state.items():
+        console.print(f"{name}: {value}")
 
 
 @signups_app.command("list")

@@ -17,6 +17,7 @@ from models import Database
 from models.crypto import TokenCipher
 from onboarding.meta.graph import GraphClient
 from onboarding.outbound.guard import SendGuard
+from onboarding.relay.receiver import Receiver
 
 
 class ConfigurationError(RuntimeError):
@@ -34,6 +35,14 @@ class Runtime:
     #: Built on first use by :func:`onboarding.outbound.guard.guard_for`; tests set their own.
     send_guard: SendGuard | None = None
     _ingest_db: Database | None = None
+    _receiver: Receiver | None = None
+
+    @property
+    def receiver(self) -> Receiver | None:
+        """The provider's webhook receiver the relay forwards to (None: no ``COEX_RELAY_URL``)."""
+        if self._receiver is None and self.settings.relay_url:
+            self._receiver = Receiver(self.settings.relay_url, timeout=self.settings.relay_timeout)
+        return self._receiver
 
     @property
     def ingest_db(self) -> Database:
@@ -63,6 +72,8 @@ class Runtime:
 
     def close(self) -> None:
         self.graph.close()
+        if self._receiver is not None:
+            self._receiver.close()
         if self._ingest_db is not None and self._ingest_db is not self.db:
             self._ingest_db.dispose()
         self.db.dispose()

@@ -19,6 +19,7 @@ app = Celery(
         "tasks.followups",
         "tasks.sending",
         "tasks.reconcile",
+        "tasks.relay",
     ],
 )
 app.config_from_object(celery_config(get_settings()))

@@ -1,9 +1,11 @@
-"""Queue ``followups``: reconcile active onboardings with Meta (beat hands out the batches)."""
+"""Queue ``followups``: reconcile active onboardings with Meta (beat hands out the batches), and
+take back the webhook overrides of onboardings that ended."""
 
 from __future__ import annotations
 
 from onboarding import reconcile
 from onboarding.runtime import current
+from onboarding.signup import routing
 from tasks.base import coexist_task, enqueue_after_commit
 
 
@@ -29,3 +31,13 @@ def batch(onboarding_ids: list[int]) -> None:
             cipher=rt.cipher,
             onboarding_ids=[int(i) for i in onboarding_ids],
         )
+
+
+@coexist_task(
+    "coexist.reconcile.release_overrides", soft_time_limit=50, time_limit=58, max_retries=0
+)
+def release_overrides() -> None:
+    """Beat, every minute: take back the webhook overrides coexist set on ended onboardings."""
+    rt = current()
+    with rt.db.session() as session:
+        routing.release_overrides(session, rt.graph, rt.cipher)

@@ -7,7 +7,9 @@ leaves no trace. A signed delivery is committed to the inbox (deduplicated by th
 bytes) before Meta gets its ``200``, and nothing more: persist first, process after. Parsing is
 the ingest worker's (:mod:`onboarding.ingest.dispatch`), which fills the row's routing columns
 and keeps a signed body that cannot be a Meta delivery as ``quarantined`` with the reason; it
-was answered ``200`` all the same, since retrying cannot fix it.
+was answered ``200`` all the same, since retrying cannot fix it. Meta's signature and the
+``Content-Type`` are kept with the bytes, as received, for the relay to forward
+(:mod:`onboarding.relay`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,19 @@ from onboarding.store import insert_for
 log = structlog.get_logger(__name__)
 
 
+#: The longest header value kept with a delivery (a longer one is not kept).
+HEADER_LIMIT = 128
+
+
+@dataclass(frozen=True)
+class Received:
+    """A verified delivery as it came: raw bytes, Meta's signature and content type."""
+
+    body: bytes
+    signature: str | None = None
+    content_type: str | None = None
+
+
 @dataclass(frozen=True)
 class Intake:
     """What happened to a delivery at the door."""
@@ -47,13 +62,13 @@ class Intake:
     duplicate: bool
 
 
-def receive(session: Session, body: bytes, *, now: datetime | None = None) -> Intake:
+def receive(session: Session, body: bytes | Received, *, now: datetime | None = None) -> Intake:
     """Store one signed delivery (once per distinct body) and commit."""
     return receive_many(session, [body], now=now)[0]
 
 
 def receive_many(
-    session: Session, bodies: Sequence[bytes], *, now: datetime | None = None
+    session: Session, bodies: Sequence[bytes | Received], *, now: datetime | None = None
 ) -> list[Intake]:
     """Store signed deliveries, each once per distinct body, in one transaction; commit.
 
@@ -84,12 +99,15 @@ def receive_many(
     return out
 
 
-def _plan(bodies: Sequence[bytes], now: datetime) -> tuple[list[str], dict[str, dict[str, object]]]:
-    digests = [hashlib.sha256(body).hexdigest() for body in bodies]
+def _plan(
+    bodies: Sequence[bytes | Received], now: datetime
+) -> tuple[list[str], dict[str, dict[str, object]]]:
+    received = [b if isinstance(b, Received) else Received(b) for b in bodies]
+    digests = [hashlib.sha256(r.body).hexdigest() for r in received]
     rows: dict[str, dict[str, object]] = {}
-    for digest, body in zip(digests, bodies, strict=True):
-        if digest not in rows:
-            rows[digest] = _row(digest, body, now)
+    for digest, delivery in zip(digests, received, strict=True):
+        if digest not in rows:  # the same bytes carry the same signature
+            rows[digest] = _row(digest, delivery, now)
     return digests, rows
 
 
@@ -131,7 +149,7 @@ class AsyncInboxWriter:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._connection: psycopg.AsyncConnection[Any] | None = None
 
-    async def write(self, bodies: Sequence[bytes]) -> list[Intake]:
+    async def write(self, bodies: Sequence[bytes | Received]) -> list[Intake]:
         digests, rows = _plan(bodies, utcnow())
         try:
             if self._connection is None or self._connection.closed:
@@ -177,6 +195,8 @@ _COLUMNS = (
     "body",
     "size",
     "received_at",
+    "signature",
+    "content_type",
     "attempts",
     "duplicates",
     "status",
@@ -208,13 +228,15 @@ def _insert_rows(session: Session, rows: list[dict[str, object]]) -> dict[str, i
     return {sha: id_ for id_, sha in session.execute(stmt, rows)}
 
 
-def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
+def _row(digest: str, delivery: Received, now: datetime) -> dict[str, object]:
     """A new inbox row: the raw bytes, ``pending`` until the ingest worker has parsed them."""
     return {
         "sha256": digest,
-        "body": body,
-        "size": len(body),
+        "body": delivery.body,
+        "size": len(delivery.body),
         "received_at": now,
+        "signature": _header(delivery.signature),
+        "content_type": _header(delivery.content_type),
         "attempts": 0,
         "duplicates": 0,
         "status": InboxStatus.PENDING.value,
@@ -223,6 +245,10 @@ def _row(digest: str, body: bytes, now: datetime) -> dict[str, object]:
         "waba_id": None,
         "phone_number_id": None,
     }
+
+
+def _header(value: str | None) -> str | None:
+    return value if value is not None and len(value) <= HEADER_LIMIT else None
 
 
 class IntakeBatcher:
@@ -252,7 +278,7 @@ class IntakeBatcher:
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._enqueue_every = enqueue_every
-        self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[Intake]]] | None = None
+        self._queue: asyncio.Queue[tuple[Received, asyncio.Future[Intake]]] | None = None
         self._pending: list[int] = []
         self._writer: AsyncInboxWriter | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -284,11 +310,11 @@ class IntakeBatcher:
         if self._writer is not None:
             await self._writer.close()
 
-    async def submit(self, body: bytes) -> Intake:
+    async def submit(self, body: bytes | Received) -> Intake:
         if self._queue is None:
             raise RuntimeError("the intake batcher is not running")
         future: asyncio.Future[Intake] = asyncio.get_running_loop().create_future()
-        await self._queue.put((body, future))
+        await self._queue.put((body if isinstance(body, Received) else Received(body), future))
         return await future
 
     async def _store_loop(self) -> None:
@@ -332,6 +358,6 @@ class IntakeBatcher:
         await run_in_threadpool(self._enqueue, ids)
 
 
-def _store_batch(r: Runtime, bodies: list[bytes]) -> list[Intake]:
+def _store_batch(r: Runtime, bodies: list[Received]) -> list[Intake]:
     with r.db.sessionmaker() as session:
         return receive_many(session, bodies)

@@ -30,6 +30,7 @@ The modules, each importing only those above it (this ``__init__`` only re-expor
 ``throughput``       per-number send throughput and the record of accepted sends
 ``injection``        the faults drawn for one call, dropped responses
 ``world``            the state: app and rules, businesses, WABAs, numbers, codes, tokens, clock
+``webhook_routing``  where a delivery goes: the number's override, the WABA's, the app's callback
 ``signups``          the browser half of Embedded Signup
 ``routes``           a request's route and parameters, answer shapes
 ``auth``             code exchange, token and ``appsecret_proof`` checks

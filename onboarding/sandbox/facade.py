@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -82,6 +82,7 @@ from onboarding.sandbox.sinks import Sink
 from onboarding.sandbox.throughput import MESSAGE_THROUGHPUT, check_throughput
 from onboarding.sandbox.waba_edges import subscribe
 from onboarding.sandbox.webhook_config import DeliveryOptions, WebhookConfig, WebhookMode
+from onboarding.sandbox.webhook_routing import override_for
 from onboarding.sandbox.webhooks import WebhookDispatcher
 from onboarding.sandbox.world import AppRules, World
 
@@ -421,6 +422,16 @@ class Sandbox:
         with self._lock:
             subscribe(self._world.wabas[waba_id], params)
 
+    def set_number_webhook_override(self, phone_number_id: str, uri: str | None) -> None:
+        """Set (or with None clear) a number's own webhook override, ahead of its WABA's."""
+        with self._lock:
+            self._world.numbers[phone_number_id].override_callback_uri = uri
+
+    def webhook_route(self, waba_id: str, phone_number_id: str | None, field: str) -> str | None:
+        """The override a change of ``field`` goes to, or None for the app's callback."""
+        with self._lock:
+            return override_for(self._world, waba_id, phone_number_id, field)
+
     def unsubscribe(self, waba_id: str) -> None:
         """Remove the app's subscription (and override), as ``DELETE subscribed_apps`` does."""
         with self._lock:
@@ -487,6 +498,7 @@ class Sandbox:
         echoes: int = 0,
         envelope_less_decline: bool = False,
         delivery: DeliveryOptions | None = None,
+        override_targets: Mapping[str, str] | None = None,
     ) -> WebhookDispatcher:
         """Deliver Meta's webhooks after accepted syncs to ``callback_url`` or ``sink``.
 
@@ -501,6 +513,7 @@ class Sandbox:
             echoes=echoes,
             envelope_less_decline=envelope_less_decline,
             delivery=delivery or DeliveryOptions(),
+            override_targets=dict(override_targets or {}),
         )
         return self.set_webhook_config(config)
 

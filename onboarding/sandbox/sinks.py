@@ -29,7 +29,8 @@ class DeliveryRecord:
     sequence: int
     field: str
     kind: str
-    """``history``, ``history_media``, ``history_declined``, ``contacts`` or ``echoes``."""
+    """``history``, ``history_media``, ``history_declined``, ``contacts``, ``echoes`` or
+    ``change`` (one sent on demand)."""
     phone_number_id: str
     size: int
     duplicate: bool = False

@@ -84,7 +84,10 @@ class WebhookConfig:
 
     Exactly one target: ``sink`` (in-process) or ``callback_url`` (HTTP POST); with neither,
     accepted syncs deliver nothing. ``echoes`` is the number of ``smb_message_echoes`` webhooks
-    sent after the history.
+    sent after the history. A change that follows a webhook override the sandbox holds
+    (:mod:`.webhook_routing`) is posted to that override instead; ``override_targets`` maps an
+    override URL (Meta's are https) to where the sandbox really posts it, such as a loopback
+    ``http://`` address in tests.
     """
 
     callback_url: str | None = None
@@ -94,9 +97,11 @@ class WebhookConfig:
     echoes: int = 0
     envelope_less_decline: bool = False
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    override_targets: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Validate the target, mode and counts."""
+        _check_targets(self.override_targets)
         if self.callback_url is not None and self.sink is not None:
             raise ValueError("configure either callback_url or sink, not both")
         if self.callback_url is not None:
@@ -119,6 +124,10 @@ class WebhookConfig:
         if not isinstance(self.delivery, DeliveryOptions):
             raise ValueError("delivery must be DeliveryOptions")
 
+    def override_target(self, override_url: str) -> str:
+        """Where a delivery for ``override_url`` is really posted."""
+        return dict(self.override_targets).get(override_url, override_url)
+
     @property
     def has_target(self) -> bool:
         """Whether deliveries have somewhere to go."""
@@ -134,6 +143,7 @@ class WebhookConfig:
             "envelope_less_decline": self.envelope_less_decline,
             "profile": self.profile.to_dict(),
             "delivery": self.delivery.to_dict(),
+            "override_targets": dict(self.override_targets),
         }
 
     @classmethod
@@ -168,9 +178,42 @@ class WebhookConfig:
             envelope_less_decline=data.get("envelope_less_decline", False),
             profile=HistoryProfile.from_dict(sections["profile"]),
             delivery=DeliveryOptions.from_dict(sections["delivery"]),
+            override_targets=_string_map(data.get("override_targets", {})),
         )
 
 
 _CONFIG_KEYS: Final = frozenset(
-    {"callback_url", "mode", "echoes", "envelope_less_decline", "profile", "delivery"}
+    {
+        "callback_url",
+        "mode",
+        "echoes",
+        "envelope_less_decline",
+        "profile",
+        "delivery",
+        "override_targets",
+    }
 )
+
+
+def _string_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("override_targets must be an object of URL strings")
+    return dict(value)
+
+
+def _check_targets(targets: Mapping[str, str]) -> None:
+    for source, target in dict(targets).items():
+        if not isinstance(source, str) or not isinstance(target, str):
+            raise ValueError("override_targets maps override URLs to URLs (strings)")
+        _check_url("override_targets", target)
+
+
+def _check_url(name: str, value: str) -> None:
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise ValueError(f"invalid {name} URL: {error}") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError(f"{name} URLs must be absolute http(s) URLs")

@@ -34,7 +34,9 @@ Meta does, at once and then less and less often (``retry_delay`` doubling up to
 ``max_retry_delay``), up to ``max_attempts``; Meta keeps trying for 7 days, the sandbox's
 defaults are small so tests stay fast. As on Meta, nothing is delivered for a WABA the app is not
 subscribed to (``require_subscription``); overrides (``override_callback_uri``) are recorded
-by the sandbox but deliveries always go to the configured target.
+by the sandbox, and a change whose field follows an override goes to the number's override,
+else the WABA's, as on Meta (:mod:`.webhook_routing`); ``account_update`` and
+``user_id_update`` always go to the configured target, the app's callback.
 
 The configuration is in :mod:`.webhook_config`, the deliveries of a sync (order, duplicates,
 signed bodies) in :mod:`.delivery_plan`, signing in :mod:`.signing` and the targets and outcome
@@ -100,6 +102,10 @@ class WebhookHost(Protocol):
 
     def is_subscribed(self, waba_id: str) -> bool:
         """Whether the app is subscribed to the WABA's webhooks."""
+        ...
+
+    def webhook_route(self, waba_id: str, phone_number_id: str | None, field: str) -> str | None:
+        """The override a change of ``field`` goes to, or None for the app's callback."""
         ...
 
 
@@ -254,6 +260,23 @@ class WebhookDispatcher:
         self._enqueue("contacts", iter([job]))
         return item
 
+    def emit_change(self, phone_number_id: str, field_name: str, value: dict[str, Any]) -> bytes:
+        """Send one change of any ``field`` for the number's WABA now; return the signed body.
+
+        For what no sync generates: ``messages`` from a customer, ``account_update``,
+        ``user_id_update``. It is routed like any delivery (overrides, then the app's callback).
+        """
+        if not isinstance(field_name, str) or not field_name:
+            raise ValueError("field must be a non-empty string")
+        if not isinstance(value, dict):
+            raise ValueError("value must be an object")
+        generator = self._generator_for(phone_number_id)
+        now = math.floor(self._host.now())
+        payload = envelope(generator.context.waba_id, field_name, value, now)
+        job = self._planner.job(generator.context, field_name, "change", payload, duplicate=False)
+        self._enqueue("changes", iter([job]))
+        return job.body
+
     def _generator_for(self, phone_number_id: str) -> HistoryGenerator:
         config = self.config
         if not config.has_target:
@@ -394,8 +417,13 @@ class WebhookDispatcher:
                 self._settle_locked(job, config, status, error, skipped=skipped)
             self._cond.notify_all()
 
-    @staticmethod
-    def _send(config: WebhookConfig, job: Job, http: HttpTarget) -> int:
+    def _send(self, config: WebhookConfig, job: Job, http: HttpTarget) -> int:
+        override = self._host.webhook_route(
+            job.waba_id, job.record.phone_number_id, job.record.field
+        )
+        if override is not None:
+            target = config.override_target(override)
+            return http.post(target, job.body, job.headers, config.delivery.timeout)
         if config.sink is not None:
             return int(config.sink(job.body, dict(job.headers)))
         if config.callback_url is None:

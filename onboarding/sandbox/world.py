@@ -40,6 +40,8 @@ class PhoneNumber:
     quality_rating: str
     onboarded_at: float | None = None
     synced_types: set[str] = field(default_factory=set)
+    #: The number's own webhook override (``webhook_configuration``), ahead of the WABA's.
+    override_callback_uri: str | None = None
 
 
 @dataclass(slots=True)

@@ -6,5 +6,6 @@
 * :mod:`.handoff` — the code exchange (the code dies 30 s after signup), number resolution,
   ``subscribed_apps``; and the list of signups whose exchange must be sent again;
 * :mod:`.eligibility` — the region policy applied to the number;
-* :mod:`.routing` — subscribing the WABA without removing the provider's webhook override.
+* :mod:`.routing` — subscribing the WABA without removing the provider's webhook override, and
+  taking back coexist's own override when the onboarding ends.
 """

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from onboarding import metrics
-from onboarding.ingest.inbox import IntakeBatcher
+from onboarding.ingest.inbox import IntakeBatcher, Received
 from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import Runtime
 from onboarding.web.http import problem, read_limited
@@ -80,7 +80,13 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
             log.warning("webhook_signature_invalid", size=len(raw))
             metrics.DELIVERIES.labels("refused_signature").inc()
             return problem(401, "invalid_signature", "X-Hub-Signature-256 does not match the body")
-        await intake.submit(raw)
+        await intake.submit(
+            Received(
+                raw,
+                signature=request.headers.get("x-hub-signature-256"),
+                content_type=request.headers.get("content-type"),
+            )
+        )
         return PlainTextResponse("OK")
 
     return router

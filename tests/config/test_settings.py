@@ -66,11 +66,15 @@ def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
     assert [q.name for q in conf["task_queues"]] == [
         "signup",
         "sync",
+        "relay",
         "ingest",
         "followups",
         "send",
     ]
     assert conf["task_routes"]["coexist.signup.*"] == {"queue": "signup"}
+    assert conf["task_routes"]["coexist.relay.*"] == {"queue": "relay"}
+    relay = conf["beat_schedule"]["relay-deliveries"]
+    assert (relay["task"], relay["schedule"]) == ("coexist.relay.forward", 1.0)
     assert conf["beat_schedule"]["sweep-sync-deadlines"]["schedule"] == 60.0
     lift = conf["beat_schedule"]["lift-expired-restrictions"]
     assert (lift["task"], lift["schedule"]) == ("coexist.ingest.lift_restrictions", 60.0)

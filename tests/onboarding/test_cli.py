@@ -340,3 +340,13 @@ def test_version_prints_the_installed_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.strip() == f"coexist {package_version('coexist')}"
+
+
+def test_relay_status_json_without_a_relay(rt: Runtime) -> None:
+    """``relay status`` says the relay is off and how many stored deliveries it would have."""
+    with rt.db.session() as session:
+        receive(session, b'{"object":"whatsapp_business_account","entry":[]}')
+    result = runner.invoke(app, ["relay", "status", "--json"])
+    assert result.exit_code == 0
+    state = json.loads(result.stdout)
+    assert (state["enabled"], state["backlog"], state["fields"]) == (False, 1, "every field")
