@@ -3,8 +3,11 @@
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
 trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
 The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
-``send`` carries outbound Cloud API messages, throttled per number. With Redis, workers poll
-their queues in the order given (``queue_order_strategy="priority"``).
+``send`` carries outbound Cloud API messages, throttled per number. ``feed`` carries the
+feed's push runs (at most one at a time, started by beat every ``COEX_FEED_PUSH_INTERVAL_SECONDS``);
+the ``worker`` process lists it before ``ingest`` so that push never waits behind a history
+backlog. With Redis, workers poll their queues in the order given
+(``queue_order_strategy="priority"``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from config.broker import broker_transport
 from config.settings import Settings
 
-QUEUES = ("signup", "sync", "ingest", "followups", "send")
+QUEUES = ("signup", "sync", "feed", "ingest", "followups", "send")
 URGENT_QUEUES = ("signup", "sync")
 #: No countdown coexist asks for may exceed this; the broker's visibility timeout is above it.
 MAX_COUNTDOWN = 900
@@ -68,6 +71,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.followups.*": {"queue": "followups"},
             "coexist.send.*": {"queue": "send"},
             "coexist.reconcile.*": {"queue": "followups"},
+            "coexist.feed.*": {"queue": "feed"},
         },
         "beat_schedule": {
             "resume-signups": {
@@ -99,6 +103,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "coexist.ingest.lift_restrictions",
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
+            },
+            "push-feed": {
+                "task": "coexist.feed.push",
+                "schedule": settings.feed_push_interval_seconds,
+                "options": {"expires": settings.feed_push_interval_seconds},
             },
             "ingest-watchdog": {
                 "task": "coexist.ingest.watchdog",

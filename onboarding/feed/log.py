@@ -78,8 +78,10 @@ def read(
     *,
     onboarding_id: int | None = None,
     types: Sequence[EventType] = (),
+    until: Cursor | None = None,
 ) -> Page:
-    """Up to ``limit`` events after ``after``, oldest first, as :func:`envelope` dicts."""
+    """Up to ``limit`` events after ``after`` (and up to ``until``, inclusive, if given), oldest
+    first, as :func:`envelope` dicts."""
     limit = max(1, min(limit, MAX_LIMIT))
     query = (
         select(EVENTS)
@@ -91,6 +93,8 @@ def read(
         query = query.where(EVENTS.c.onboarding_id == onboarding_id)
     if types:
         query = query.where(EVENTS.c.type.in_([t.value for t in types]))
+    if until is not None:
+        query = query.where(tuple_(EVENTS.c.tx, EVENTS.c.id) <= tuple_(until.tx, until.id))
     rows = session.execute(query).all()
     events = [envelope(row) for row in rows]
     return Page(events, Cursor(rows[-1].tx, rows[-1].id) if rows else after)
