@@ -35,7 +35,6 @@ embedded mode) the lock is a lock of the process.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -55,7 +54,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from models import Database, FeedCursor, utcnow
 from onboarding.feed.events import EVENTS, iso
-from onboarding.feed.log import MAX_LIMIT, Cursor, backlog, latest, read, visible
+from onboarding.feed.log import MAX_LIMIT, Cursor, backlog, latest, read, read_text, visible
 from onboarding.states import raise_alert, resolve_alert
 from onboarding.webhook_signing import Signer
 
@@ -117,7 +116,8 @@ class Batch:
     after: Cursor
     first: Cursor
     last: Cursor
-    events: list[dict[str, Any]]
+    #: Each event's envelope as JSON text (:func:`onboarding.feed.log.read_text`).
+    events: list[str]
     #: Which attempt at this batch sending it now is (1 for the first).
     attempt: int
 
@@ -127,7 +127,7 @@ class Batch:
 
     def body(self) -> str:
         """The request body: the same string on every attempt."""
-        return json.dumps({"events": self.events}, separators=(",", ":"))
+        return '{"events":[' + ",".join(self.events) + "]}"
 
 
 def batch_id(first: Cursor, last: Cursor) -> str:
@@ -323,31 +323,38 @@ def _take(session: Session, policy: Policy) -> Batch | float | None:
         now = utcnow()
         if now < due:
             return (due - now).total_seconds()
-        page = read(session, after, MAX_LIMIT, until=until)
-        if page.events:
-            if page.next_cursor != until:  # more than one request's worth: send what was read
-                row.pending_tx, row.pending_event_id = page.next_cursor.tx, page.next_cursor.id
-            return _batch(after, page.events, page.next_cursor, row.attempts + 1)
+        events = read_text(session, after, MAX_LIMIT, until=until)
+        if events:
+            last = events[-1][0]
+            if last != until:  # more than one request's worth: send what was read
+                row.pending_tx, row.pending_event_id = last.tx, last.id
+            return _batch(after, events, row.attempts + 1)
         # Nothing left of the batch (an operator deleted events): start a fresh one.
         log.warning("feed_push_pending_batch_gone", pending=until.encode())
         row.pending_tx = row.pending_event_id = None
         row.attempts = 0
-    page = read(session, after, policy.batch_size)
-    if not page.events:
+    events = read_text(session, after, policy.batch_size)
+    if not events:
         return None
-    row.pending_tx, row.pending_event_id = page.next_cursor.tx, page.next_cursor.id
+    last = events[-1][0]
+    row.pending_tx, row.pending_event_id = last.tx, last.id
     row.updated_at = utcnow()
-    return _batch(after, page.events, page.next_cursor, row.attempts + 1)
+    return _batch(after, events, row.attempts + 1)
 
 
 def _pending_id(session: Session, after: Cursor, until: Cursor) -> str:
-    first = read(session, after, 1, until=until).events
-    return batch_id(Cursor.decode(first[0]["cursor"]) if first else until, until)
+    first = read_text(session, after, 1, until=until)
+    return batch_id(first[0][0] if first else until, until)
 
 
-def _batch(after: Cursor, events: list[dict[str, Any]], last: Cursor, attempt: int) -> Batch:
-    first = Cursor.decode(events[0]["cursor"])
-    return Batch(after=after, first=first, last=last, events=events, attempt=attempt)
+def _batch(after: Cursor, events: list[tuple[Cursor, str]], attempt: int) -> Batch:
+    return Batch(
+        after=after,
+        first=events[0][0],
+        last=events[-1][0],
+        events=[text for _, text in events],
+        attempt=attempt,
+    )
 
 
 def _same_batch(batch: Batch) -> Any:

@@ -86,6 +86,19 @@ def test_batches_go_out_in_feed_order(
     assert report.cursor == receiver.requests[-1].events[-1]["cursor"]
 
 
+def test_pushed_events_are_the_envelopes_the_pull_api_returns(
+    db: Database, receiver: FeedReceiver, webhook: FeedWebhook
+) -> None:
+    """Each pushed event parses to exactly the envelope GET /v1/events gives for it."""
+    with db.session() as session:
+        emit_for(session, EventType.SYNC_PROGRESS, None, {"phase": 1, "text": "é ✓", "n": None})
+    write(db, 2)
+    run(db, webhook)
+    with db.sessionmaker() as session:
+        pulled = read(session, Cursor(), 10).events
+    assert receiver.requests[0].events == pulled
+
+
 def test_webhook_id_names_the_batch_first_and_last_events(
     db: Database, receiver: FeedReceiver, webhook: FeedWebhook
 ) -> None:
