@@ -136,6 +136,12 @@ class FeedReceiver:
 
     # -- what arrived ----------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered now."""
+        with self._lock:
+            return self._at_once
+
     def acknowledged(self) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.status < 300]
