@@ -4,10 +4,12 @@ one beat process at a time: tasks/beat.py).
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
 trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
 The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
-``send`` carries outbound Cloud API messages, throttled per number. ``relay`` forwards Meta's
-deliveries to the provider's receiver, ahead of ``ingest`` so a history import cannot hold up
-the provider's own messages. With Redis, workers poll
-their queues in the order given (``queue_order_strategy="priority"``).
+``send`` carries outbound Cloud API messages, throttled per number. ``feed`` carries the
+feed's push runs (at most one at a time, started by beat every ``COEX_FEED_PUSH_INTERVAL_SECONDS``)
+and ``relay`` forwards Meta's deliveries to the provider's receiver: the ``worker`` process lists
+both before ``ingest``, so neither push nor the provider's own messages wait behind a history
+backlog. With Redis, workers poll their queues in the order given
+(``queue_order_strategy="priority"``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from kombu import Exchange, Queue  # type: ignore[attr-defined]
 from config.broker import broker_transport
 from config.settings import Settings
 
-QUEUES = ("signup", "sync", "relay", "ingest", "followups", "send")
+QUEUES = ("signup", "sync", "feed", "relay", "ingest", "followups", "send")
 URGENT_QUEUES = ("signup", "sync")
 #: No countdown coexist asks for may exceed this; the broker's visibility timeout is above it.
 MAX_COUNTDOWN = 900
@@ -74,6 +76,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.send.*": {"queue": "send"},
             "coexist.reconcile.*": {"queue": "followups"},
             "coexist.relay.*": {"queue": "relay"},
+            "coexist.feed.*": {"queue": "feed"},
         },
         "beat_schedule": {
             "resume-signups": {
@@ -115,6 +118,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "coexist.reconcile.release_overrides",
                 "schedule": SWEEP_INTERVAL,
                 "options": {"expires": SWEEP_INTERVAL},
+            },
+            "push-feed": {
+                "task": "coexist.feed.push",
+                "schedule": settings.feed_push_interval_seconds,
+                "options": {"expires": settings.feed_push_interval_seconds},
             },
             "ingest-watchdog": {
                 "task": "coexist.ingest.watchdog",

@@ -11,6 +11,8 @@ as PostgreSQL through psycopg. Every secret can come from a file instead (contai
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from datetime import timedelta
 from functools import lru_cache
@@ -70,6 +72,37 @@ ELIGIBILITY_PRESETS: dict[str, frozenset[str]] = {
 
 Environment = Literal["production", "development"]
 
+#: Standard Webhooks secrets: ``whsec_`` and the base64 of 24 to 64 random bytes
+#: (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md).
+WHSEC_PREFIX = "whsec_"
+WHSEC_BYTES = (24, 64)
+WHSEC_EXAMPLE = (
+    'python -c "import base64, secrets; '
+    "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+)
+
+
+def whsec_problem(secret: str) -> str | None:
+    """Why ``secret`` is not a usable Standard Webhooks secret, or None (never echoes it)."""
+    if not secret.startswith(WHSEC_PREFIX):
+        return f"must start with {WHSEC_PREFIX!r}"
+    try:
+        key = base64.b64decode(secret[len(WHSEC_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        return f"must be {WHSEC_PREFIX!r} followed by base64"
+    low, high = WHSEC_BYTES
+    if not low <= len(key) <= high:
+        return f"must encode {low} to {high} bytes, not {len(key)}"
+    return None
+
+
+def _http_url_problem(url: str) -> str | None:
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    if scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
+        return "must be an http(s) URL with a host"
+    return None
+
 
 class Settings(BaseSettings):
     """Every knob coexist has. Durations are seconds unless the name says days."""
@@ -80,6 +113,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
+        # A refused value is named, never printed: it may be a secret.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = "development"
@@ -165,6 +200,22 @@ class Settings(BaseSettings):
     # The event feed (README, "The event feed").
     #: Write feed events with every change (off: nothing is written and the feed stays empty).
     feed_enabled: bool = True
+    #: Push delivery (README, "Push delivery"): where batches of events are POSTed (empty: off),
+    #: signed per Standard Webhooks with this ``whsec_`` secret.
+    feed_webhook_url: str = ""
+    feed_webhook_secret: SecretStr = SecretStr("")
+    #: Events per request (the pull API's own maximum, 1000, is the ceiling).
+    feed_webhook_batch_size: int = Field(default=100, ge=1, le=1000)
+    feed_webhook_timeout: float = Field(default=10.0, gt=0, le=20)
+    #: Failed attempts at one batch before push is marked failing and an alert raised; it is
+    #: still retried after that, at the capped backoff.
+    feed_webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    #: The wait after a failed attempt doubles from this to the cap (jittered: half to all).
+    feed_webhook_backoff_seconds: float = Field(default=1.0, gt=0, le=600)
+    feed_webhook_backoff_max_seconds: float = Field(default=300.0, gt=0, le=3600)
+    #: How often beat starts a delivery run, and how long one run may keep sending.
+    feed_push_interval_seconds: float = Field(default=2.0, ge=0.5, le=300)
+    feed_push_budget_seconds: float = Field(default=20.0, gt=0, le=30)
     #: Comma-separated Fernet keys, newest first; the first encrypts, all decrypt.
     token_keys: SecretStr = SecretStr("")
     signup_max_body_bytes: int = Field(default=65_536, ge=1024)
@@ -314,6 +365,35 @@ class Settings(BaseSettings):
         """The fields the relay forwards, or None for every field."""
         fields = frozenset(f for f in self.relay_fields.split(",") if f)
         return fields or None
+
+    @model_validator(mode="after")
+    def _push_is_usable(self) -> Settings:
+        url = self.feed_webhook_url.strip()
+        self.feed_webhook_url = url
+        if not url:
+            return self
+        problem = _http_url_problem(url)
+        if problem:
+            raise ValueError(f"feed_webhook_url {problem}")
+        secret = self.feed_webhook_secret.get_secret_value()
+        if not secret:
+            raise ValueError(f"feed_webhook_url needs feed_webhook_secret ({WHSEC_EXAMPLE})")
+        problem = whsec_problem(secret)
+        if problem:
+            raise ValueError(f"feed_webhook_secret {problem} ({WHSEC_EXAMPLE})")
+        if self.feed_webhook_backoff_max_seconds < self.feed_webhook_backoff_seconds:
+            raise ValueError(
+                "feed_webhook_backoff_max_seconds is below feed_webhook_backoff_seconds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _notify_secret_is_usable(self) -> Settings:
+        secret = self.notify_webhook_secret.get_secret_value()
+        problem = whsec_problem(secret) if secret else None
+        if problem:
+            raise ValueError(f"notify_webhook_secret {problem} ({WHSEC_EXAMPLE})")
+        return self
 
     @property
     def webhook_override(self) -> tuple[str, str] | None:

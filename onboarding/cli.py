@@ -23,6 +23,7 @@ from models import (
 from models.crypto import TokenKeyError
 from onboarding import operations, reconcile
 from onboarding import runtime as runtime_module
+from onboarding.feed import push as feed_push
 from onboarding.feed import tail
 from onboarding.feed.events import EventType
 from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError
@@ -70,6 +71,8 @@ app.add_typer(signups_app, name="signups")
 app.add_typer(events_app, name="events")
 relay_app = typer.Typer(no_args_is_help=True, help="The relay to the provider's webhook receiver.")
 app.add_typer(relay_app, name="relay")
+feed_app = typer.Typer(no_args_is_help=True, help="The event feed's push delivery.")
+app.add_typer(feed_app, name="feed")
 
 console = Console()
 err = Console(stderr=True)
@@ -597,6 +600,61 @@ def events_tail(
     except KeyboardInterrupt:
         pass
     err.print(f"next cursor: {last or start.encode()}")
+
+
+@feed_app.command("status")
+def feed_status(as_json: JsonFlag = False) -> None:
+    """Where push delivery stands: cursor, pending batch, lag, failing state."""
+    rt = _runtime()
+    with rt.db.sessionmaker() as session:
+        state = feed_push.status(session, rt.settings)
+    if as_json:
+        _print_json(state)
+        return
+    table = Table("field", "value", title="feed push")
+    pending = state["pending"]
+    rows = {
+        "receiver": state["url"] or "off (COEX_FEED_WEBHOOK_URL is empty)",
+        "cursor": state["cursor"],
+        "pending batch": (
+            f"{pending['webhook_id']} ({pending['attempts']} failed attempts)" if pending else "-"
+        ),
+        "lag": f"{state['lag_events']} events, {state['lag_seconds']} s",
+        "failing since": state["failing_since"] or "-",
+        "last error": state["last_error"] or "-",
+        "delivered at": state["delivered_at"] or "-",
+    }
+    for name, value in rows.items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+@feed_app.command("rewind")
+def feed_rewind(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="`start`, `latest`, or an event's cursor (delivery resumes after that event).",
+        ),
+    ],
+) -> None:
+    """Move push delivery to another place in the feed; clears the failing state."""
+    rt = _runtime()
+    with rt.db.sessionmaker() as session:
+        try:
+            target = feed_push.place(session, to)
+        except CursorError as exc:
+            raise _fail(f"{exc}; give start, latest or a cursor such as 812-4031", 2) from None
+        try:
+            moved = feed_push.rewind(session, target)
+        except feed_push.RewindError as exc:
+            raise _fail(str(exc)) from None
+        session.commit()
+    console.print(
+        f"push cursor moved from {moved.previous.encode()} to {moved.cursor.encode()}; "
+        f"{moved.ahead} events to deliver"
+    )
 
 
 def main() -> None:

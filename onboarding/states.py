@@ -157,10 +157,10 @@ def raise_alert(
 
 
 def resolve_alert(
-    session: Session, onboarding_id: int, kind: str, *, at: datetime | None = None
+    session: Session, onboarding_id: int | None, kind: str, *, at: datetime | None = None
 ) -> bool:
     """Close the open alert of this kind (its condition is over); True if one was open.
-    Not committed."""
+    ``onboarding_id`` None: a service-wide alert. Not committed."""
     alert = session.scalar(
         select(Alert).where(
             Alert.onboarding_id == onboarding_id,

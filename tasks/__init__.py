@@ -5,7 +5,17 @@ task by name. The queue modules depend on :mod:`tasks.base` and on each other in
 direction only (``signup`` and ``sync`` enqueue ``ingest``'s ``wake_waiting``).
 """
 
-from tasks import followups, ingest, reconcile, relay, sending, signup, sync
+from tasks import feed, followups, ingest, reconcile, relay, sending, signup, sync
 from tasks.app import app
 
-__all__ = ["app", "followups", "ingest", "reconcile", "relay", "sending", "signup", "sync"]
+__all__ = [
+    "app",
+    "feed",
+    "followups",
+    "ingest",
+    "reconcile",
+    "relay",
+    "sending",
+    "signup",
+    "sync",
+]

@@ -57,6 +57,7 @@ from onboarding.sandbox import (
 )
 from onboarding.web import create_app
 from tasks.app import app as celery_app
+from tasks.feed import push as push_feed
 from tasks.ingest import watchdog
 from tasks.sync import sweep
 
@@ -73,7 +74,7 @@ HISTORY_ENDED: Final = frozenset(
 """History sync states after which Meta sends no more history."""
 POLL_SECONDS: Final = 0.2
 SWEEP_EVERY: Final = 0.5
-"""Seconds between in-process runs of the beat jobs (sync sweeper, ingest watchdog)."""
+"""Seconds between in-process runs of the beat jobs (sync sweeper, feed push, ingest watchdog)."""
 
 
 @dataclass
@@ -347,5 +348,6 @@ def _follow(
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + SWEEP_EVERY
                 sweep.delay()  # the beat job, in-process: fires syncs whose backoff has passed
+                push_feed.delay()  # and pushes the feed, when COEX_FEED_WEBHOOK_URL is set
                 if idle:
                     watchdog.delay()  # and downloads media a failed attempt left for later

@@ -2,9 +2,9 @@
 
 * ``log`` (:class:`LogChannel`) — one structured event, ``follow_up_notification``, with the
   facts.
-* ``webhook`` (:class:`WebhookChannel`) — ``POST`` of signed JSON to the provider's URL:
-  ``X-Coexist-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with
-  COEX_NOTIFY_WEBHOOK_SECRET>`` and ``X-Coexist-Delivery: <idempotency key>``. Connection
+* ``webhook`` (:class:`WebhookChannel`) — ``POST`` of JSON to the provider's URL, signed per
+  Standard Webhooks with ``COEX_NOTIFY_WEBHOOK_SECRET`` (:mod:`onboarding.webhook_signing`):
+  ``webhook-id`` is the notification's idempotency key, the same on every attempt. Connection
   errors, 5xx and 429 get a few quick retries; any other 4xx is permanent.
 * ``whatsapp_template`` (:class:`WhatsAppTemplateChannel`) — a template message through the
   Cloud API, from the provider's own number to the business's number (``POST
@@ -19,7 +19,7 @@ the notifier whether an attempt whose outcome was lost may be sent again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -43,13 +43,11 @@ from onboarding.meta.errors import (
     TransientGraphError,
 )
 from onboarding.meta.graph import GraphClient
-from onboarding.meta.signatures import sign
 from onboarding.outbound.payload import messages_body
+from onboarding.webhook_signing import Signer
 
 log = structlog.get_logger(__name__)
 
-SIGNATURE_HEADER: Final = "X-Coexist-Signature"
-DELIVERY_HEADER: Final = "X-Coexist-Delivery"
 #: Meta caps a template's body at 1,024 characters; a parameter is kept well inside it.
 MAX_TEMPLATE_PARAMETER: Final = 900
 #: Follow-ups meant for the business itself (operator alerts are not).
@@ -142,10 +140,10 @@ class LogChannel:
 class WebhookChannel:
     """``POST`` signed JSON to the provider's URL, with bounded quick retries.
 
-    Body: ``{"id", "kind", "subject", "text", "facts", "sent_at"}``. Headers:
-    ``X-Coexist-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>`` and
-    ``X-Coexist-Delivery: <id>``; ``id`` is the same on every attempt of a notification, so
-    the receiver can drop copies. Connection errors, 5xx and 429 are retried up to
+    Body: ``{"id", "kind", "subject", "text", "facts", "sent_at"}``, signed per Standard
+    Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``) with a ``whsec_``
+    secret. ``webhook-id`` is the body's ``id``, the same on every attempt of a notification,
+    so the receiver can drop copies. Connection errors, 5xx and 429 are retried up to
     ``max_attempts`` times with jittered exponential backoff; other 4xx are permanent.
     """
 
@@ -170,10 +168,10 @@ class WebhookChannel:
             raise ValueError(f"notify webhook URL must be an http(s) URL, got {url!r}")
         if not secret:
             raise ValueError("notify webhook needs a signing secret")
+        self._signer = Signer(secret)
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.url = url
-        self._secret = secret
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_wait = max_wait
@@ -182,7 +180,6 @@ class WebhookChannel:
         self._http = http or httpx.Client(
             timeout=timeout, follow_redirects=False, headers={"User-Agent": "coexist/0.1"}
         )
-        register_secret(secret)
 
     def carries(self, kind: str) -> bool:
         """Every kind unless ``kinds`` was given."""
@@ -203,11 +200,6 @@ class WebhookChannel:
     def send(self, message: RenderedFollowUp) -> Delivery:
         """POST the message, retrying connection errors, 5xx and 429 a bounded number of times."""
         body = self.body(message)
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(body, self._secret),
-            DELIVERY_HEADER: message.key,
-        }
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=wait_random_exponential(multiplier=self.backoff, max=self.max_wait),
@@ -215,7 +207,7 @@ class WebhookChannel:
             before_sleep=_log_webhook_retry,
             reraise=True,
         )
-        delivery: Delivery = retrying(self._post, body, headers)
+        delivery: Delivery = retrying(self._post, message.key, body)
         return delivery
 
     def _quick_retryable(self, exc: BaseException) -> bool:
@@ -224,7 +216,9 @@ class WebhookChannel:
         # A long Retry-After is Celery's job, not a reason to hold the worker.
         return exc.retry_after is None or exc.retry_after <= self.max_wait
 
-    def _post(self, body: bytes, headers: Mapping[str, str]) -> Delivery:
+    def _post(self, key: str, body: bytes) -> Delivery:
+        # Signed per attempt: the timestamp is the attempt's, the id the notification's.
+        headers = {"Content-Type": "application/json", **self._signer.headers(key, body.decode())}
         try:
             response = self._http.post(self.url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -17,7 +17,7 @@ A row found in ``sending`` or ``unknown`` by a later run is an attempt whose out
 What happens next depends on what a duplicate costs on that channel:
 
 * ``log``: sent again; a second log line harms nobody.
-* ``webhook``: sent again with the *same* ``X-Coexist-Delivery`` key (and body ``id``), so the
+* ``webhook``: sent again with the *same* ``webhook-id`` (the body's ``id``), so the
   provider drops the copy it already has. Receivers must deduplicate on that key.
 * ``whatsapp_template``: never sent again blindly. The row becomes ``unknown``, the follow-up
   ``failed``, and an operator alert (``notification_unknown``) says to check the business's chat

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,7 @@ def test_celery_config_is_json_only_with_late_acks_and_queue_routes() -> None:
     assert [q.name for q in conf["task_queues"]] == [
         "signup",
         "sync",
+        "feed",
         "relay",
         "ingest",
         "followups",
@@ -191,8 +194,9 @@ def test_only_secrets_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_every_secret_setting_is_redacted_from_logs() -> None:
     """The redaction list is every secret setting, new ones included."""
+    signing = "whsec_" + base64.b64encode(b"s" * 32).decode()  # signing secrets have a shape
     values = {
-        name: f"{name}-value-0123"
+        name: signing if name.endswith("webhook_secret") else f"{name}-value-0123"
         for name, field in Settings.model_fields.items()
         if field.annotation is SecretStr
     }
@@ -209,3 +213,79 @@ def test_beat_fires_under_a_lock_with_redis_only() -> None:
     assert locked["coexist_beat_lock_url"] == "redis://cache:6379/2"
     assert locked["coexist_beat_lock_timeout"] == 30
     assert "beat_scheduler" not in celery_config(make_settings(broker_url="memory://"))
+
+
+PUSH_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the base64 of 24 bytes
+
+
+def test_feed_push_settings_are_read_with_their_secret() -> None:
+    """A push URL with a whsec_ secret is accepted; the secret is masked in logs."""
+    settings = make_settings(
+        feed_webhook_url=" https://provider.example/coexist/feed ",
+        feed_webhook_secret=PUSH_SECRET,
+    )
+    assert settings.feed_webhook_url == "https://provider.example/coexist/feed"
+    assert (settings.feed_webhook_batch_size, settings.feed_webhook_max_attempts) == (100, 8)
+    assert PUSH_SECRET in settings.secret_values
+
+
+@pytest.mark.parametrize(
+    ("values", "why"),
+    [
+        ({"feed_webhook_url": "https://p.example/feed"}, "needs feed_webhook_secret"),
+        (
+            {"feed_webhook_url": "ftp://p.example/feed", "feed_webhook_secret": PUSH_SECRET},
+            "http(s) URL",
+        ),
+        (
+            {"feed_webhook_url": "https://p.example/f", "feed_webhook_secret": "plain-secret-123"},
+            "must start with 'whsec_'",
+        ),
+        (
+            {"feed_webhook_url": "https://p.example/f", "feed_webhook_secret": "whsec_not base64!"},
+            "followed by base64",
+        ),
+        (
+            {"feed_webhook_url": "https://p.example/f", "feed_webhook_secret": "whsec_c2hvcnQ="},
+            "24 to 64 bytes",
+        ),
+        ({"feed_webhook_batch_size": 1001}, "feed_webhook_batch_size"),
+        ({"feed_webhook_max_attempts": 0}, "feed_webhook_max_attempts"),
+        ({"notify_webhook_secret": "notify-webhook-secret-0123456789"}, "notify_webhook_secret"),
+    ],
+    ids=[
+        "no-secret",
+        "not-http",
+        "not-whsec",
+        "not-base64",
+        "too-short",
+        "batch",
+        "attempts",
+        "notify",
+    ],
+)
+def test_unusable_push_settings_are_refused_at_start(values: dict[str, str], why: str) -> None:
+    """A push URL without a usable whsec_ secret, or bounds out of range, fails at start."""
+    with pytest.raises(ValidationError, match=re.escape(why)):
+        make_settings(**values)
+
+
+def test_a_refused_secret_is_never_printed() -> None:
+    """The validation error names the setting, never the secret's value."""
+    with pytest.raises(ValidationError) as refused:
+        make_settings(
+            feed_webhook_url="https://p.example/f", feed_webhook_secret="plain-secret-4a7c9e"
+        )
+    assert "plain-secret-4a7c9e" not in str(refused.value)
+
+
+def test_beat_pushes_the_feed_every_interval_on_the_feed_queue() -> None:
+    """Beat starts coexist.feed.push every COEX_FEED_PUSH_INTERVAL_SECONDS, routed to ``feed``."""
+    conf = celery_config(make_settings(feed_push_interval_seconds=3))
+    entry = conf["beat_schedule"]["push-feed"]
+    assert (entry["task"], entry["schedule"], entry["options"]) == (
+        "coexist.feed.push",
+        3.0,
+        {"expires": 3.0},
+    )
+    assert conf["task_routes"]["coexist.feed.*"] == {"queue": "feed"}

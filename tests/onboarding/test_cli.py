@@ -350,3 +350,49 @@ def test_relay_status_json_without_a_relay(rt: Runtime) -> None:
     assert result.exit_code == 0
     state = json.loads(result.stdout)
     assert (state["enabled"], state["backlog"], state["fields"]) == (False, 1, "every field")
+
+
+# -- feed push ---------------------------------------------------------------------------------
+
+
+def _feed_events(rt: Runtime, n: int) -> list[str]:
+    """``n`` events written to the feed; their cursors."""
+    from onboarding.feed.events import EventType, emit_for  # noqa: PLC0415
+    from onboarding.feed.log import Cursor, read  # noqa: PLC0415
+
+    with rt.db.session() as session:
+        for i in range(n):
+            emit_for(session, EventType.SYNC_PROGRESS, None, {"n": i})
+    with rt.db.sessionmaker() as session:
+        return [e["cursor"] for e in read(session, Cursor(), 100).events]
+
+
+def test_feed_status_json_shows_the_push_cursor_and_lag(rt: Runtime) -> None:
+    """`feed status --json` reports the cursor, the lag in events and the failing state."""
+    _feed_events(rt, 3)
+    result = runner.invoke(app, ["feed", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)
+    assert (state["cursor"], state["lag_events"], state["failing"]) == ("0-0", 3, False)
+
+
+def test_feed_rewind_moves_the_push_cursor(rt: Runtime) -> None:
+    """`feed rewind --to CURSOR` moves delivery after that event; status then shows it."""
+    cursors = _feed_events(rt, 3)
+    result = runner.invoke(app, ["feed", "rewind", "--to", cursors[1]])
+    assert result.exit_code == 0, result.output
+    assert "1 events to deliver" in result.output
+    state = json.loads(runner.invoke(app, ["feed", "status", "--json"]).stdout)
+    assert (state["cursor"], state["lag_events"]) == (cursors[1], 1)
+
+
+@pytest.mark.parametrize(
+    ("to", "code", "message"),
+    [("yesterday", 2, "not a feed cursor"), ("0-999", 1, "no event of the feed is at 0-999")],
+)
+def test_feed_rewind_refuses_a_bad_place(rt: Runtime, to: str, code: int, message: str) -> None:
+    """A malformed cursor is a usage error (2); a cursor no event has is refused (1)."""
+    _feed_events(rt, 1)
+    result = runner.invoke(app, ["feed", "rewind", "--to", to])
+    assert result.exit_code == code
+    assert message in result.output

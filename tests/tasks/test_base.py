@@ -27,6 +27,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
     """Each coexist task acks late (but the code exchange), ignores results, has time limits and
     finite retries."""
     assert OURS == [
+        "coexist.feed.push",
         "coexist.followups.deliver",
         "coexist.followups.schedule",
         "coexist.ingest.download_media",

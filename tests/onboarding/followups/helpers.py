@@ -12,7 +12,8 @@ from sqlalchemy import select
 from models import Database, FollowUp, FollowUpKind, FollowUpStatus, Notification, utcnow
 from onboarding.followups.notifier import Notifier
 
-SECRET = "notify-webhook-secret-0123456789"
+#: A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
+SECRET = "whsec_bm90aWZ5LXdlYmhvb2stc2VjcmV0LTAxMjM0NTY3ODk="
 PROVIDER_TOKEN = "EAAGprovider-system-user-token"
 PROVIDER_NUMBER_ID = "109876543210987"
 K = FollowUpKind

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import socket
 
 import httpx
 import pytest
 import structlog
 from sqlalchemy import select
+from standardwebhooks.webhooks import Webhook
 
 from config.logging import REDACTED, scrub_text
 from models import Alert, Database, FollowUp, FollowUpStatus, Onboarding
@@ -56,15 +55,14 @@ def test_log_channel_emits_one_event_with_the_facts(db: Database, relink: int) -
 # -- webhook channel ---------------------------------------------------------------------------
 
 
-def test_webhook_body_is_signed_with_the_secret(
+def test_webhook_body_is_signed_per_standard_webhooks(
     db: Database, relink: int, receiver: Receiver, webhook: WebhookChannel
 ) -> None:
-    """The provider can check X-Coexist-Signature as the HMAC-SHA256 of the raw body."""
+    """The provider verifies each request with standardwebhooks and the whsec_ secret."""
     deliver(db, Notifier([webhook]), relink)
     [request] = receiver.requests
-    expected = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    assert request.headers["x-coexist-signature"] == f"sha256={expected}"
-    assert request.headers["x-coexist-delivery"] == request.json["id"]
+    assert Webhook(SECRET).verify(request.body, request.headers) == request.json
+    assert request.headers["webhook-id"] == request.json["id"]
     assert request.json["kind"] == "companion_relink"
     assert request.json["facts"]["onboarding_id"] == follow_up(db, relink).onboarding_id
     assert set(request.json) == {"id", "kind", "subject", "text", "facts", "sent_at"}
@@ -73,12 +71,14 @@ def test_webhook_body_is_signed_with_the_secret(
 def test_webhook_500_is_retried_then_delivered(
     db: Database, relink: int, receiver: Receiver, webhook: WebhookChannel
 ) -> None:
-    """A 500 is retried at once with the same key, and the next 200 counts as delivered."""
+    """A 500 is retried at once with the same webhook-id, and the next 200 counts as delivered."""
     receiver.statuses = [500]
     [outcome] = deliver(db, Notifier([webhook]), relink)
     assert outcome.result is Result.SENT
     assert len(receiver.requests) == 2
-    assert receiver.requests[0].json["id"] == receiver.requests[1].json["id"]
+    first, second = receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == first.json["id"]
+    assert Webhook(SECRET).verify(second.body, second.headers) == second.json
     assert notification(db, relink, "webhook").reference == "HTTP 200"
 
 
@@ -145,8 +145,14 @@ def test_webhook_interrupted_attempt_is_resent_with_the_same_key(
     [outcome] = deliver(db, Notifier([webhook]), relink)
     assert outcome.result is Result.SENT
     [request] = receiver.requests
-    assert request.headers["x-coexist-delivery"] == f"coexist-notification-{row_id}"
+    assert request.headers["webhook-id"] == f"coexist-notification-{row_id}"
     assert notification(db, relink, "webhook").attempts == 2
+
+
+def test_webhook_secret_that_is_not_whsec_is_refused() -> None:
+    """A secret that is not whsec_ and base64 is refused when the channel is built."""
+    with pytest.raises(ValueError, match="must start with 'whsec_'"):
+        WebhookChannel("https://provider.example/coexist", "notify-webhook-secret-0123456789")
 
 
 def test_webhook_secret_is_masked_in_logs(receiver: Receiver, webhook: WebhookChannel) -> None:
