@@ -378,6 +378,7 @@ def demo(
                 "register_calls": result.register_calls,
                 "seconds": result.seconds,
                 "summary": result.summary.to_dict(),
+                "feed": result.feed,
             }
         )
     else:
@@ -395,8 +396,17 @@ def demo(
                 "the business declined to share its chat history (error 2593109): "
                 "contacts are in, no messages will come"
             )
+        if result.feed is not None:
+            feed = result.feed
+            kinds = ", ".join(f"{k} {n}" for k, n in feed["events_by_type"].items())
+            console.print(
+                f"the provider's app received the feed: {feed['events']} events in "
+                f"{feed['requests']} signed requests ({feed['signatures_verified']} signatures "
+                f"verified, {feed['refused']} refused, {feed['duplicate_batches']} repeated), "
+                f"{feed['messages']} messages; {kinds}"
+            )
     if not result.ok:
-        raise _fail("; ".join(result.summary.problems))
+        raise _fail("; ".join(result.problems))
 
 
 @app.command("sandbox")

@@ -24,6 +24,7 @@ off (error 2593109): contacts arrive, the history sync ends ``declined`` and the
 
 from __future__ import annotations
 
+import base64
 import secrets
 import tempfile
 import time
@@ -42,8 +43,10 @@ from models import OnboardingState, SyncState
 from models.crypto import TokenCipher
 from onboarding import runtime as runtime_module
 from onboarding.demo.progress import ProgressBars
+from onboarding.demo.receiver import FeedReceiver, serve_receiver
 from onboarding.demo.servers import serve
 from onboarding.demo.summary import DemoSummary, ledger, summarize
+from onboarding.feed import push as feed_push
 from onboarding.runtime import Runtime
 from onboarding.sandbox import (
     DeliveryOptions,
@@ -86,11 +89,25 @@ class DemoResult:
     register_calls: int
     seconds: float
     summary: DemoSummary
+    #: What the provider's app (the demo's feed receiver) took: events by type, messages,
+    #: signatures verified (:class:`~onboarding.demo.receiver.Received`).
+    feed: dict[str, Any] | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the flow did not end as expected: the onboarding's, then the feed's."""
+        problems = list(self.summary.problems)
+        feed = self.feed or {}
+        if feed.get("left_undelivered"):
+            problems.append(f"{feed['left_undelivered']} feed events were never delivered")
+        if feed.get("refused") or feed.get("out_of_order"):
+            problems.append("the provider's app refused or reordered feed events")
+        return problems
 
     @property
     def ok(self) -> bool:
-        """Whether the flow reached its expected end state."""
-        return self.summary.ok
+        """Whether the flow reached its expected end state and the feed reached the provider."""
+        return not self.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +221,16 @@ def run_demo(
                     }
                 )
             )
-        with SandboxServer(sandbox) as sandbox_server:
-            settings = settings.model_copy(update={"meta_graph_url": sandbox_server.url})
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        with SandboxServer(sandbox) as sandbox_server, serve_receiver(secret) as provider:
+            receiver_url, receiver = provider
+            settings = settings.model_copy(
+                update={
+                    "meta_graph_url": sandbox_server.url,
+                    "feed_webhook_url": receiver_url,
+                    "feed_webhook_secret": SecretStr(secret),
+                }
+            )
             rt = Runtime.build(settings)
             rt.db.upgrade()
             previous = runtime_module.install(rt)
@@ -221,6 +246,7 @@ def run_demo(
                         result = _drive(console, sandbox, rt, web_url, scenario, started)
                     finally:
                         sandbox.disable_webhooks()
+                result.feed = _pushed(rt, receiver)
             finally:
                 celery_app.conf.task_always_eager = was_eager
                 runtime_module.install(previous)
@@ -308,6 +334,20 @@ def _drive(
         seconds=0.0,
         summary=summary,
     )
+
+
+def _pushed(rt: Runtime, receiver: FeedReceiver, timeout: float = 30.0) -> dict[str, Any]:
+    """Push the rest of the feed to the provider's app (as beat would), then what it took."""
+    deadline = time.monotonic() + timeout
+    lag = None
+    while time.monotonic() < deadline:
+        push_feed.delay()
+        with rt.db.sessionmaker() as session:
+            lag = feed_push.status(session, rt.settings)["lag_events"]
+        if lag == 0:
+            break
+        time.sleep(POLL_SECONDS)
+    return {**receiver.received.to_dict(), "left_undelivered": lag}
 
 
 def _finished(detail: Mapping[str, Any], idle: bool) -> bool:

@@ -63,6 +63,22 @@ def test_history_is_ingested_and_counts_add_up(normal: DemoResult) -> None:
     assert summary.gaps == {}
 
 
+def test_the_provider_app_receives_the_whole_feed_signed_and_in_order(
+    normal: DemoResult,
+) -> None:
+    """The demo's stand-in for the provider's app gets every event pushed, each request
+    verified by its Standard Webhooks signature, in feed order, with every stored message."""
+    feed = normal.feed
+    assert feed is not None
+    assert feed["left_undelivered"] == 0
+    assert feed["requests"] == feed["signatures_verified"] > 0
+    assert (feed["refused"], feed["out_of_order"]) == (0, 0)
+    assert feed["messages"] == normal.onboarding["counts"]["messages"]
+    moves = [t for t in normal.onboarding["timeline"] if t["from"] != t["to"]]
+    assert feed["events_by_type"]["onboarding.state_changed"] == len(moves)
+    assert normal.ok
+
+
 def test_media_of_every_age_is_settled(normal: DemoResult, workdir: Path) -> None:
     """Recent media is downloaded to the media folder, older media is skipped, none awaits."""
     summary = normal.summary
