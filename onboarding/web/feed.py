@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from onboarding.feed.events import EventType
 from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError, read
+from onboarding.feed.schemas import EventPage
 from onboarding.runtime import Runtime
 from onboarding.web.http import (
     MAX_ROW_ID,
@@ -27,8 +28,44 @@ from onboarding.web.http import (
     unknown_parameters,
     whole_number,
 )
+from onboarding.web.schemas import problems
 
 PARAMETERS = {"after", "limit", "onboarding_id", "type"}
+#: The query parameters as the OpenAPI document describes them (they are read by hand, so each
+#: bad one is named in one ``400``).
+PARAMETER_DOCS = [
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "a cursor: an event's `cursor` or a page's `next_cursor`",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,19}-[0-9]{1,19}$"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+    },
+    {
+        "name": "onboarding_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    {
+        "name": "type",
+        "in": "query",
+        "required": False,
+        "description": "only these event types (repeat the parameter)",
+        "schema": {
+            "type": "array",
+            "items": {"type": "string", "enum": [t.value for t in EventType]},
+        },
+        "style": "form",
+        "explode": True,
+    },
+]
 
 
 def feed_authorized(request: Request, r: Runtime) -> bool:
@@ -39,7 +76,12 @@ def feed_authorized(request: Request, r: Runtime) -> bool:
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/v1/events")
+    @router.get(
+        "/v1/events",
+        tags=["feed"],
+        responses={200: {"model": EventPage}, **problems(400)},
+        openapi_extra={"parameters": PARAMETER_DOCS},
+    )
     async def events(request: Request) -> Response:
         """The event feed: a page of events after a cursor, and the next cursor."""
         r = get_rt()

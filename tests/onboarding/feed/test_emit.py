@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from config import Settings
 from models import (
@@ -27,6 +27,7 @@ from models import (
 from models.crypto import TokenCipher
 from onboarding.feed.events import EventType
 from onboarding.feed.log import Cursor, read
+from onboarding.feed.schemas import check
 from onboarding.followups import schedule as followups
 from onboarding.ingest import media
 from onboarding.ingest.rows import TOO_OLD_FOR_MEDIA
@@ -51,6 +52,28 @@ from tests.onboarding.ingest.bsuid_payloads import PABLO_ID, PABLO_NEW_ID
 from tests.onboarding.ingest.helpers import USER, ago, post
 
 S = OnboardingState
+
+
+# Every event these tests make the product write must match its documented body
+# (onboarding/feed/schemas.py): after each test, each event is validated, unknown keys refused.
+@pytest.fixture(autouse=True)
+def _bodies_as_documented(request: pytest.FixtureRequest) -> Iterator[None]:
+    # Asked for before the test runs, so the database outlives this fixture's check.
+    db: Database | None = request.getfixturevalue("db") if "db" in request.fixturenames else None
+    yield
+    if db is None:
+        return
+    if "feed_events" not in inspect(db.engine).get_table_names():
+        return
+    with db.sessionmaker() as session:
+        cursor = Cursor()
+        while True:
+            page = read(session, cursor, 1000)
+            if not page.events:
+                return
+            for event in page.events:
+                check(event)
+            cursor = page.next_cursor
 
 
 def events(db: Database, *types: EventType) -> list[dict[str, Any]]:
