@@ -7,14 +7,18 @@ there (the web app's and the Celery workers'); without it, this process's own co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
+from onboarding.feed import push as feed_push
 from onboarding.metrics import StateCollector
+from onboarding.relay import run as relay_run
 from onboarding.runtime import Runtime
 from onboarding.web.http import bearer_ok, run_in_thread, unauthorized
 
@@ -34,6 +38,47 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     return router
 
 
+class DeliveryLag(Collector):
+    """How far the feed's push and the relay are behind, when they are on (their status, as
+    ``coexist feed status`` and ``coexist relay status`` read it)."""
+
+    def __init__(self, r: Runtime) -> None:
+        self.r = r
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        settings = self.r.settings
+        with self.r.db.sessionmaker() as session:
+            pushed = feed_push.status(session, settings) if settings.feed_webhook_url else None
+            relayed = relay_run.status(session, settings) if settings.relay_url else None
+        if pushed is not None:
+            yield GaugeMetricFamily(
+                "coexist_feed_push_lag_events",
+                "Feed events not yet acknowledged by the provider's receiver.",
+                value=pushed["lag_events"],
+            )
+            yield GaugeMetricFamily(
+                "coexist_feed_push_lag_seconds",
+                "Age of the oldest feed event not yet acknowledged.",
+                value=pushed["lag_seconds"],
+            )
+            yield GaugeMetricFamily(
+                "coexist_feed_push_failing",
+                "1 while push delivery is failing.",
+                value=int(pushed["failing"]),
+            )
+        if relayed is not None:
+            yield GaugeMetricFamily(
+                "coexist_relay_backlog",
+                "Stored deliveries not yet forwarded to the provider's receiver.",
+                value=relayed["backlog"],
+            )
+            yield GaugeMetricFamily(
+                "coexist_relay_failing",
+                "1 while the relay is failing.",
+                value=int(relayed["failing_since"] is not None),
+            )
+
+
 def _scrape(r: Runtime) -> Response:
     if r.settings.prometheus_multiproc_dir is not None:
         counted = CollectorRegistry()
@@ -42,5 +87,6 @@ def _scrape(r: Runtime) -> Response:
         counted = REGISTRY
     state = CollectorRegistry()
     state.register(StateCollector(r.db.sessionmaker))
+    state.register(DeliveryLag(r))
     body = generate_latest(counted) + generate_latest(state)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from models import InboxDelivery, MediaState, Message, Onboarding, utcnow
+from onboarding.feed.events import EventType, emit_for
+from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
 from onboarding.sandbox import DeliveryOptions, HistoryProfile, Sandbox
 from onboarding.web import create_app
@@ -155,3 +158,32 @@ def test_a_metrics_token_closes_the_endpoint(rt: Runtime) -> None:
     with TestClient(create_app(closed)) as client:
         assert client.get("/metrics").status_code == 401
         scrape(client, {"Authorization": "Bearer scraper-token-0123"})
+
+
+def test_push_and_relay_lag_are_scraped_when_they_are_on(rt: Runtime) -> None:
+    """With push and the relay on and nothing delivered yet, their lag is the whole feed and
+    every stored delivery."""
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    on = Runtime(
+        settings=rt.settings.model_copy(
+            update={
+                "feed_webhook_url": "http://127.0.0.1:9/feed",
+                "feed_webhook_secret": SecretStr(secret),
+                "relay_url": "http://127.0.0.1:9/meta",
+            }
+        ),
+        db=rt.db,
+        cipher=rt.cipher,
+        graph=rt.graph,
+    )
+    with rt.db.session() as session:
+        for n in range(3):
+            emit_for(session, EventType.SYNC_PROGRESS, None, {"n": n})
+        receive(session, b'{"object":"whatsapp_business_account","entry":[]}')
+    with TestClient(create_app(on)) as client:
+        samples = scrape(client)
+    assert value(samples, "coexist_feed_push_lag_events") == 3
+    assert value(samples, "coexist_feed_push_failing") == 0
+    assert value(samples, "coexist_relay_backlog") == 1
+    with TestClient(create_app(rt)) as client:  # both off: no lag to tell
+        assert ("coexist_relay_backlog", ()) not in scrape(client)
