@@ -4,7 +4,8 @@ the CLI and the admin API (:mod:`onboarding.operations`, :mod:`tasks.operator`).
 * onboardings: state, a live countdown of the 24 h window, a progress bar per sync, alerts;
 * one onboarding: syncs, the history chunk ledger as a picture (received and missing chunks
   per phase), counts, latest messages and contacts, follow-ups, alerts, the timeline, retry;
-* the inbox by status (quarantined, failed...), with replay of one delivery or all of a status.
+* the inbox by status (quarantined, failed...), with replay of one delivery or all of a status;
+* the feed: push delivery's cursor, lag and failures, and the relay's backlog.
 
 Security: login with the admin token gives a signed session cookie (:mod:`.console_auth`);
 every action is a ``POST`` carrying the session's CSRF token from the same origin; every value
@@ -41,7 +42,9 @@ from models import (
     utcnow,
 )
 from onboarding import operations
+from onboarding.feed import push as feed_push
 from onboarding.ingest.history import chunk_phases
+from onboarding.relay import run as relay_run
 from onboarding.runtime import Runtime
 from onboarding.views import iso
 from onboarding.web import console_auth
@@ -173,6 +176,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
         chosen = status if status in {s.value for s in InboxStatus} else "quarantined"
         rows = await run_in_threadpool(_inbox, get_rt(), chosen)
         return page(request, "inbox", session, rows=rows, status=chosen, statuses=INBOX_TABS)
+
+    @router.get("/feed")
+    async def feed(request: Request) -> Response:
+        session = gate(request)
+        if session is None:
+            return _to_login()
+        states = await run_in_threadpool(_feed_states, get_rt())
+        return page(request, "feed", session, **states)
 
     @router.post("/inbox/replay")
     async def replay_status(request: Request) -> Response:
@@ -360,6 +371,14 @@ def _retry(r: Runtime, onboarding_id: int, force: bool) -> str:
 def _inbox(r: Runtime, status: str) -> list[dict[str, Any]]:
     with r.db.sessionmaker() as session:
         return operations.list_inbox(session, status=status, limit=500)
+
+
+def _feed_states(r: Runtime) -> dict[str, Any]:
+    with r.db.sessionmaker() as session:
+        return {
+            "push": feed_push.status(session, r.settings),
+            "relay": relay_run.status(session, r.settings),
+        }
 
 
 def _replay(r: Runtime, delivery_id: int | None, status: str | None) -> str:

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from models import Message, Onboarding, SyncType
+from onboarding.feed.events import EventType, emit_for
 from onboarding.ingest.dispatch import process_delivery
 from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
@@ -158,3 +161,35 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     answer = client.post("/console/logout", data={"csrf": csrf})
     assert answer.status_code == 303
     assert client.get("/console/onboardings").status_code == 303
+
+
+def test_the_feed_page_shows_push_lag(client: TestClient, rt: Runtime) -> None:
+    """With push off the page says so; the relay's and push's state come from their status."""
+    log_in(client)
+    page = client.get("/console/feed")
+    assert page.status_code == 200
+    assert "Push delivery is off" in page.text
+    assert "The relay is off" in page.text
+
+
+def test_the_feed_page_shows_the_lag_of_push_when_it_is_on(rt: Runtime) -> None:
+    secret = "whsec_" + base64.b64encode(b"c" * 32).decode()
+    on = Runtime(
+        settings=rt.settings.model_copy(
+            update={
+                "feed_webhook_url": "http://127.0.0.1:9/f",
+                "feed_webhook_secret": SecretStr(secret),
+            }
+        ),
+        db=rt.db,
+        cipher=rt.cipher,
+        graph=rt.graph,
+    )
+    with rt.db.session() as session:
+        for n in range(2):
+            emit_for(session, EventType.SYNC_PROGRESS, None, {"n": n})
+    with TestClient(create_app(on), follow_redirects=False) as client:
+        log_in(client)
+        page = client.get("/console/feed")
+    assert 'id="push"' in page.text
+    assert "2 events" in page.text
