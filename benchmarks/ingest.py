@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from benchmarks._harness import check_postgres, exclusive_stack, reset_database
+from benchmarks._harness import check_postgres, ensure_database, exclusive_stack, reset_database
 from config.logging import configure_logging
 from models import Database, Message, MessageSource, Onboarding, SyncState, SyncType
 from models.crypto import TokenCipher
@@ -364,27 +364,6 @@ def measure(
         "feed": count_events(db),
         **result,
     }
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark's own database on first use (it is reset on every run)."""
-    target = make_url(url)
-    name = target.database or ""
-    if "bench" not in name:
-        return
-    admin = Database(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.engine.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if exists is None:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,10 +33,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 
-from benchmarks._harness import check_postgres, exclusive_stack, free_port, reset_database
+from benchmarks._harness import (
+    check_postgres,
+    ensure_database,
+    exclusive_stack,
+    free_port,
+    reset_database,
+)
 from config.logging import configure_logging
 from models import Database
 from onboarding.feed import push
@@ -210,27 +215,6 @@ def measure_bare(base: str, payloads: list[str]) -> float:
                 f"{base}/bare", content=body, headers={"Content-Type": "application/json"}
             ).raise_for_status()
         return time.perf_counter() - began
-
-
-def ensure_database(url: str) -> None:
-    """Create the benchmark's own database on first use (it is reset on every run)."""
-    target = make_url(url)
-    name = target.database or ""
-    if "bench" not in name:
-        return
-    admin = Database(
-        target.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.engine.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if exists is None:
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    finally:
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,6 +153,28 @@ def _guard_disposable(url: str) -> None:
         )
 
 
+def ensure_database(url: str) -> None:
+    """Create a benchmark's own database on first use (it is reset on every run); only names
+    holding ``bench`` are created."""
+    target = make_url(url)
+    name = target.database or ""
+    if "bench" not in name:
+        return
+    admin = Database(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.engine.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if exists is None:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+
+
 def reset_database(url: str) -> None:
     """Drop everything in schema ``public``, then apply coexist's real migrations."""
     _guard_disposable(url)
