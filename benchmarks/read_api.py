@@ -43,11 +43,11 @@ from benchmarks._harness import (
     DEFAULT_BROKER_URL,
     StackConfig,
     check_services,
+    ensure_database,
     exclusive_stack,
     reset_database,
     start_web,
 )
-from benchmarks.ingest import ensure_database
 from config.logging import configure_logging
 from models import Database, Message, Onboarding, Peer, utcnow
 from onboarding.read import messages, threads
