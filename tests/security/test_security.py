@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from config.logging import configure_logging
-from models import Onboarding
+from models import Message, Onboarding
 from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.sandbox import DeliveryOptions, HistoryProfile, Sandbox
 from onboarding.web import create_app
-from tests.conftest import APP_SECRET, SIGNUP_TOKEN, make_settings
+from tests.conftest import ADMIN_TOKEN, APP_SECRET, FEED_TOKEN, SIGNUP_TOKEN, make_settings
 
 
 @pytest.fixture
@@ -110,3 +110,53 @@ def test_the_web_app_refuses_to_start_without_its_secrets(
     bare = Runtime(settings=make_settings(**missing), db=rt.db, cipher=rt.cipher, graph=rt.graph)
     with pytest.raises(ConfigurationError, match=name), TestClient(create_app(bare)):
         pass
+
+
+def test_no_answer_of_any_route_carries_a_secret(
+    rt: Runtime, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """After a whole onboarding, every GET route an operator or the provider's product reads
+    (admin API, read API, feed, console, health, metrics, OpenAPI) answers without the signup
+    code, the business token, the app secret or any configured token or key."""
+    code, onboarding_id = onboard(rt, sandbox, tmp_path)
+    secrets = [code, business_token(rt, onboarding_id), *rt.settings.secret_values]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    feed = {"Authorization": f"Bearer {FEED_TOKEN}"}
+    with TestClient(create_app(rt)) as client:
+        client.post("/console/login", data={"token": ADMIN_TOKEN})
+        with rt.db.sessionmaker() as session:
+            peer_id = session.scalars(
+                select(Message.peer_id).where(Message.peer_id.is_not(None))
+            ).first()
+        answers = [
+            client.get(path, headers=headers)
+            for path, headers in [
+                ("/openapi.json", {}),
+                ("/livez", {}),
+                ("/readyz", {}),
+                ("/metrics", {}),
+                (f"/onboardings/{onboarding_id}", admin),
+                ("/signups", admin),
+                ("/v1/admin/onboardings", admin),
+                (f"/v1/admin/onboardings/{onboarding_id}", admin),
+                ("/v1/admin/alerts", admin),
+                ("/v1/admin/inbox", admin),
+                ("/v1/admin/follow-ups", admin),
+                ("/v1/events?limit=1000", feed),
+                ("/v1/onboardings", feed),
+                (f"/v1/onboardings/{onboarding_id}", feed),
+                (f"/v1/onboardings/{onboarding_id}/threads", feed),
+                (f"/v1/onboardings/{onboarding_id}/threads/{peer_id}/messages?limit=1000", feed),
+                (f"/v1/onboardings/{onboarding_id}/contacts", feed),
+                ("/console/onboardings", {}),
+                (f"/console/onboardings/{onboarding_id}", {}),
+                ("/console/inbox?status=processed", {}),
+                ("/console/feed", {}),
+            ]
+        ]
+    assert all(a.status_code == 200 for a in answers), [
+        (str(a.url), a.status_code) for a in answers if a.status_code != 200
+    ]
+    for answer in answers:
+        for secret in secrets:
+            assert secret not in answer.text, str(answer.url)
