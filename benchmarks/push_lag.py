@@ -112,14 +112,15 @@ class Provider:
         self.server.server_close()
 
 
-def delivery(n: int, app_secret: str) -> tuple[str, bytes, str]:
-    """(wamid, body, signature) of Meta's ``messages`` webhook with one user text message."""
-    user = f"1650555{n % 10_000:04d}"
+def delivery(n: int, app_secret: str, users: int = 500) -> tuple[str, bytes, str]:
+    """(wamid, body, signature) of Meta's ``messages`` webhook with one text message from one
+    of ``users`` customers (live traffic comes mostly from people the business knows)."""
+    user = f"1650555{n % users:04d}"
     wamid = f"wamid.lag.{n}"
     value = {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": NUMBER, "phone_number_id": PNID},
-        "contacts": [{"profile": {"name": f"User {n % 10_000}"}, "wa_id": user}],
+        "contacts": [{"profile": {"name": f"User {n % users}"}, "wa_id": user}],
         "messages": [
             {
                 "from": user,
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="connections posting")
     parser.add_argument("--ingest-concurrency", type=int, default=2)
     parser.add_argument("--push-every", type=float, default=0.25, help="seconds between kicks")
+    parser.add_argument("--users", type=int, default=500, help="customers sending (<= 10000)")
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--broker-url", default=DEFAULT_BROKER)
     args = parser.parse_args(argv)
@@ -239,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         graph_url = "http://127.0.0.1:9"  # nothing here calls the Graph API
         db = Database(args.database_url)
         make_onboarding(db, config.settings(graph_url))
-        items = [delivery(n, config.app_secret) for n in range(count)]
+        items = [
+            delivery(n, config.app_secret, max(1, min(args.users, 10_000))) for n in range(count)
+        ]
         with tempfile.TemporaryDirectory(prefix="coexist-lag-bench-") as tmp:
             logs = Path(tmp)
             with BrokerClient(config.settings(graph_url)) as broker:
