@@ -1,15 +1,9 @@
 """Reading the feed in order: cursors that never pass over an event.
 
-Ids are taken when a row is inserted, and transactions commit in another order: an event with
-id 7 from a long transaction may become visible after id 9 was read. A reader that remembered
-"after 9" would never see 7. So the feed is ordered by the *writing transaction* first, then by
-id, and a reader sees only the events of transactions older than every transaction still
-running (PostgreSQL: ``tx < pg_snapshot_xmin(pg_current_snapshot())``). Any transaction that
-commits later has a larger ``tx`` than everything already read, so following the cursor
-``(tx, id)`` never skips an event: an event becomes readable, in its final place, once every
-transaction that could come before it has ended. The price is a lag as long as the longest
-running transaction (writers commit page by page, so seconds at most). SQLite has one writer
-at a time, so ids already commit in order there and ``tx`` is 0.
+The feed is ordered by the writing transaction, then by id, and an event is readable only once
+every older transaction has ended (:mod:`onboarding.ordered`, shared with the relay's inbox), so
+an event whose transaction took its id early and committed late still comes after a cursor
+already handed out, never behind it.
 """
 
 from __future__ import annotations
@@ -20,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Text, cast, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Row, Select, Text, cast, select, tuple_
 from sqlalchemy.orm import Session
 
+from onboarding import ordered
 from onboarding.feed.events import EVENTS, EventType, iso
 
 #: The most events one read returns.
@@ -67,9 +62,7 @@ class Page:
 
 def visible(session: Session) -> ColumnElement[bool]:
     """Events every reader can take: their transaction is older than any still running."""
-    if session.get_bind().dialect.name != "postgresql":
-        return EVENTS.c.id.isnot(None)
-    return EVENTS.c.tx < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    return ordered.visible(session, EVENTS)
 
 
 def read(
@@ -108,38 +101,25 @@ def read_text(
 def _page(
     session: Session, query: Select[Any], after: Cursor, limit: int, until: Cursor | None
 ) -> Select[Any]:
-    position = tuple_(EVENTS.c.tx, EVENTS.c.id)
     query = (
-        query.where(position > tuple_(after.tx, after.id), visible(session))
+        query.where(ordered.after(EVENTS, after.tx, after.id), visible(session))
         .order_by(EVENTS.c.tx, EVENTS.c.id)
         .limit(max(1, min(limit, MAX_LIMIT)))
     )
     if until is not None:
-        query = query.where(position <= tuple_(until.tx, until.id))
+        query = query.where(tuple_(EVENTS.c.tx, EVENTS.c.id) <= tuple_(until.tx, until.id))
     return query
 
 
 def latest(session: Session) -> Cursor:
     """The cursor after the last event readable now (to follow only what comes next)."""
-    row = session.execute(
-        select(EVENTS.c.tx, EVENTS.c.id)
-        .where(visible(session))
-        .order_by(EVENTS.c.tx.desc(), EVENTS.c.id.desc())
-        .limit(1)
-    ).first()
-    return Cursor(row.tx, row.id) if row is not None else Cursor()
+    last = ordered.latest(session, EVENTS)
+    return Cursor(*last) if last is not None else Cursor()
 
 
 def backlog(session: Session, after: Cursor) -> int:
     """How many events are readable after ``after``."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(EVENTS)
-            .where(tuple_(EVENTS.c.tx, EVENTS.c.id) > tuple_(after.tx, after.id), visible(session))
-        )
-        or 0
-    )
+    return ordered.backlog(session, EVENTS, after.tx, after.id)
 
 
 def envelope(row: Row[Any]) -> dict[str, Any]:

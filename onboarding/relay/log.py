@@ -1,25 +1,23 @@
 """The inbox in the order the relay forwards it, never passing over a late commit.
 
 Inbox ids are taken at insert, and the web intake's batches commit in another order: a batch
-holding ids 7 and 8 may commit after the one holding 9. A reader that remembered "after 9"
-would never forward 7. So, as for the event feed (:mod:`onboarding.feed.log`), the relay reads
-rows by *writing transaction* first, then id, and only the rows of transactions older than every
-transaction still running (PostgreSQL: ``tx < pg_snapshot_xmin(pg_current_snapshot())``). A
-transaction that commits later has a larger ``tx`` than anything read, so following ``(tx, id)``
-skips nothing; the price is a lag as long as the longest running transaction. On SQLite (one
-writer at a time) ``tx`` is 0 and ids commit in order.
+holding ids 7 and 8 may commit after the one holding 9. So, as the event feed is, the inbox is
+read by writing transaction, then id, below the oldest running transaction
+(:mod:`onboarding.ordered`): following ``(tx, id)`` skips nothing, at the price of a lag as long
+as the longest running transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.orm import Session
 
 from models import InboxDelivery
+from onboarding import ordered
 
-INBOX = InboxDelivery.__table__
+INBOX: Table = InboxDelivery.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, order=True)
@@ -32,9 +30,7 @@ class Position:
 
 def visible(session: Session) -> ColumnElement[bool]:
     """Rows every reader can take: their transaction is older than any still running."""
-    if session.get_bind().dialect.name != "postgresql":
-        return INBOX.c.id.isnot(None)
-    return INBOX.c.tx < text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    return ordered.visible(session, INBOX)
 
 
 @dataclass(frozen=True)
@@ -64,7 +60,7 @@ def after(session: Session, position: Position, limit: int) -> list[Entry]:
             INBOX.c.content_type,
             INBOX.c.size,
         )
-        .where(tuple_(INBOX.c.tx, INBOX.c.id) > tuple_(position.tx, position.id), visible(session))
+        .where(ordered.after(INBOX, position.tx, position.id), visible(session))
         .order_by(INBOX.c.tx, INBOX.c.id)
         .limit(max(1, limit))
     )
@@ -99,25 +95,10 @@ def bodies(session: Session, entries: list[Entry]) -> dict[int, bytes]:
 
 def latest(session: Session) -> Position:
     """The position after the last row readable now (to relay only what comes next)."""
-    row = session.execute(
-        select(InboxDelivery.tx, InboxDelivery.id)
-        .where(visible(session))
-        .order_by(InboxDelivery.tx.desc(), InboxDelivery.id.desc())
-        .limit(1)
-    ).first()
-    return Position(row.tx, row.id) if row is not None else Position()
+    last = ordered.latest(session, INBOX)
+    return Position(*last) if last is not None else Position()
 
 
 def backlog(session: Session, position: Position) -> int:
     """How many inbox rows are readable after ``position`` (chosen by the filter or not)."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(INBOX)
-            .where(
-                tuple_(INBOX.c.tx, INBOX.c.id) > tuple_(position.tx, position.id),
-                visible(session),
-            )
-        )
-        or 0
-    )
+    return ordered.backlog(session, INBOX, position.tx, position.id)
