@@ -58,3 +58,9 @@ def business(rt: Runtime, sandbox: Sandbox, web: TestClient) -> Business:
         phone_number_id=seeded.phone_number_ids[0],
         number="16505551234",
     )
+
+
+@pytest.fixture
+def onboarding_id(business: Business) -> int:
+    """The id of :func:`business`'s onboarding (``syncing``, both syncs requested)."""
+    return business.onboarding_id

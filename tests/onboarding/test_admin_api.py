@@ -19,7 +19,7 @@ from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
-from tests.conftest import ADMIN_TOKEN, FEED_TOKEN, SIGNUP_TOKEN
+from tests.conftest import ADMIN_TOKEN, FEED_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 runner = CliRunner()
@@ -29,20 +29,6 @@ runner = CliRunner()
 def client(rt: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(rt)) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def onboarding_id(client: TestClient, sandbox: Sandbox) -> int:
-    """One onboarding taken through the web hook to ``syncing``."""
-    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
-    signup = sandbox.complete_signup(business.waba_id)
-    answer = client.post(
-        "/signup",
-        json={"code": signup.code, "session": dict(signup.session)},
-        headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
-    )
-    value: int = answer.json()["onboarding_id"]
-    return value
 
 
 def cli_json(*argv: str) -> Any:

@@ -26,21 +26,6 @@ from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
 runner = CliRunner()
 
 
-@pytest.fixture
-def onboarding_id(rt: Runtime, sandbox: Sandbox) -> int:
-    """One onboarding taken through the web hook to `syncing`."""
-    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
-    signup = sandbox.complete_signup(business.waba_id)
-    with TestClient(create_app(rt)) as client:
-        response = client.post(
-            "/signup",
-            json={"code": signup.code, "session": dict(signup.session)},
-            headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
-        )
-    value: int = response.json()["onboarding_id"]
-    return value
-
-
 def test_list_json_filters_by_state(rt: Runtime, onboarding_id: int) -> None:
     """`onboardings list --state syncing --json` lists the onboarding; another state does not."""
     result = runner.invoke(app, ["onboardings", "list", "--state", "syncing", "--json"])

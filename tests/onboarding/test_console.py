@@ -19,7 +19,7 @@ from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
-from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
+from tests.conftest import ADMIN_TOKEN
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
@@ -28,19 +28,6 @@ HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2
 def client(rt: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(rt), follow_redirects=False) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def onboarding_id(client: TestClient, sandbox: Sandbox) -> int:
-    business = sandbox.add_business("Lucky Shrub", ["+1 650 555 1234"])
-    signup = sandbox.complete_signup(business.waba_id)
-    answer = client.post(
-        "/signup",
-        json={"code": signup.code, "session": dict(signup.session)},
-        headers={"Authorization": f"Bearer {SIGNUP_TOKEN}"},
-    )
-    value: int = answer.json()["onboarding_id"]
-    return value
 
 
 def log_in(client: TestClient) -> str:
