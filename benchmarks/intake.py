@@ -97,6 +97,27 @@ def deliveries(count: int, secret: str, salt: str) -> list[tuple[bytes, str]]:
     return out
 
 
+def post_request(host: str, port: int, body: bytes, signature: str) -> bytes:
+    """One signed ``POST /webhooks/meta`` as bytes on the wire (HTTP/1.1, keep-alive)."""
+    return (
+        f"POST /webhooks/meta HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nX-Hub-Signature-256: {signature}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def read_answer(reader: asyncio.StreamReader) -> bytes:
+    """Read one HTTP/1.1 answer off the connection; its status line."""
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    await reader.readexactly(length)
+    return status_line
+
+
 async def blast(url: str, items: list[tuple[bytes, str]], concurrency: int) -> tuple[float, int]:
     """Send every delivery over ``concurrency`` keep-alive connections; (seconds, non-200s).
 
@@ -105,15 +126,7 @@ async def blast(url: str, items: list[tuple[bytes, str]], concurrency: int) -> t
     """
     target = httpx.URL(url)
     host, port = target.host, target.port or 80
-    requests = [
-        (
-            f"POST /webhooks/meta HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nX-Hub-Signature-256: {signature}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        ).encode()
-        + body
-        for body, signature in items
-    ]
+    requests = [post_request(host, port, body, signature) for body, signature in items]
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
@@ -129,14 +142,7 @@ async def blast(url: str, items: list[tuple[bytes, str]], concurrency: int) -> t
                 except asyncio.QueueEmpty:
                     return
                 writer.write(request)
-                status_line = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
-                await reader.readexactly(length)
-                if b" 200 " not in status_line:
+                if b" 200 " not in await read_answer(reader):
                     failures += 1
         finally:
             writer.close()

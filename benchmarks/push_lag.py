@@ -46,6 +46,7 @@ from benchmarks._harness import (
     start_worker,
 )
 from benchmarks.ingest import NUMBER, PNID, WABA, make_onboarding
+from benchmarks.intake import post_request, read_answer
 from config.logging import configure_logging
 from models import Database
 from onboarding.meta.signatures import sign
@@ -147,16 +148,7 @@ async def paced(
     target = httpx.URL(url)
     host, port = target.host, target.port or 80
     requests = [
-        (
-            wamid,
-            (
-                f"POST /webhooks/meta HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Content-Type: application/json\r\nX-Hub-Signature-256: {signature}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body,
-        )
-        for wamid, body, signature in items
+        (wamid, post_request(host, port, body, signature)) for wamid, body, signature in items
     ]
     posted: dict[str, float] = {}
     answers: list[float] = []
@@ -177,13 +169,7 @@ async def paced(
                 posted[wamid] = time.time()
                 began = loop.time()
                 writer.write(request)
-                status_line = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
-                await reader.readexactly(length)
+                status_line = await read_answer(reader)
                 answers.append(loop.time() - began)
                 if b" 200 " not in status_line:
                     failures += 1
