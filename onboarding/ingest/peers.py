@@ -139,7 +139,9 @@ def resolve(
     seen = SEEN.get(onboarding_id, epoch, known)
     misses = [i for i in known if i not in seen]
     found = _Known(
-        load(session, onboarding_id, _phones(misses), _user_ids(misses)) if misses else []
+        load(session, onboarding_id, _phones(misses), _user_ids(misses), held=True)
+        if misses
+        else []
     )
     stored = {i: peer_id for i in misses if (peer_id := found.stored(i)) is not None}
     if len(stored) == len(set(misses)):
@@ -311,7 +313,7 @@ def _resolve_once(
     ]
     if missing:
         _insert_new(session, onboarding_id, missing)
-        for row in load(session, onboarding_id, _phones(missing), _user_ids(missing)):
+        for row in load(session, onboarding_id, _phones(missing), _user_ids(missing), held=True):
             peers.add(row)
     settled: dict[Identity, int] = {}
     out: list[int | None] = []
@@ -375,11 +377,17 @@ def _insert_new(session: Session, onboarding_id: int, identities: list[Identity]
 
 
 def load(
-    session: Session, onboarding_id: int, phones: set[str], user_ids: set[str]
+    session: Session,
+    onboarding_id: int,
+    phones: set[str],
+    user_ids: set[str],
+    *,
+    held: bool = False,
 ) -> list[PeerRow]:
     """The onboarding's peers with any of these numbers or BSUIDs; the onboarding's peers are
-    held (:func:`share`) from before the lookup."""
-    share(session, onboarding_id)
+    held (:func:`share`) from before the lookup (``held``: the caller holds them already)."""
+    if not held:
+        share(session, onboarding_id)
     rows: dict[int, PeerRow] = {}
 
     def fetch(column: Any, keys: list[str]) -> None:
@@ -474,7 +482,7 @@ def _own_peer(session: Session, onboarding_id: int, identity: Identity, peers: _
         name=identity.name,
     )
     _insert_new(session, onboarding_id, [alone])
-    rows = load(session, onboarding_id, set(), {identity.user_id or ""})
+    rows = load(session, onboarding_id, set(), {identity.user_id or ""}, held=True)
     if not rows:
         raise PeerGoneError(identity.label)
     peers.add(rows[0])
