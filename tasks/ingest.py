@@ -5,8 +5,8 @@ from __future__ import annotations
 import structlog
 
 from onboarding import pauses
+from onboarding.ingest import batches, media, stalled, statuses
 from onboarding.ingest import dispatch as ingest
-from onboarding.ingest import media, stalled, statuses
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
 
@@ -33,13 +33,16 @@ def process_delivery(delivery_id: int) -> None:
     "coexist.ingest.process_deliveries", soft_time_limit=1500, time_limit=1800, max_retries=10
 )
 def process_deliveries(delivery_ids: list[int]) -> None:
-    """Process a few stored deliveries in turn (each idempotent), as the receiver batches them."""
-    for delivery_id in delivery_ids:
-        try:
-            _process(delivery_id)
-        except Exception:  # one bad delivery must not hold up the others of its batch
-            log.exception("delivery_failed_in_batch", delivery_id=delivery_id)
-            enqueue_after_commit(None, process_delivery, delivery_id)
+    """Process the stored deliveries the receiver batched: live traffic together, the rest in
+    turn; one that fails is retried alone."""
+    rt = current()
+    with rt.ingest_db.session() as session:
+        done = batches.process_batch(session, delivery_ids, settings=rt.settings)
+    for outcome in done.outcomes:
+        for message_id in outcome.media_message_ids:
+            enqueue_after_commit(None, download_media, message_id)
+    for delivery_id in done.failed:
+        enqueue_after_commit(None, process_delivery, delivery_id)
 
 
 @coexist_task("coexist.ingest.download_media", soft_time_limit=240, time_limit=300, max_retries=8)

@@ -195,7 +195,7 @@ def _process(
     session.commit()
     metrics.DELIVERIES.labels("processed").inc()
     log.info("webhook_processed", fields=row.fields, summary=summary)
-    return DeliveryOutcome(row.status, row.onboarding_id, _downloadable(session, media_wamids))
+    return DeliveryOutcome(row.status, row.onboarding_id, downloadable(session, media_wamids))
 
 
 def _park(
@@ -255,7 +255,8 @@ def _run_handlers(
     return summary, media_wamids
 
 
-def _downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
+def downloadable(session: Session, wamids: dict[int, list[str]]) -> list[int]:
+    """The messages named by ``wamids`` (per onboarding) whose media is still to download."""
     ids: list[int] = []
     for onboarding_id, batch in wamids.items():
         for start in range(0, len(batch), 500):
