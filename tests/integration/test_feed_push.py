@@ -127,11 +127,16 @@ def assert_in_order_without_gaps(receiver: FeedReceiver, expected: list[int]) ->
     assert all(len(ids) == 1 for ids in carriers.values())
 
 
-def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_up(
+#: How long the receiver stays down while events keep coming.
+DOWN_SECONDS = 60
+
+
+def test_a_receiver_down_for_a_minute_gets_every_event_in_order_once_it_is_up(
     db: Database, broker: BrokerClient, feed_worker: ManagedProcess, push_port: int
 ) -> None:
-    """While nothing listens, push fails, is marked failing and raises the alert; once the
-    receiver is up it gets every event in feed order with no gap, and the alert is resolved."""
+    """For a minute nothing listens while events keep coming: push fails, is marked failing
+    and raises the alert, and keeps trying; once the receiver is up it gets every event in
+    feed order with no gap, and the alert is resolved."""
     write(db, 0, 150)
     kick_until(
         broker,
@@ -139,7 +144,16 @@ def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_up(
         what="push marked failing while the receiver is down",
     )
     assert len(push_alerts(db)) == 1
-    write(db, 150, 50)
+    down_until = time.monotonic() + DOWN_SECONDS
+    written = 150
+    while time.monotonic() < down_until:  # beat keeps kicking; events keep coming
+        write(db, written, 5)
+        written += 5
+        broker.send("coexist.feed.push")
+        time.sleep(0.5)
+    row = push_row(db)
+    assert row is not None and row.failing_since is not None
+    assert (row.tx, row.event_id) == (0, 0)  # nothing acknowledged, nothing skipped
     with FeedReceiver(port=push_port) as receiver:
         # The feed grows while it is pushed: the push's own alert is in it, raised and resolved.
         kick_until(
@@ -150,6 +164,8 @@ def test_a_receiver_down_for_a_while_gets_every_event_in_order_once_it_is_up(
         assert_in_order_without_gaps(receiver, feed_ids(db))
         types = [e["type"] for r in receiver.requests if r.status == 200 for e in r.events]
         assert {"alert.raised", "alert.resolved"} <= set(types)
+        stored = [e for r in receiver.requests if r.status == 200 for e in r.events]
+        assert len([e for e in stored if e["type"] == "messages.stored"]) == written
     row = push_row(db)
     assert row is not None
     assert (row.failing_since, row.attempts) == (None, 0)
