@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import version as package_version
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,6 +33,9 @@ from onboarding.views import (
     signup_record_json,
 )
 from tasks.operator import replay_deliveries, retry_onboarding
+
+if TYPE_CHECKING:
+    from onboarding.demo.follow_ups import BusinessFollowUps, Reminder
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -379,6 +382,7 @@ def demo(
                 "seconds": result.seconds,
                 "summary": result.summary.to_dict(),
                 "feed": result.feed,
+                "follow_ups": result.follow_ups.to_dict() if result.follow_ups else None,
             }
         )
     else:
@@ -405,8 +409,30 @@ def demo(
                 f"verified, {feed['refused']} refused, {feed['duplicate_batches']} repeated), "
                 f"{feed['messages']} messages; {kinds}"
             )
+        if result.follow_ups is not None:
+            _print_demo_follow_ups(result.follow_ups)
     if not result.ok:
         raise _fail("; ".join(result.problems))
+
+
+def _print_demo_follow_ups(told: BusinessFollowUps) -> None:
+    """What the demo's business is told and when (``coexist demo``)."""
+
+    def when(reminders: Sequence[Reminder]) -> str:
+        return "; ".join(
+            f"{r.due_at:%Y-%m-%d %H:%M} UTC {r.status}"
+            + (f" ({', '.join(r.sent_on)})" if r.sent_on else "")
+            for r in reminders
+        )
+
+    console.print(f"the business is told: companion relink reminders {when(told.relink)}")
+    console.print(f"app-open (heartbeat) reminders {when(told.heartbeat)}")
+    for words in (told.first, told.heartbeat_text):
+        if words is None:
+            continue
+        simulated = " [dim](simulated: the clock set to its due date)[/dim]" if words.simulated else ""
+        console.print(f"[bold]{words.subject}[/bold], {words.at:%Y-%m-%d %H:%M} UTC{simulated}")
+        console.print(words.text, markup=False)
 
 
 @app.command("sandbox")
