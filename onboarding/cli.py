@@ -430,7 +430,9 @@ def _print_demo_follow_ups(told: BusinessFollowUps) -> None:
     for words in (told.first, told.heartbeat_text):
         if words is None:
             continue
-        simulated = " [dim](simulated: the clock set to its due date)[/dim]" if words.simulated else ""
+        simulated = (
+            " [dim](simulated: the clock set to its due date)[/dim]" if words.simulated else ""
+        )
         console.print(f"[bold]{words.subject}[/bold], {words.at:%Y-%m-%d %H:%M} UTC{simulated}")
         console.print(words.text, markup=False)
 

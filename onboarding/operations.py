@@ -27,6 +27,7 @@ from models import (
 )
 from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
+from onboarding.ingest.retention import BodyDroppedError
 from onboarding.sync.retry import RetryPlan, RetryRefusedError, retry
 from onboarding.views import (
     alert_json,
@@ -194,7 +195,10 @@ def plan_replay(
     if (delivery_id is None) == (status is None):
         raise InvalidRequestError("give either a delivery id or a status")
     _inbox_status(status)
-    ids = replay(session, delivery_id=delivery_id, status=status)
+    try:
+        ids = replay(session, delivery_id=delivery_id, status=status)
+    except BodyDroppedError as exc:
+        raise RefusedError(str(exc)) from None
     if delivery_id is not None and not ids:
         raise NotFoundError(f"no delivery {delivery_id}")
     return ids

@@ -126,7 +126,11 @@ def run_beat_follow_ups(rt: Runtime, onboarding_id: int) -> BusinessFollowUps:
         if first_row is not None:
             rendered = render(first_row, onboarding, now=first_row.due_at)
             first = Told(
-                first_row.kind, rendered.subject, rendered.text, first_row.due_at, first_row.due_at > now
+                first_row.kind,
+                rendered.subject,
+                rendered.text,
+                first_row.due_at,
+                first_row.due_at > now,
             )
         heartbeat_row = next((r for r in rows if r.kind == FollowUpKind.APP_OPEN.value), None)
         heartbeat_text = None

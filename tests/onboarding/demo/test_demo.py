@@ -111,7 +111,11 @@ def test_the_business_is_told_to_relink_its_devices_at_once_then_after_one_and_t
     relink = told.relink
     assert [r.step for r in relink] == [0, 1, 2]
     start = relink[0].due_at
-    assert [r.due_at - start for r in relink] == [timedelta(0), timedelta(days=1), timedelta(days=3)]
+    assert [r.due_at - start for r in relink] == [
+        timedelta(0),
+        timedelta(days=1),
+        timedelta(days=3),
+    ]
     assert (relink[0].status, relink[0].sent_on) == ("sent", ("log",))
     assert [r.status for r in relink[1:]] == ["scheduled", "scheduled"]
     assert told.first is not None
