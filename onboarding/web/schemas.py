@@ -200,6 +200,9 @@ class InboxDeliveryOut(BaseModel):
     duplicates: int
     last_error: str | None
     summary: dict[str, Any] | None
+    body_dropped_at: str | None = Field(
+        description="When retention dropped the raw body (README, \"Retention\"); null: kept."
+    )
 
 
 class SignupRecordOut(BaseModel):
