@@ -201,7 +201,7 @@ class InboxDeliveryOut(BaseModel):
     last_error: str | None
     summary: dict[str, Any] | None
     body_dropped_at: str | None = Field(
-        description="When retention dropped the raw body (README, \"Retention\"); null: kept."
+        description='When retention dropped the raw body (README, "Retention"); null: kept.'
     )
 
 
