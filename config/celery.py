@@ -104,6 +104,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": RECONCILE_INTERVAL,
                 "options": {"expires": RECONCILE_INTERVAL},
             },
+            "drop-inbox-bodies": {
+                "task": "coexist.ingest.drop_bodies",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
+            },
             "lift-expired-restrictions": {
                 "task": "coexist.ingest.lift_restrictions",
                 "schedule": SWEEP_INTERVAL,

@@ -241,6 +241,11 @@ class Settings(BaseSettings):
     inbox_redispatch_after_seconds: int = Field(default=300, ge=10)
     #: A delivery still waiting for its onboarding this long is orphaned (Meta's 7 days).
     inbox_orphan_after_days: float = Field(default=7, gt=0)
+    #: Drop the raw body of a processed inbox row this many days after it was received,
+    #: keeping the row's metadata (None: keep every body). Never a body the relay still owes.
+    inbox_body_retention_days: float | None = Field(default=None, gt=0)
+    #: Bodies one beat tick drops at most (one short transaction).
+    inbox_body_retention_batch: int = Field(default=1000, ge=1, le=50_000)
     #: An ``account_update`` for a WABA with no onboarding waits this long for the signup
     #: that may be on its way (the browser's hand-off can reach coexist after Meta's
     #: PARTNER_ADDED), then is recorded as not applied: Meta sends these for every customer.

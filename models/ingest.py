@@ -45,6 +45,13 @@ class InboxDelivery(Base):
     __table_args__ = (
         Index("ix_inbox_status_received", "status", "received_at"),
         Index("ix_inbox_position", "tx", "id"),
+        # The retention sweep's candidates: processed rows that still hold their body.
+        Index(
+            "ix_inbox_body_kept",
+            "received_at",
+            postgresql_where=text("status = 'processed' AND body_dropped_at IS NULL"),
+            sqlite_where=text("status = 'processed' AND body_dropped_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -75,6 +82,9 @@ class InboxDelivery(Base):
     processed_at: Mapped[datetime | None]
     #: What processing found, per field (counts, ignored fields, expected errors).
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: When retention dropped the raw body (``body`` is then empty; ``size`` and ``sha256``
+    #: still describe it). Such a row can no longer be replayed or relayed.
+    body_dropped_at: Mapped[datetime | None]
 
 
 class Direction(enum.StrEnum):

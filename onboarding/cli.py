@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import version as package_version
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,11 +29,15 @@ from onboarding.feed import tail
 from onboarding.feed.events import EventType
 from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError
 from onboarding.relay import run as relay_run
+from onboarding.rights.export import write_archive
 from onboarding.signup.records import KINDS, list_recorded
 from onboarding.views import (
     signup_record_json,
 )
 from tasks.operator import replay_deliveries, retry_onboarding
+
+if TYPE_CHECKING:
+    from onboarding.demo.follow_ups import BusinessFollowUps, Reminder
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
@@ -73,6 +78,8 @@ relay_app = typer.Typer(no_args_is_help=True, help="The relay to the provider's 
 app.add_typer(relay_app, name="relay")
 feed_app = typer.Typer(no_args_is_help=True, help="The event feed's push delivery.")
 app.add_typer(feed_app, name="feed")
+data_app = typer.Typer(no_args_is_help=True, help="The business's data: export.")
+app.add_typer(data_app, name="data")
 
 console = Console()
 err = Console(stderr=True)
@@ -379,6 +386,7 @@ def demo(
                 "seconds": result.seconds,
                 "summary": result.summary.to_dict(),
                 "feed": result.feed,
+                "follow_ups": result.follow_ups.to_dict() if result.follow_ups else None,
             }
         )
     else:
@@ -405,8 +413,32 @@ def demo(
                 f"verified, {feed['refused']} refused, {feed['duplicate_batches']} repeated), "
                 f"{feed['messages']} messages; {kinds}"
             )
+        if result.follow_ups is not None:
+            _print_demo_follow_ups(result.follow_ups)
     if not result.ok:
         raise _fail("; ".join(result.problems))
+
+
+def _print_demo_follow_ups(told: BusinessFollowUps) -> None:
+    """What the demo's business is told and when (``coexist demo``)."""
+
+    def when(reminders: Sequence[Reminder]) -> str:
+        return "; ".join(
+            f"{r.due_at:%Y-%m-%d %H:%M} UTC {r.status}"
+            + (f" ({', '.join(r.sent_on)})" if r.sent_on else "")
+            for r in reminders
+        )
+
+    console.print(f"the business is told: companion relink reminders {when(told.relink)}")
+    console.print(f"app-open (heartbeat) reminders {when(told.heartbeat)}")
+    for words in (told.first, told.heartbeat_text):
+        if words is None:
+            continue
+        simulated = (
+            " [dim](simulated: the clock set to its due date)[/dim]" if words.simulated else ""
+        )
+        console.print(f"[bold]{words.subject}[/bold], {words.at:%Y-%m-%d %H:%M} UTC{simulated}")
+        console.print(words.text, markup=False)
 
 
 @app.command("sandbox")
@@ -495,6 +527,42 @@ def inbox_replay(
     with rt.db.sessionmaker() as session, _operator():
         ids = replay_deliveries(session, delivery_id=delivery_id, status=status)
     console.print(f"replaying {len(ids)} deliveries")
+
+
+@data_app.command("export")
+def data_export(
+    onboarding_id: Annotated[int, typer.Argument(min=1, help="The onboarding to export.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", dir_okay=False, help="The zip archive to write (replaced)."),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write everything coexist holds for one onboarding to one zip archive (README, "Data
+    rights"): messages, contacts, peers, media with sha256 sums, timeline, follow-ups."""
+    rt = _runtime()
+    partial = out.with_name(f".{out.name}.partial")
+    with rt.db.sessionmaker() as session, _operator():
+        export = operations.export_onboarding(
+            session, onboarding_id, media_dir=rt.settings.media_dir
+        )
+        try:
+            with partial.open("wb") as file:
+                written = write_archive(export, file)
+            partial.replace(out)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # nothing half-written is left behind
+            raise
+    counts = export.counts.to_dict()
+    if as_json:
+        _print_json({"file": str(out), "bytes": written, "counts": counts})
+        return
+    console.print(
+        f"onboarding {onboarding_id} exported to {out} ({written} bytes): "
+        f"{counts['messages']} messages, {counts['contacts']} contacts, {counts['peers']} peers, "
+        f"{counts['media_files']} media files ({counts['media_missing']} missing), "
+        f"{counts['timeline']} timeline entries, {counts['follow_ups']} follow-ups"
+    )
 
 
 @followups_app.command("list")

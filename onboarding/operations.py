@@ -9,6 +9,7 @@ uses and whose message the CLI prints.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import select
@@ -27,6 +28,8 @@ from models import (
 )
 from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
+from onboarding.ingest.retention import BodyDroppedError
+from onboarding.rights.export import Export, OnboardingNotFoundError, export_archive
 from onboarding.sync.retry import RetryPlan, RetryRefusedError, retry
 from onboarding.views import (
     alert_json,
@@ -106,6 +109,15 @@ def show_onboarding(session: Session, onboarding_id: int) -> dict[str, Any]:
     if onboarding is None:
         raise NotFoundError(f"no onboarding {onboarding_id}")
     return onboarding_detail(session, onboarding)
+
+
+def export_onboarding(session: Session, onboarding_id: int, *, media_dir: Path) -> Export:
+    """Everything held for one onboarding, as a zip archive to iterate (README, "Data
+    rights")."""
+    try:
+        return export_archive(session, onboarding_id, media_dir=media_dir)
+    except OnboardingNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
 
 
 def list_alerts(
@@ -194,7 +206,10 @@ def plan_replay(
     if (delivery_id is None) == (status is None):
         raise InvalidRequestError("give either a delivery id or a status")
     _inbox_status(status)
-    ids = replay(session, delivery_id=delivery_id, status=status)
+    try:
+        ids = replay(session, delivery_id=delivery_id, status=status)
+    except BodyDroppedError as exc:
+        raise RefusedError(str(exc)) from None
     if delivery_id is not None and not ids:
         raise NotFoundError(f"no delivery {delivery_id}")
     return ids

@@ -253,6 +253,7 @@ def inbox_json(delivery: InboxDelivery) -> dict[str, Any]:
         "duplicates": delivery.duplicates,
         "last_error": delivery.last_error,
         "summary": delivery.summary,
+        "body_dropped_at": iso(delivery.body_dropped_at),
     }
 
 

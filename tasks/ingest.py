@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from onboarding import pauses
-from onboarding.ingest import batches, media, stalled, statuses
+from onboarding.ingest import batches, media, retention, stalled, statuses
 from onboarding.ingest import dispatch as ingest
 from onboarding.runtime import current
 from tasks.base import coexist_task, enqueue_after_commit
@@ -90,6 +90,15 @@ def watchdog() -> None:
         due = media.due_downloads(session)
     for message_id in due:
         enqueue_after_commit(None, download_media, message_id)
+
+
+@coexist_task("coexist.ingest.drop_bodies", soft_time_limit=50, time_limit=58, max_retries=0)
+def drop_bodies() -> None:
+    """Beat: drop the raw bodies of processed deliveries past ``COEX_INBOX_BODY_RETENTION_DAYS``
+    (one batch per tick)."""
+    rt = current()
+    with rt.db.session() as session:
+        retention.drop_bodies(session, settings=rt.settings)
 
 
 @coexist_task("coexist.ingest.lift_restrictions", soft_time_limit=50, time_limit=58, max_retries=0)

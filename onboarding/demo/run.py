@@ -42,6 +42,7 @@ from config.logging import configure_logging
 from models import OnboardingState, SyncState
 from models.crypto import TokenCipher
 from onboarding import runtime as runtime_module
+from onboarding.demo.follow_ups import BusinessFollowUps, run_beat_follow_ups
 from onboarding.demo.progress import ProgressBars
 from onboarding.demo.receiver import FeedReceiver, serve_receiver
 from onboarding.demo.servers import serve
@@ -92,6 +93,8 @@ class DemoResult:
     #: What the provider's app (the demo's feed receiver) took: events by type, messages,
     #: signatures verified (:class:`~onboarding.demo.receiver.Received`).
     feed: dict[str, Any] | None = None
+    #: What the business is told and when: the follow-ups beat scheduled at the end.
+    follow_ups: BusinessFollowUps | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -314,6 +317,8 @@ def _drive(
             return detail
 
         watch = _follow(console, fetch, dispatcher, plan, contacts_expected, scenario)
+        follow_ups = run_beat_follow_ups(rt, onboarding_id)
+        final = fetch()
     per_phase = ledger(rt, onboarding_id)
     summary = summarize(
         watch.detail,
@@ -328,11 +333,12 @@ def _drive(
     )
     syncs = [s.to_dict() for s in sandbox.accepted_syncs()]
     return DemoResult(
-        onboarding=watch.detail,
+        onboarding=final,
         accepted_syncs=syncs,
         register_calls=sandbox.call_counts().get("register", 0),
         seconds=0.0,
         summary=summary,
+        follow_ups=follow_ups,
     )
 
 

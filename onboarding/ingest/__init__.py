@@ -3,6 +3,8 @@
 * :mod:`.inbox` — the receiver's side: signatures, raw deliveries committed before ``200``;
 * :mod:`.dispatch` — a stored delivery parsed, routed by ``field`` to its handler, re-dispatched
   when stale, waiting for its onboarding, or replayed by an operator;
+* :mod:`.retention` — the raw bodies of old processed deliveries dropped (never one replay or
+  the relay still needs);
 * :mod:`.rows` — one message object as a storable row; the context and tally every handler
   shares;
 * :mod:`.history` — ``history``: chunks, their ledger, the sync's progress and the declined error;

@@ -33,6 +33,7 @@ from config.logging import bind
 from models import InboxDelivery, InboxStatus, MediaState, Message, Onboarding, utcnow
 from onboarding import metrics
 from onboarding.ingest import contacts, history, lifecycle, messages, user_ids
+from onboarding.ingest.retention import BodyDroppedError, kept
 from onboarding.ingest.rows import Context, Tally
 from onboarding.meta.payloads import Change, PayloadError, parse_delivery
 
@@ -355,18 +356,30 @@ def replay(
     session: Session, *, delivery_id: int | None = None, status: str | None = None
 ) -> list[int]:
     """Inbox rows to process again, put back to ``pending`` (quarantined ones too: a fixed
-    parser may now read them). Commits; the caller enqueues."""
+    parser may now read them). Commits; the caller enqueues.
+
+    Rows whose raw body retention dropped are left alone: one asked for by id raises
+    :class:`~onboarding.ingest.retention.BodyDroppedError`, and a replay by status skips them.
+    """
     query = select(InboxDelivery.id)
     if delivery_id is not None:
+        row = session.get(InboxDelivery, delivery_id)
+        if row is not None and row.body_dropped_at is not None:
+            session.rollback()
+            raise BodyDroppedError(row.id, row.body_dropped_at)
         query = query.where(InboxDelivery.id == delivery_id)
     else:
-        query = query.where(InboxDelivery.status == status)
+        query = query.where(InboxDelivery.status == status, kept())
     ids = list(session.scalars(query.order_by(InboxDelivery.id).limit(100_000)))
     if ids:
-        session.execute(
-            update(InboxDelivery)
-            .where(InboxDelivery.id.in_(ids))
-            .values(status=InboxStatus.PENDING.value, last_error=None)
+        # Rechecked as it writes: a body dropped meanwhile is not replayed.
+        ids = sorted(
+            session.scalars(
+                update(InboxDelivery)
+                .where(InboxDelivery.id.in_(ids), kept())
+                .values(status=InboxStatus.PENDING.value, last_error=None)
+                .returning(InboxDelivery.id)
+            )
         )
     session.commit()
     return ids

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 from sqlalchemy import select
@@ -53,6 +54,18 @@ def find_media(session: Session, media_dir: Path, sha256: str) -> StoredMedia | 
         log.warning("media_file_missing", sha256=digest)
         return None
     return StoredMedia(path, content_type(row.media_mime))
+
+
+def open_media(media_dir: Path, sha256: str) -> BinaryIO:
+    """The stored bytes of the media named ``sha256``, opened for reading.
+
+    The one place that reads stored media by content hash for a caller that copies the bytes
+    (the data export): a store other than the local folder plugs in here. ``ValueError`` if
+    ``sha256`` is not a lowercase hex digest, ``FileNotFoundError`` if no such file is stored.
+    """
+    if not SHA256_HEX.fullmatch(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
+    return (media_dir / sha256[:2] / sha256).open("rb")
 
 
 def content_type(mime: str | None) -> str:

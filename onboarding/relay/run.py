@@ -154,6 +154,16 @@ def cursor_row(session: Session, settings: Settings) -> FeedCursor:
     return cursor
 
 
+def handled_through(session: Session, settings: Settings) -> Position | None:
+    """The relay has handled (forwarded or passed over) every inbox row up to this position
+    and owes none of them; None when the relay is off and owes nothing. A relay that has not
+    run yet has handled nothing (``Position()``). The cursor only moves forward."""
+    if not settings.relay_url:
+        return None
+    cursor = session.get(FeedCursor, CURSOR)
+    return Position(cursor.tx, cursor.event_id) if cursor is not None else Position()
+
+
 def status(session: Session, settings: Settings) -> dict[str, Any]:
     """The relay's state for operators: target (no credentials), place, backlog, failures."""
     cursor = session.get(FeedCursor, CURSOR)

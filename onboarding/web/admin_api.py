@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
 from models import InboxStatus, OnboardingState
 from onboarding import operations
+from onboarding.rights.export import archive_name
 from onboarding.runtime import Runtime
 from onboarding.signup.records import Kind, list_recorded
 from onboarding.views import signup_record_json
@@ -33,6 +35,7 @@ from onboarding.web.schemas import (
     RetryAnswer,
     RetryRequest,
     SignupRecordOut,
+    export_answers,
     problems,
 )
 from tasks.operator import replay_deliveries, retry_onboarding
@@ -162,6 +165,35 @@ def list_follow_ups(
 def acknowledge(db: DbSession, follow_up_id: RowId) -> dict[str, object]:
     """The business did what a reminder asked: the rest of its series is cancelled."""
     return operations.acknowledge_follow_up(db, follow_up_id)
+
+
+@router.get(
+    "/onboardings/{onboarding_id}/export",
+    response_class=StreamingResponse,
+    responses=export_answers(),
+)
+def export(r: AdminRuntime, onboarding_id: RowId) -> StreamingResponse:
+    """Everything coexist holds for one onboarding, as one zip archive streamed as it is
+    written: messages, contacts, peers, media with sha256 sums, timeline, follow-ups, alerts."""
+    db = r.db.sessionmaker()
+    try:
+        archive = operations.export_onboarding(db, onboarding_id, media_dir=r.settings.media_dir)
+    except BaseException:
+        db.close()
+        raise
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from archive
+        finally:
+            db.close()
+
+    name = archive_name(onboarding_id)
+    return StreamingResponse(
+        body(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/signups", response_model=list[SignupRecordOut])

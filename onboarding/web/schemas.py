@@ -47,6 +47,19 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def export_answers() -> dict[int | str, dict[str, Any]]:
+    """The data export's answers: the zip archive, streamed, or a problem (``404``: no such
+    onboarding)."""
+    return {
+        200: {
+            "description": "The zip archive of everything held for the onboarding (README, "
+            '"Data rights"), streamed as it is written.',
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problems(404),
+    }
+
+
 def problem_media_type(document: dict[str, Any]) -> dict[str, Any]:
     """Say in ``document`` (an OpenAPI dict) that error answers are
     ``application/problem+json``, which FastAPI's ``responses`` cannot express."""
@@ -187,6 +200,9 @@ class InboxDeliveryOut(BaseModel):
     duplicates: int
     last_error: str | None
     summary: dict[str, Any] | None
+    body_dropped_at: str | None = Field(
+        description='When retention dropped the raw body (README, "Retention"); null: kept.'
+    )
 
 
 class SignupRecordOut(BaseModel):

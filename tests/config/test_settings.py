@@ -289,3 +289,17 @@ def test_beat_pushes_the_feed_every_interval_on_the_feed_queue() -> None:
         {"expires": 3.0},
     )
     assert conf["task_routes"]["coexist.feed.*"] == {"queue": "feed"}
+
+
+def test_inbox_body_retention_is_off_by_default_and_runs_on_beat_every_minute() -> None:
+    """No retention unless set; when set, beat's ``drop-inbox-bodies`` runs every minute."""
+    settings = make_settings()
+    assert settings.inbox_body_retention_days is None
+    entry = celery_config(settings)["beat_schedule"]["drop-inbox-bodies"]
+    assert (entry["task"], entry["schedule"]) == ("coexist.ingest.drop_bodies", 60.0)
+
+
+def test_inbox_body_retention_refuses_a_non_positive_number_of_days() -> None:
+    """``COEX_INBOX_BODY_RETENTION_DAYS=0`` is refused rather than dropping every body at once."""
+    with pytest.raises(ValidationError, match="inbox_body_retention_days"):
+        make_settings(inbox_body_retention_days=0)

@@ -31,6 +31,7 @@ def test_every_task_states_the_same_reliability_contract() -> None:
         "coexist.followups.deliver",
         "coexist.followups.schedule",
         "coexist.ingest.download_media",
+        "coexist.ingest.drop_bodies",
         "coexist.ingest.lift_restrictions",
         "coexist.ingest.process_deliveries",
         "coexist.ingest.process_delivery",

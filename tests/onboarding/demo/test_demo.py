@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,51 @@ def test_each_sync_is_accepted_once_and_contacts_arrive(normal: DemoResult) -> N
     assert summary.messages.app_echoes > 0
     assert summary.webhooks.failed == 0
     assert 0 < summary.sync_window_seconds_left <= 24 * 3600
+
+
+def test_the_business_is_told_to_relink_its_devices_at_once_then_after_one_and_three_days(
+    normal: DemoResult,
+) -> None:
+    """Beat's follow-ups job, run in the demo, schedules the relink series from the signup and
+    sends its first reminder, whose text tells the business how to link a device again."""
+    told = normal.follow_ups
+    assert told is not None
+    relink = told.relink
+    assert [r.step for r in relink] == [0, 1, 2]
+    start = relink[0].due_at
+    assert [r.due_at - start for r in relink] == [
+        timedelta(0),
+        timedelta(days=1),
+        timedelta(days=3),
+    ]
+    assert (relink[0].status, relink[0].sent_on) == ("sent", ("log",))
+    assert [r.status for r in relink[1:]] == ["scheduled", "scheduled"]
+    assert told.first is not None
+    assert told.first.kind == "companion_relink"
+    assert told.first.simulated is False
+    assert "Linked devices > Link a device" in told.first.text
+    assert [f["kind"] for f in normal.onboarding["follow_ups"]].count("companion_relink") == 3
+
+
+def test_the_business_is_told_to_open_the_app_ten_and_twelve_days_after_its_last_activity(
+    normal: DemoResult,
+) -> None:
+    """The heartbeat reminders fall 10 and 12 days after the last app activity, and the first
+    one's text is rendered on its due date, marked as a simulated passage of time."""
+    told = normal.follow_ups
+    assert told is not None
+    last_activity = datetime.fromisoformat(normal.onboarding["last_app_activity_at"])
+    assert [r.due_at - last_activity for r in told.heartbeat] == [
+        timedelta(days=10),
+        timedelta(days=12),
+    ]
+    assert all(r.status == "scheduled" for r in told.heartbeat)
+    words = told.heartbeat_text
+    assert words is not None
+    assert words.simulated is True
+    assert words.at == told.heartbeat[0].due_at
+    assert "has not been opened for 10 days" in words.text
+    assert "about 4 days left" in words.text
 
 
 def test_declined_history_ends_history_declined(base_settings: Settings, tmp_path: Path) -> None:
@@ -212,6 +258,10 @@ def test_cli_demo_json_exits_zero() -> None:
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert {"onboarding", "accepted_syncs", "register_calls", "seconds", "summary"} <= set(printed)
+    follow_ups = printed["follow_ups"]
+    assert [r["status"] for r in follow_ups["relink"]] == ["sent", "scheduled", "scheduled"]
+    assert len(follow_ups["heartbeat"]) == 2
+    assert follow_ups["first_reminder"]["subject"] == "Link your WhatsApp devices again"
     summary = printed["summary"]
     assert summary["ok"] is True
     assert summary["syncs"]["history"] == "completed"
