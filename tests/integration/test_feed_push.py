@@ -152,7 +152,8 @@ def test_a_receiver_down_for_a_minute_gets_every_event_in_order_once_it_is_up(
         broker.send("coexist.feed.push")
         time.sleep(0.5)
     row = push_row(db)
-    assert row is not None and row.failing_since is not None
+    assert row is not None
+    assert row.failing_since is not None
     assert (row.tx, row.event_id) == (0, 0)  # nothing acknowledged, nothing skipped
     with FeedReceiver(port=push_port) as receiver:
         # The feed grows while it is pushed: the push's own alert is in it, raised and resolved.
