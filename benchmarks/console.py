@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -105,7 +106,8 @@ def _onboardings(conn: Connection, count: int) -> None:
             " '+1 650-555-' || lpad((g % 10000)::text, 4, '0'), 'Business ' || g,"
             " now() - interval '1 day' + g * interval '1 second',"
             " now() + (random() * 48 - 24) * interval '1 hour',"
-            " (CAST(:states AS text[]))[1 + g % cardinality(CAST(:states AS text[]))], now(), md5(g::text), now(), now()"
+            " (CAST(:states AS text[]))[1 + g % cardinality(CAST(:states AS text[]))],"
+            " now(), md5(g::text), now(), now()"
             " FROM generate_series(1, :n) g"
         ),
         {"n": count, "states": STATES},
@@ -344,6 +346,8 @@ def loaded_stack(
 ) -> Iterator[tuple[Database, Loaded, WebServer, StackConfig]]:
     """Reset the database, load the data, and serve the web app on loopback."""
     configure_logging("production", "WARNING")
+    # SIGTERM unwinds like Ctrl-C, so the web app is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     ensure_database(args.database_url)
     check_services(args.database_url, args.broker_url)
     config = StackConfig(
@@ -365,6 +369,10 @@ def loaded_stack(
                 yield db, loaded, web, config
         finally:
             db.dispose()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def login(client: httpx.Client, token: str) -> None:
