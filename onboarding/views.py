@@ -129,7 +129,7 @@ def onboarding_detail(
     return detail
 
 
-def message_counts_query(onboarding_id: int) -> Select[tuple[str, str, str, int]]:
+def message_counts_query(onboarding_id: int) -> Select[str, str, str, int]:
     """An onboarding's messages by direction, source and media state: these columns ride in
     ``ix_messages_peer_time``, so on PostgreSQL this reads the index only, not the table."""
     m = Message
@@ -140,7 +140,7 @@ def message_counts_query(onboarding_id: int) -> Select[tuple[str, str, str, int]
     )
 
 
-def threads_query(onboarding_id: int) -> Select[tuple[int]]:
+def threads_query(onboarding_id: int) -> Select[int]:
     """An onboarding's threads: its peers with a message (one index probe per peer), plus the
     labels of messages that name no peer yet."""
     m = Message

@@ -353,7 +353,7 @@ def _detail(r: Runtime, onboarding_id: int) -> dict[str, Any] | None:
         }
 
 
-def latest_messages_query(onboarding_id: int, limit: int = 25) -> Select[tuple[Message, Peer]]:
+def latest_messages_query(onboarding_id: int, limit: int = 25) -> Select[Message, Peer]:
     """An onboarding's latest messages across its threads, with their peers: a backward read
     of ``ix_messages_onboarding_time``, however many messages the onboarding holds."""
     return (
