@@ -366,7 +366,7 @@ def latest_messages_query(onboarding_id: int, limit: int = 25) -> Select[Message
 
 
 def _latest_messages(session: Session, onboarding_id: int, limit: int = 25) -> list[dict[str, Any]]:
-    rows = session.execute(latest_messages_query(onboarding_id, limit)).tuples().all()
+    rows = session.execute(latest_messages_query(onboarding_id, limit)).all()
     return [
         {
             "sent_at": iso(m.sent_at),
