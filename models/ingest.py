@@ -107,15 +107,14 @@ class Message(Base):
         UniqueConstraint("onboarding_id", "wamid"),
         # A thread is a peer: its messages are found (and moved by a merge) by this index, and
         # read a page at a time in time order (the read API's keyset, ``onboarding.read``);
-        # ``direction``, ``source`` and ``media_state`` ride along so a thread's counts and an
-        # onboarding's (``onboarding.views.counts``) are index-only scans on PostgreSQL.
+        # ``direction`` rides along so a thread's counts are an index-only scan on PostgreSQL.
         Index(
             "ix_messages_peer_time",
             "onboarding_id",
             "peer_id",
             "sent_at",
             "id",
-            postgresql_include=["direction", "source", "media_state"],
+            postgresql_include=["direction"],
         ),
         # An onboarding's latest messages across its threads (the console's onboarding page).
         Index("ix_messages_onboarding_time", "onboarding_id", "sent_at", "id"),

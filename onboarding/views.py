@@ -130,8 +130,8 @@ def onboarding_detail(
 
 
 def message_counts_query(onboarding_id: int) -> Select[str, str, str, int]:
-    """An onboarding's messages by direction, source and media state: these columns ride in
-    ``ix_messages_peer_time``, so on PostgreSQL this reads the index only, not the table."""
+    """An onboarding's messages by direction, source and media state (one pass over its
+    messages: the one cost of an onboarding's page that grows with its history)."""
     m = Message
     return (
         select(m.direction, m.source, m.media_state, func.count())

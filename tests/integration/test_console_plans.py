@@ -1,4 +1,4 @@
-"""The console's onboarding page on PostgreSQL: its counts and latest messages come from
+"""The console's onboarding page on PostgreSQL: its thread count and latest messages come from
 indexes (``EXPLAIN``), never a read of every message of the onboarding from the table."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from models import Database
-from onboarding.views import message_counts_query, threads_query
+from onboarding.views import threads_query
 from onboarding.web.console import latest_messages_query
 from tests.integration.test_read_plans import fill, make_onboarding, plan, scans_of_messages
 
@@ -30,12 +30,6 @@ def big(db: Database) -> int:
 
 def node_types(nodes: list[dict[str, Any]]) -> set[str]:
     return {n["Node Type"] for n in nodes}
-
-
-def test_an_onboardings_message_counts_read_the_index_only(db: Database, big: int) -> None:
-    """The counts by direction, source and media state are an index-only scan."""
-    scans = scans_of_messages(plan(db, message_counts_query(big)))
-    assert scans == [("Index Only Scan", "ix_messages_peer_time")], scans
 
 
 def test_an_onboardings_threads_are_counted_without_reading_the_table(

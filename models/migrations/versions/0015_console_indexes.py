@@ -1,5 +1,5 @@
-"""the console's indexes: an onboarding's message counts read ix_messages_peer_time only, and
-its latest messages across threads come from ix_messages_onboarding_time
+"""the console's index: an onboarding's latest messages across its threads come from
+ix_messages_onboarding_time
 
 Revision ID: 0015
 Revises: 0014
@@ -15,19 +15,9 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ["onboarding_id", "peer_id", "sent_at", "id"]
-
 
 def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        # Wider INCLUDE: the counts by direction, source and media state need no table read.
-        batch_op.drop_index("ix_messages_peer_time")
-        batch_op.create_index(
-            "ix_messages_peer_time",
-            COLUMNS,
-            unique=False,
-            postgresql_include=["direction", "source", "media_state"],
-        )
         batch_op.create_index(
             "ix_messages_onboarding_time", ["onboarding_id", "sent_at", "id"], unique=False
         )
@@ -36,7 +26,3 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_onboarding_time")
-        batch_op.drop_index("ix_messages_peer_time")
-        batch_op.create_index(
-            "ix_messages_peer_time", COLUMNS, unique=False, postgresql_include=["direction"]
-        )
