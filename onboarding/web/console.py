@@ -43,6 +43,7 @@ from models import (
 )
 from onboarding import operations
 from onboarding.feed import push as feed_push
+from onboarding.ingest.history import chunk_phases
 from onboarding.relay import run as relay_run
 from onboarding.runtime import Runtime
 from onboarding.views import iso
@@ -338,9 +339,7 @@ def _detail(r: Runtime, onboarding_id: int) -> dict[str, Any] | None:
         except operations.NotFoundError:
             return None
         phases = []
-        # The ledger the detail already read (onboarding.views.history_phases), keyed by phase.
-        ledger = {int(p): found for p, found in detail["sync"]["history"]["phases"].items()}
-        for phase, found in sorted(ledger.items()):
+        for phase, found in sorted(chunk_phases(session, onboarding_id).items()):
             received, missing = set(found["received"]), set(found["missing"])
             orders = sorted(received | missing)
             cells = [(order, order in received) for order in orders]
