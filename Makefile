@@ -54,6 +54,8 @@ bench: $(STAMP) ## The benchmarks (JSON on stdout; needs PostgreSQL and Redis)
 	$(BIN)/python -m benchmarks.throughput_guard
 	$(BIN)/python -m benchmarks.push
 	$(BIN)/python -m benchmarks.export
+	$(BIN)/python -m benchmarks.console
+	$(BIN)/python -m benchmarks.metrics_scrape
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage var

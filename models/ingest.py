@@ -126,6 +126,8 @@ class Message(Base):
             "id",
             postgresql_include=["direction"],
         ),
+        # An onboarding's latest messages across its threads (the console's onboarding page).
+        Index("ix_messages_onboarding_time", "onboarding_id", "sent_at", "id"),
         # Stored media by content hash (``GET /v1/media/{sha256}``).
         Index(
             "ix_messages_media_stored",

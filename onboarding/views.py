@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -128,31 +129,67 @@ def onboarding_detail(
     return detail
 
 
+def message_counts_query(onboarding_id: int) -> Select[str, str, str, int]:
+    """An onboarding's messages by direction, source and media state (one pass over its
+    messages: the one cost of an onboarding's page that grows with its history)."""
+    m = Message
+    return (
+        select(m.direction, m.source, m.media_state, func.count())
+        .where(m.onboarding_id == onboarding_id)
+        .group_by(m.direction, m.source, m.media_state)
+    )
+
+
+def threads_query(onboarding_id: int) -> Select[int]:
+    """An onboarding's threads: its peers with a message (one index probe per peer), plus the
+    labels of messages that name no peer yet."""
+    m = Message
+    with_messages = (
+        select(func.count())
+        .select_from(Peer)
+        .where(
+            Peer.onboarding_id == onboarding_id,
+            exists().where(m.onboarding_id == onboarding_id, m.peer_id == Peer.id),
+        )
+        .scalar_subquery()
+    )
+    unnamed = (
+        select(func.count(func.distinct(m.thread)))
+        .where(m.onboarding_id == onboarding_id, m.peer_id.is_(None))
+        .scalar_subquery()
+    )
+    return select(with_messages + unnamed)
+
+
 def counts(session: Session, onboarding_id: int) -> dict[str, int]:
     """What an onboarding's webhooks brought in, for ``show --json``."""
 
     def n(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    m = Message
-    msg = session.execute(
-        select(
-            func.count(m.id),
-            # A thread is a peer; a message naming nobody yet counts by its thread label.
-            func.count(func.distinct(m.peer_id))
-            + func.count(func.distinct(case((m.peer_id.is_(None), m.thread)))),
-            n(m.direction == "inbound"),
-            n(m.direction == "outbound"),
-            n(m.source == MessageSource.APP_ECHO.value),
-            n(m.source == MessageSource.API.value),
-            n(m.source == MessageSource.LIVE.value),
-            n(m.media_state == MediaState.STORED.value),
-            n(m.media_state == MediaState.AWAITING.value),
-            n(m.media_state == MediaState.SKIPPED_TOO_OLD.value),
-            n(m.media_state == MediaState.EXPIRED.value),
-            n(m.media_state == MediaState.FAILED.value),
-        ).where(m.onboarding_id == onboarding_id)
-    ).one()
+    by = {"direction": Counter[str](), "source": Counter[str](), "media": Counter[str]()}
+    total = 0
+    for direction, source, media_state, number in session.execute(
+        message_counts_query(onboarding_id)
+    ):
+        total += number
+        by["direction"][direction] += number
+        by["source"][source] += number
+        by["media"][media_state] += number
+    out = {
+        "messages": total,
+        "threads": int(session.scalar(threads_query(onboarding_id)) or 0),
+        "messages_inbound": by["direction"]["inbound"],
+        "messages_outbound": by["direction"]["outbound"],
+        "app_echoes": by["source"][MessageSource.APP_ECHO.value],
+        "messages_api": by["source"][MessageSource.API.value],
+        "messages_live": by["source"][MessageSource.LIVE.value],
+        "media_stored": by["media"][MediaState.STORED.value],
+        "media_awaiting": by["media"][MediaState.AWAITING.value],
+        "media_skipped_too_old": by["media"][MediaState.SKIPPED_TOO_OLD.value],
+        "media_expired": by["media"][MediaState.EXPIRED.value],
+        "media_failed": by["media"][MediaState.FAILED.value],
+    }
     contacts = session.execute(
         select(
             n(Contact.removed_at.is_(None)),
@@ -166,21 +203,6 @@ def counts(session: Session, onboarding_id: int) -> dict[str, int]:
             func.coalesce(func.sum(HistoryChunk.dropped_group), 0),
         ).where(HistoryChunk.onboarding_id == onboarding_id)
     ).one()
-    names = (
-        "messages",
-        "threads",
-        "messages_inbound",
-        "messages_outbound",
-        "app_echoes",
-        "messages_api",
-        "messages_live",
-        "media_stored",
-        "media_awaiting",
-        "media_skipped_too_old",
-        "media_expired",
-        "media_failed",
-    )
-    out = {name: int(value) for name, value in zip(names, msg, strict=True)}
     out["contacts"], out["contacts_removed"] = (int(v) for v in contacts)
     out["history_chunks"] = int(ledger[0])
     out["dropped_out_of_window"] = int(ledger[1])

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
@@ -69,7 +69,7 @@ SECURITY_HEADERS = {
 }
 #: Inbox statuses an operator acts on, first the ones that need it.
 INBOX_TABS = ("quarantined", "failed", "orphaned", "pending", "processed")
-#: Onboardings one list page shows.
+#: Onboardings one list page shows (older ones are on the next pages).
 PAGE = 200
 
 
@@ -139,14 +139,29 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
         return answer
 
     @router.get("/onboardings")
-    async def onboardings(request: Request, state: str | None = None) -> Response:
+    async def onboardings(
+        request: Request, state: str | None = None, before: str | None = None
+    ) -> Response:
         session = gate(request)
         if session is None:
             return _to_login()
         chosen = state if state in {s.value for s in OnboardingState} else None
-        rows = await run_in_threadpool(_listing, get_rt(), chosen)
+        below = _row_id(before)
+        rows, older = await run_in_threadpool(_listing, get_rt(), chosen, below)
         states = [s.value for s in OnboardingState]
-        return page(request, "onboardings", session, rows=rows, states=states, state=chosen)
+        older_url = None
+        if older is not None:
+            older_url = "?" + urlencode({**({"state": chosen} if chosen else {}), "before": older})
+        return page(
+            request,
+            "onboardings",
+            session,
+            rows=rows,
+            states=states,
+            state=chosen,
+            older_url=older_url,
+            paged=below is not None,
+        )
 
     @router.get("/onboardings/{onboarding_id}")
     async def onboarding(request: Request, onboarding_id: int) -> Response:
@@ -252,18 +267,34 @@ def _window_left(deadline: datetime, now: datetime) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d} left"
 
 
-def _listing(r: Runtime, state: str | None) -> list[dict[str, Any]]:
+def _row_id(value: str | None) -> int | None:
+    """A row id from a query parameter; None when absent or not a usable id."""
+    if value is None or not value.isdigit() or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def _listing(
+    r: Runtime, state: str | None, before: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of onboardings, newest first (below the id ``before`` if given), and the id the
+    next page starts below (None: this is the last page)."""
     now = utcnow()
     with r.db.sessionmaker() as session:
         query = (
             select(Onboarding)
             .options(selectinload(Onboarding.syncs))
             .order_by(Onboarding.id.desc())
-            .limit(PAGE)
+            .limit(PAGE + 1)
         )
         if state:
             query = query.where(Onboarding.state == state)
+        if before is not None:
+            query = query.where(Onboarding.id < before)
         onboardings = list(session.scalars(query))
+        older = onboardings[PAGE - 1].id if len(onboardings) > PAGE else None
+        onboardings = onboardings[:PAGE]
         alerts = _open_alerts(session, [o.id for o in onboardings])
         rows = []
         for o in onboardings:
@@ -284,7 +315,7 @@ def _listing(r: Runtime, state: str | None) -> list[dict[str, Any]]:
                     "alerts": alerts.get(o.id, 0),
                 }
             )
-        return rows
+        return rows, older
 
 
 def _open_alerts(session: Session, ids: list[int]) -> dict[int, int]:
@@ -321,14 +352,20 @@ def _detail(r: Runtime, onboarding_id: int) -> dict[str, Any] | None:
         }
 
 
-def _latest_messages(session: Session, onboarding_id: int, limit: int = 25) -> list[dict[str, Any]]:
-    rows = session.execute(
+def latest_messages_query(onboarding_id: int, limit: int = 25) -> Select[Message, Peer]:
+    """An onboarding's latest messages across its threads, with their peers: a backward read
+    of ``ix_messages_onboarding_time``, however many messages the onboarding holds."""
+    return (
         select(Message, Peer)
         .outerjoin(Peer, Peer.id == Message.peer_id)
         .where(Message.onboarding_id == onboarding_id)
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(limit)
-    ).all()
+    )
+
+
+def _latest_messages(session: Session, onboarding_id: int, limit: int = 25) -> list[dict[str, Any]]:
+    rows = session.execute(latest_messages_query(onboarding_id, limit)).all()
     return [
         {
             "sent_at": iso(m.sent_at),

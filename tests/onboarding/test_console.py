@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from models import Message, Onboarding, SyncType
+from models import Message, Onboarding, SyncRequest, SyncType, utcnow
 from onboarding.feed.events import EventType, emit_for
 from onboarding.ingest.dispatch import process_delivery
 from onboarding.ingest.inbox import receive
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
-from onboarding.web import create_app
+from onboarding.web import console, create_app
 from tests.conftest import ADMIN_TOKEN
 
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -77,6 +78,77 @@ def test_the_list_shows_the_window_and_the_syncs(client: TestClient, onboarding_
     assert "data-deadline=" in page.text
     assert "<progress" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+
+
+def add_onboardings(rt: Runtime, count: int) -> list[int]:
+    """``count`` onboardings with their two sync rows, written directly; their ids."""
+    ids = []
+    with rt.db.session() as session:
+        for n in range(count):
+            now = utcnow()
+            row = Onboarding(
+                code_sha256=f"{n:064x}",
+                signup_event="FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING",
+                session_data={},
+                waba_id=str(102290000000000 + n),
+                signup_completed_at=now,
+                sync_deadline_at=now,
+                state="synced" if n % 2 else "syncing",
+                state_changed_at=now,
+                syncs=[SyncRequest(sync_type=t.value) for t in SyncType],
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+    return ids
+
+
+def listed(page: str) -> list[int]:
+    return [int(found) for found in re.findall(r'data-onboarding="(\d+)"', page)]
+
+
+def test_the_list_pages_through_every_onboarding_newest_first(
+    client: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more onboardings than a page holds, "Older onboardings" links walk them all once."""
+    monkeypatch.setattr(console, "PAGE", 2)
+    ids = add_onboardings(rt, 5)
+    log_in(client)
+    seen: list[int] = []
+    url: str | None = "/console/onboardings"
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200
+        seen += listed(page.text)
+        older = re.search(r'href="\?([^"]+)" rel="next"', page.text)
+        url = f"/console/onboardings?{html.unescape(older.group(1))}" if older else None
+    assert seen == sorted(ids, reverse=True)
+
+
+def test_the_list_pages_keep_the_state_filter(
+    client: TestClient, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next page of a filtered list shows only onboardings in that state."""
+    monkeypatch.setattr(console, "PAGE", 1)
+    ids = add_onboardings(rt, 4)
+    log_in(client)
+    first = client.get("/console/onboardings", params={"state": "synced"})
+    older = re.search(r'href="\?([^"]+)" rel="next"', first.text)
+    assert older is not None
+    second = client.get(f"/console/onboardings?{html.unescape(older.group(1))}")
+    assert listed(first.text) + listed(second.text) == [ids[3], ids[1]]
+
+
+@pytest.mark.parametrize("before", ["x", "-1", "0", "99999999999999999999"])
+def test_an_unusable_page_position_shows_the_first_page(
+    client: TestClient, rt: Runtime, before: str
+) -> None:
+    """A ``before`` that is no row id is ignored rather than refused or passed to SQL."""
+    ids = add_onboardings(rt, 2)
+    log_in(client)
+    page = client.get("/console/onboardings", params={"before": before})
+    assert page.status_code == 200
+    assert listed(page.text) == sorted(ids, reverse=True)
 
 
 def test_actions_need_the_csrf_token_and_the_same_origin(
