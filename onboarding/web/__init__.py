@@ -46,7 +46,7 @@ from onboarding.web import (
     webhooks,
 )
 from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
-from onboarding.web.schemas import problem_media_type
+from onboarding.web.openapi import document
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +104,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(FastAPI.openapi(app))
+            app.openapi_schema = document(app, app.state.routers)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
