@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from fastapi import APIRouter
@@ -23,7 +24,7 @@ from onboarding.web.http import run_in_thread
 from onboarding.web.schemas import Health, Live
 
 #: ``/readyz`` and ``/healthz`` answer ``503`` with the same body while the database is down.
-READY = {
+READY: dict[int | str, dict[str, Any]] = {
     503: {"model": Health, "description": "The database is unreachable."},
 }
 

@@ -37,7 +37,10 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
         "/metrics",
         tags=["health"],
         response_class=Response,
-        responses={200: SCRAPE, **errors(401, 503, s401="`COEX_METRICS_TOKEN` is set and was not given.")},
+        responses={
+            200: SCRAPE,
+            **errors(401, 503, s401="`COEX_METRICS_TOKEN` is set and was not given."),
+        },
         openapi_extra=secured("MetricsToken", optional=True),
     )
     async def scrape(request: Request) -> Response:

@@ -56,9 +56,7 @@ def secured(scheme: str, *, optional: bool = False) -> dict[str, Any]:
     return {"security": [*([{}] if optional else []), {scheme: []}]}
 
 
-def query(
-    name: str, schema: dict[str, Any], description: str | None = None
-) -> dict[str, Any]:
+def query(name: str, schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
     """An optional query parameter as the OpenAPI document gives it."""
     parameter: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
     if description:
@@ -114,7 +112,7 @@ def _validation_answers(routers: Iterable[APIRouter], built: dict[str, Any]) -> 
     for route in (route for router in routers for route in router.routes):
         if not (isinstance(route, APIRoute) and route.include_in_schema):
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             answers = built["paths"][route.path_format][method.lower()]["responses"]
             content = answers.get("422", {}).get("content", {}).get("application/json", {})
             if content.get("schema") != _FASTAPI_422:

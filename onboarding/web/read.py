@@ -103,7 +103,8 @@ MEDIA_ANSWER = {
     "(`application/octet-stream` when that is not a well-formed media type).",
     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
     "headers": {
-        name: {"schema": {"type": "string", "const": value}} for name, value in MEDIA_HEADERS.items()
+        name: {"schema": {"type": "string", "const": value}}
+        for name, value in MEDIA_HEADERS.items()
     },
 }
 

@@ -33,7 +33,6 @@ from onboarding.web.schemas import SignupAccepted, SignupRecorded
 from tasks.base import enqueue_after_commit, enqueue_step
 from tasks.ingest import wake_waiting
 
-
 #: What the body's schema cannot say by itself.
 BODY = (
     "What the browser received from Embedded Signup: the session-info message and, for a "
