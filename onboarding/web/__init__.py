@@ -10,7 +10,8 @@
 * :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
 * :mod:`.metrics` — ``GET /metrics`` for Prometheus;
 * :mod:`.console` — ``/console``, the operator console in the browser (:mod:`.console_auth`);
-* :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
+* :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits;
+* :mod:`.openapi` — what ``/openapi.json`` says of the routes that read their requests by hand.
 """
 
 from __future__ import annotations

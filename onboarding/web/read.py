@@ -13,7 +13,9 @@ Every list takes ``after`` (a cursor from the previous page's ``next_cursor``) a
 (1 to 1000, default 100), and answers ``{"<items>": [...], "next_cursor": ...}`` with
 ``next_cursor`` null on the last page. A bad cursor, limit or filter, or a parameter the route
 does not take, is ``400`` (:func:`onboarding.web.http.bad_query`); an id nothing has is ``404``.
-The queries are :mod:`onboarding.read`'s; this module only checks and answers.
+The queries are :mod:`onboarding.read`'s; this module only checks and answers. The
+parameters are read by hand (so one ``400`` names every bad one) and declared to the OpenAPI
+document beside each route; the answers' models are :mod:`onboarding.read.schemas`.
 """
 
 from __future__ import annotations

@@ -259,18 +259,27 @@ class SignupAccepted(BaseModel):
 
 
 class SignupRecorded(BaseModel):
-    """``202``: a signup recorded without an onboarding (abandoned, or a flow coexist does not
-    onboard); the row is named by ``abandoned_signup_id`` or ``recorded_finish_id``."""
+    """``202``: a signup recorded without an onboarding; ``message`` says why."""
 
     model_config = ConfigDict(extra="forbid")
 
-    abandoned_signup_id: int | None = Field(default=None, description="`CANCEL` and `ERROR`.")
-    recorded_finish_id: int | None = Field(default=None, description="The other finishes.")
     status: Literal["recorded"]
     event: str
     onboarded: Literal[False]
     created: bool
     message: str
+
+
+class SignupAbandoned(SignupRecorded):
+    """``CANCEL`` and ``ERROR``: kept as an abandoned signup for support."""
+
+    abandoned_signup_id: int
+
+
+class FinishRecorded(SignupRecorded):
+    """A finish of a flow coexist does not onboard, recorded with the ids it names."""
+
+    recorded_finish_id: int
 
 
 class Live(BaseModel):

@@ -29,7 +29,7 @@ from onboarding.signup.intake import (
 )
 from onboarding.web.http import bearer_ok, invalid, read_limited, run_in_thread, unauthorized
 from onboarding.web.openapi import errors, json_body, secured
-from onboarding.web.schemas import SignupAccepted, SignupRecorded
+from onboarding.web.schemas import FinishRecorded, SignupAbandoned, SignupAccepted
 from tasks.base import enqueue_after_commit, enqueue_step
 from tasks.ingest import wake_waiting
 
@@ -50,7 +50,7 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
         "/signup",
         status_code=202,
         tags=["signup"],
-        response_model=SignupAccepted | SignupRecorded,
+        response_model=SignupAccepted | SignupAbandoned | FinishRecorded,
         responses=errors(
             400,
             401,

@@ -135,6 +135,11 @@ def onboarding(world: World) -> str:
     return f"/v1/onboardings/{world.onboarding_id}"
 
 
+ONLY_WABA = {
+    "type": "WA_EMBEDDED_SIGNUP",
+    "event": "FINISH_ONLY_WABA",
+    "data": {"waba_id": "524126980791429", "business_id": 2729063490586005},
+}
 ID = "/v1/onboardings/{onboarding_id}"
 MESSAGES = f"{ID}/threads/{{peer_id}}/messages"
 CALLS = [
@@ -148,6 +153,13 @@ CALLS = [
             "json": {"session": {"type": "WA_EMBEDDED_SIGNUP", "event": "ERROR", "data": {}}},
             "headers": SIGNUP,
         },
+    ),
+    Call(
+        "post",
+        "/signup",
+        202,
+        lambda w: "/signup",
+        lambda w: {"json": {"session": ONLY_WABA}, "headers": SIGNUP},
     ),
     Call("post", "/signup", 422, lambda w: "/signup", lambda w: {"json": [], "headers": SIGNUP}),
     Call("post", "/signup", 401, lambda w: "/signup", lambda w: {"json": {}}),
