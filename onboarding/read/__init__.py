@@ -10,5 +10,6 @@ the last page of a million-message one.
   message and counts;
 * :mod:`.messages` — a thread's messages in time order, edit, revoke and media state included;
 * :mod:`.contacts` — the business's address book, with each contact's peer;
-* :mod:`.media` — stored media by content hash: its file and content type.
+* :mod:`.media` — stored media by content hash: its file and content type;
+* :mod:`.schemas` — the answers as models, for ``/openapi.json``.
 """

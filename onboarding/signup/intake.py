@@ -28,6 +28,7 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -68,14 +69,23 @@ def _graph_id(value: Any) -> Any:
     return value
 
 
+#: A positive integer is read as its digits (:func:`_graph_id`), as the schema says.
+_DIGITS = {"type": "string", "pattern": r"^[0-9]{1,32}$"}
+_POSITIVE = {"type": "integer", "minimum": 1}
 GraphId = Annotated[
     str,
     BeforeValidator(_graph_id),
     StringConstraints(strict=True, pattern=r"^[0-9]{1,32}$"),
+    WithJsonSchema({"anyOf": [_DIGITS, {**_POSITIVE, "maximum": 10**32 - 1}]}),
 ]
 GraphIds = Annotated[list[GraphId], Field(max_length=1000)]
 ShortText = Annotated[str, StringConstraints(max_length=2048)]
-ShortCode = Annotated[str, BeforeValidator(_graph_id), StringConstraints(max_length=64)]
+ShortCode = Annotated[
+    str,
+    BeforeValidator(_graph_id),
+    StringConstraints(max_length=64),
+    WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 64}, _POSITIVE]}),
+]
 
 
 class _Open(BaseModel):
@@ -101,7 +111,13 @@ class SessionData(_Open):
     error_code: ShortCode | None = None
     session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     timestamp: (
-        Annotated[str, BeforeValidator(_graph_id), StringConstraints(max_length=32)] | None
+        Annotated[
+            str,
+            BeforeValidator(_graph_id),
+            StringConstraints(max_length=32),
+            WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 32}, _POSITIVE]}),
+        ]
+        | None
     ) = None
 
 

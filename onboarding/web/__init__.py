@@ -10,7 +10,8 @@
 * :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
 * :mod:`.metrics` — ``GET /metrics`` for Prometheus;
 * :mod:`.console` — ``/console``, the operator console in the browser (:mod:`.console_auth`);
-* :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits.
+* :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits;
+* :mod:`.openapi` — what ``/openapi.json`` says of the routes that read their requests by hand.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from onboarding.web import (
     webhooks,
 )
 from onboarding.web.http import PROBLEM_JSON, BodyRefusedError, problem
-from onboarding.web.schemas import problem_media_type
+from onboarding.web.openapi import document
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(FastAPI.openapi(app))
+            app.openapi_schema = document(app, app.state.routers)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -10,9 +10,11 @@ row can have (outside 1 to 2**63 - 1) is ``404``, like an id no row has.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import WithJsonSchema
 
 from models import Onboarding
 from onboarding.followups.schedule import FollowUpError, acknowledge
@@ -28,12 +30,29 @@ from onboarding.web.http import (
     run_in_thread,
     unauthorized,
 )
+from onboarding.web.openapi import errors, secured
+from onboarding.web.schemas import FollowUpOut, OnboardingDetail, SignupRecordOut
+
+ADMIN_TOKEN = secured("AdminToken")
+#: ``kind`` and ``limit`` are read as text (so one ``422`` names both) but documented as they
+#: are checked.
+KindParameter = Annotated[str | None, WithJsonSchema({"type": "string", "enum": list(KINDS)})]
+LimitParameter = Annotated[
+    str, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 10_000, "default": 100})
+]
+NOT_FOUND = "No such row (or an id no row can have)."
 
 
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/onboardings/{onboarding_id}")
+    @router.get(
+        "/onboardings/{onboarding_id}",
+        tags=["admin"],
+        response_model=OnboardingDetail,
+        responses=errors(401, 404, 422, 503, s404=NOT_FOUND),
+        openapi_extra=ADMIN_TOKEN,
+    )
     async def show(onboarding_id: int, request: Request) -> Response:
         """Operator status API: the onboarding's state, syncs and timeline."""
         r = get_rt()
@@ -43,8 +62,16 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
             return not_found()
         return await run_in_thread(_show, r, onboarding_id)
 
-    @router.get("/signups")
-    async def signups(request: Request, kind: str | None = None, limit: str = "100") -> Response:
+    @router.get(
+        "/signups",
+        tags=["admin"],
+        response_model=list[SignupRecordOut],
+        responses=errors(401, 422, 503),
+        openapi_extra=ADMIN_TOKEN,
+    )
+    async def signups(
+        request: Request, kind: KindParameter = None, limit: LimitParameter = "100"
+    ) -> Response:
         """Operator status API: signups recorded without an onboarding, newest first."""
         r = get_rt()
         if not bearer_ok(request, r.settings.admin_token.get_secret_value()):
@@ -54,7 +81,15 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
             return query
         return await run_in_thread(_signups, r, *query)
 
-    @router.post("/follow-ups/{follow_up_id}/ack")
+    @router.post(
+        "/follow-ups/{follow_up_id}/ack",
+        tags=["admin"],
+        response_model=FollowUpOut,
+        responses=errors(
+            401, 404, 409, 422, 503, s409="The follow-up is no longer pending.", s404=NOT_FOUND
+        ),
+        openapi_extra=ADMIN_TOKEN,
+    )
     async def ack_follow_up(follow_up_id: int, request: Request) -> Response:
         """The provider's app reports the business did what a reminder asked (admin bearer)."""
         r = get_rt()

@@ -40,7 +40,7 @@ from onboarding.web.schemas import (
 )
 from tasks.operator import replay_deliveries, retry_onboarding
 
-bearer = HTTPBearer(auto_error=False, description="COEX_ADMIN_TOKEN")
+bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="COEX_ADMIN_TOKEN")
 
 
 def admin(

@@ -28,7 +28,7 @@ from onboarding.web.http import (
     unknown_parameters,
     whole_number,
 )
-from onboarding.web.schemas import problems
+from onboarding.web.openapi import errors, secured
 
 PARAMETERS = {"after", "limit", "onboarding_id", "type"}
 #: The query parameters as the OpenAPI document describes them (they are read by hand, so each
@@ -79,8 +79,17 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     @router.get(
         "/v1/events",
         tags=["feed"],
-        responses={200: {"model": EventPage}, **problems(400)},
-        openapi_extra={"parameters": PARAMETER_DOCS},
+        responses={
+            200: {"model": EventPage},
+            **errors(
+                400,
+                401,
+                503,
+                s400="A bad cursor, limit, onboarding id or type, or a parameter the route does "
+                "not take (`invalid_query`), each named in `errors`.",
+            ),
+        },
+        openapi_extra={"parameters": PARAMETER_DOCS, **secured("FeedToken")},
     )
     async def events(request: Request) -> Response:
         """The event feed: a page of events after a cursor, and the next cursor."""

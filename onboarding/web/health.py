@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from fastapi import APIRouter
@@ -20,22 +21,28 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from onboarding.runtime import Runtime
 from onboarding.web.http import run_in_thread
+from onboarding.web.schemas import Health, Live
+
+#: ``/readyz`` and ``/healthz`` answer ``503`` with the same body while the database is down.
+READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Health, "description": "The database is unreachable."},
+}
 
 
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/livez")
+    @router.get("/livez", tags=["health"], response_model=Live)
     async def livez() -> Response:
         """Liveness: the process answers (nothing else is checked)."""
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get("/readyz", tags=["health"], response_model=Health, responses=READY)
     async def readyz() -> Response:
         """Readiness: the database is reachable; the broker's state is reported."""
         return await run_in_thread(_health, get_rt())
 
-    @router.get("/healthz")
+    @router.get("/healthz", tags=["health"], response_model=Health, responses=READY)
     async def healthz() -> Response:
         """The readiness answer, under the name earlier versions served."""
         return await run_in_thread(_health, get_rt())

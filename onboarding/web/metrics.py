@@ -21,12 +21,28 @@ from onboarding.metrics import StateCollector
 from onboarding.relay import run as relay_run
 from onboarding.runtime import Runtime
 from onboarding.web.http import bearer_ok, run_in_thread, unauthorized
+from onboarding.web.openapi import errors, secured
+
+#: The scrape as the OpenAPI document gives it.
+SCRAPE = {
+    "description": "Prometheus's text exposition format.",
+    "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+}
 
 
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/metrics", include_in_schema=False)
+    @router.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: SCRAPE,
+            **errors(401, 503, s401="`COEX_METRICS_TOKEN` is set and was not given."),
+        },
+        openapi_extra=secured("MetricsToken", optional=True),
+    )
     async def scrape(request: Request) -> Response:
         """Prometheus metrics of this host's processes and of the database's state."""
         r = get_rt()

@@ -13,22 +13,26 @@ Every list takes ``after`` (a cursor from the previous page's ``next_cursor``) a
 (1 to 1000, default 100), and answers ``{"<items>": [...], "next_cursor": ...}`` with
 ``next_cursor`` null on the last page. A bad cursor, limit or filter, or a parameter the route
 does not take, is ``400`` (:func:`onboarding.web.http.bad_query`); an id nothing has is ``404``.
-The queries are :mod:`onboarding.read`'s; this module only checks and answers.
+The queries are :mod:`onboarding.read`'s; this module only checks and answers. The
+parameters are read by hand (so one ``400`` names every bad one) and declared to the OpenAPI
+document beside each route; the answers' models are :mod:`onboarding.read.schemas`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import WithJsonSchema
 
 from models import Onboarding, OnboardingState
 from onboarding.read import contacts, messages, onboardings, threads
 from onboarding.read.media import find_media
 from onboarding.read.pages import DEFAULT_LIMIT, MAX_LIMIT, CursorError, Order, Page
+from onboarding.read.schemas import ContactPage, MessagePage, OnboardingPage, ThreadPage
 from onboarding.runtime import Runtime
 from onboarding.views import onboarding_detail
 from onboarding.web.feed import feed_authorized
@@ -41,6 +45,8 @@ from onboarding.web.http import (
     unknown_parameters,
     whole_number,
 )
+from onboarding.web.openapi import ROW_ID, errors, query, secured
+from onboarding.web.schemas import OnboardingDetail
 
 T = TypeVar("T")
 
@@ -56,6 +62,58 @@ MEDIA_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
+
+#: The query parameters as the OpenAPI document describes them (they are read by hand by
+#: :class:`Query`, so each bad one is named in one ``400``).
+DOCS: dict[str, dict[str, Any]] = {
+    "after": query(
+        "after",
+        {"type": "string", "minLength": 1, "maxLength": 256},
+        "the `next_cursor` of the previous page of this listing (and order)",
+    ),
+    "limit": query(
+        "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+    ),
+    "order": query("order", {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
+    "state": query("state", {"type": "string", "enum": sorted(STATES)}),
+    "waba_id": query("waba_id", {"type": "string", "pattern": "^[0-9]{1,32}$"}),
+    "phone_number_id": query("phone_number_id", {"type": "string", "pattern": "^[0-9]{1,32}$"}),
+    "created_after": query(
+        "created_after",
+        {"type": "string", "maxLength": 64, "examples": ["2026-12-01T00:00:00Z"]},
+        "onboardings created after this ISO 8601 time (UTC if it has no offset)",
+    ),
+    "removed": query(
+        "removed", {"type": "boolean"}, "only removed contacts (`true`) or only present ones"
+    ),
+}
+#: Every error answer of the read API, by status.
+ERRORS = {
+    "s400": "A bad cursor, limit or filter, a parameter given twice or one the route does not "
+    "take (`invalid_query`), each named in `errors`.",
+    "s404": "No such onboarding, thread or media (or an id no row can have).",
+}
+FEED_TOKEN = secured("FeedToken")
+#: Path ids are read as text (so anything that is not one is ``404``) but documented as ids.
+PathId = Annotated[str, WithJsonSchema(ROW_ID)]
+Sha256 = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}),
+]
+MEDIA_ANSWER = {
+    "description": "The stored bytes, with the content type of the message that holds them "
+    "(`application/octet-stream` when that is not a well-formed media type).",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+    "headers": {
+        name: {"schema": {"type": "string", "const": value}}
+        for name, value in MEDIA_HEADERS.items()
+    },
+}
+
+
+def documented(*names: str) -> dict[str, Any]:
+    """``openapi_extra`` of a read route: its query parameters and the feed's token."""
+    return {"parameters": [DOCS[name] for name in names], **FEED_TOKEN}
 
 
 def media_url(sha256: str) -> str:
@@ -169,7 +227,13 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
         r = get_rt()
         return r if feed_authorized(request, r) else None
 
-    @router.get("/v1/onboardings")
+    @router.get(
+        "/v1/onboardings",
+        tags=["read"],
+        response_model=OnboardingPage,
+        responses=errors(400, 401, 503, **ERRORS),
+        openapi_extra=documented(*sorted(ONBOARDINGS)),
+    )
     async def list_onboardings(request: Request) -> Response:
         """Onboardings, filtered, newest (or oldest) first."""
         if (r := authorized(request)) is None:
@@ -188,8 +252,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
             return refused
         return await run_in_thread(_onboardings, r, filters, order, after, limit)
 
-    @router.get("/v1/onboardings/{onboarding_id}")
-    async def show_onboarding(onboarding_id: str, request: Request) -> Response:
+    @router.get(
+        "/v1/onboardings/{onboarding_id}",
+        tags=["read"],
+        response_model=OnboardingDetail,
+        responses=errors(400, 401, 404, 503, **ERRORS),
+        openapi_extra=documented(),
+    )
+    async def show_onboarding(onboarding_id: PathId, request: Request) -> Response:
         """One onboarding: the same JSON as ``coexist onboardings show --json``."""
         if (r := authorized(request)) is None:
             return unauthorized()
@@ -199,8 +269,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
             return refused
         return await run_in_thread(_detail, r, oid)
 
-    @router.get("/v1/onboardings/{onboarding_id}/threads")
-    async def list_threads(onboarding_id: str, request: Request) -> Response:
+    @router.get(
+        "/v1/onboardings/{onboarding_id}/threads",
+        tags=["read"],
+        response_model=ThreadPage,
+        responses=errors(400, 401, 404, 503, **ERRORS),
+        openapi_extra=documented(*sorted(PAGE)),
+    )
+    async def list_threads(onboarding_id: PathId, request: Request) -> Response:
         """An onboarding's threads, one per peer, most recently active first."""
         if (r := authorized(request)) is None:
             return unauthorized()
@@ -213,8 +289,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
             return refused
         return await run_in_thread(_threads, r, oid, after, limit)
 
-    @router.get("/v1/onboardings/{onboarding_id}/threads/{peer_id}/messages")
-    async def list_messages(onboarding_id: str, peer_id: str, request: Request) -> Response:
+    @router.get(
+        "/v1/onboardings/{onboarding_id}/threads/{peer_id}/messages",
+        tags=["read"],
+        response_model=MessagePage,
+        responses=errors(400, 401, 404, 503, **ERRORS),
+        openapi_extra=documented(*sorted(MESSAGES)),
+    )
+    async def list_messages(onboarding_id: PathId, peer_id: PathId, request: Request) -> Response:
         """A thread's messages in time order, newest first unless ``order=asc``."""
         if (r := authorized(request)) is None:
             return unauthorized()
@@ -229,8 +311,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
             return refused
         return await run_in_thread(_messages, r, oid, pid, order, after, limit)
 
-    @router.get("/v1/onboardings/{onboarding_id}/contacts")
-    async def list_contacts(onboarding_id: str, request: Request) -> Response:
+    @router.get(
+        "/v1/onboardings/{onboarding_id}/contacts",
+        tags=["read"],
+        response_model=ContactPage,
+        responses=errors(400, 401, 404, 503, **ERRORS),
+        openapi_extra=documented(*sorted(CONTACTS)),
+    )
+    async def list_contacts(onboarding_id: PathId, request: Request) -> Response:
         """An onboarding's contacts, each with its peer, by id."""
         if (r := authorized(request)) is None:
             return unauthorized()
@@ -244,8 +332,14 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:  # noqa: C901 - one clos
             return refused
         return await run_in_thread(_contacts, r, oid, removed, after, limit)
 
-    @router.get("/v1/media/{sha256}")
-    async def media(sha256: str, request: Request) -> Response:
+    @router.get(
+        "/v1/media/{sha256}",
+        tags=["read"],
+        response_class=Response,
+        responses={200: MEDIA_ANSWER, **errors(400, 401, 404, 503, **ERRORS)},
+        openapi_extra=documented(),
+    )
+    async def media(sha256: Sha256, request: Request) -> Response:
         """Stored media by the sha256 of its bytes, with its content type."""
         if (r := authorized(request)) is None:
             return unauthorized()

@@ -1,7 +1,9 @@
-"""The admin API's request and response models: what ``/openapi.json`` promises.
+"""The web API's request and response models: what ``/openapi.json`` promises.
 
-The answers are the JSON of :mod:`onboarding.views` (the CLI's ``--json``), described here so
-the OpenAPI document is a real contract; a route's answer is checked against its model.
+The admin API's answers are the JSON of :mod:`onboarding.views` (the CLI's ``--json``); then
+come ``POST /signup``'s and the health checks' answers. They are described here so the OpenAPI
+document is a real contract; a route's answer is checked against its model. The read API's
+answers are :mod:`onboarding.read.schemas`, the feed's :mod:`onboarding.feed.schemas`.
 """
 
 from __future__ import annotations
@@ -259,3 +261,56 @@ class ReplayRequest(BaseModel):
 class ReplayAnswer(BaseModel):
     replayed: int
     delivery_ids: list[int]
+
+
+class SignupAccepted(BaseModel):
+    """``202``: an onboarding finish, recorded as an onboarding (``created`` false: the same
+    signup was posted before)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    onboarding_id: int
+    state: str
+    created: bool
+
+
+class SignupRecorded(BaseModel):
+    """``202``: a signup recorded without an onboarding; ``message`` says why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["recorded"]
+    event: str
+    onboarded: Literal[False]
+    created: bool
+    message: str
+
+
+class SignupAbandoned(SignupRecorded):
+    """``CANCEL`` and ``ERROR``: kept as an abandoned signup for support."""
+
+    abandoned_signup_id: int
+
+
+class FinishRecorded(SignupRecorded):
+    """A finish of a flow coexist does not onboard, recorded with the ids it names."""
+
+    recorded_finish_id: int
+
+
+class Live(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok"]
+
+
+class Health(BaseModel):
+    """Readiness: ``503`` (with this body) only while the database is unreachable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable", "unchecked", "eager"] = Field(
+        description="`unchecked`: not a Redis broker; `eager`: tasks run in the web process."
+    )

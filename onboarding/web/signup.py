@@ -28,14 +28,44 @@ from onboarding.signup.intake import (
     unstorable,
 )
 from onboarding.web.http import bearer_ok, invalid, read_limited, run_in_thread, unauthorized
+from onboarding.web.openapi import errors, json_body, secured
+from onboarding.web.schemas import FinishRecorded, SignupAbandoned, SignupAccepted
 from tasks.base import enqueue_after_commit, enqueue_step
 from tasks.ingest import wake_waiting
+
+#: What the body's schema cannot say by itself.
+BODY = (
+    "What the browser received from Embedded Signup: the session-info message and, for a "
+    "finish, the code. `code` is required when `session.event` is `FINISH` or "
+    "`FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING`. Strings are trimmed before they are checked; "
+    "no key or string may hold a NUL or a lone surrogate; `NaN`, `Infinity` and numbers "
+    "beyond a double are refused. Keys Meta adds inside `session` are kept."
+)
 
 
 def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/signup", status_code=202)
+    @router.post(
+        "/signup",
+        status_code=202,
+        tags=["signup"],
+        response_model=SignupAccepted | SignupAbandoned | FinishRecorded,
+        responses=errors(
+            400,
+            401,
+            408,
+            413,
+            422,
+            503,
+            s400="`Content-Length` and `Transfer-Encoding` together (`ambiguous_framing`).",
+            s408="The body did not arrive in time (`body_timeout`).",
+            s413="The body is over `COEX_SIGNUP_MAX_BODY_BYTES` (`too_large`).",
+            s422="The body is not a JSON object of this schema (`invalid_body`); each field "
+            "is named by its path, e.g. `session.data.waba_id`.",
+        ),
+        openapi_extra={**json_body(SignupBody, BODY), **secured("SignupToken")},
+    )
     async def signup(request: Request) -> Response:
         """Embedded Signup finished (or was abandoned) in the browser."""
         r = get_rt()

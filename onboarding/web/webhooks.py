@@ -19,6 +19,7 @@ from onboarding.ingest.inbox import IntakeBatcher, Received
 from onboarding.meta.signatures import signature_valid
 from onboarding.runtime import Runtime
 from onboarding.web.http import problem, read_limited
+from onboarding.web.openapi import errors, query
 from tasks.base import enqueue_after_commit
 from tasks.ingest import process_deliveries
 
@@ -26,6 +27,52 @@ log = structlog.get_logger(__name__)
 
 #: Stored deliveries are processed in tasks of at most this many (fewer broker messages).
 DELIVERIES_PER_TASK = 64
+
+
+#: Meta's subscription handshake, as the OpenAPI document gives it.
+HANDSHAKE = {
+    "parameters": [
+        {**query("hub.mode", {"type": "string", "const": "subscribe"}), "required": True},
+        {
+            **query(
+                "hub.verify_token",
+                {"type": "string"},
+                "`COEX_WEBHOOK_VERIFY_TOKEN` or `COEX_WEBHOOK_OVERRIDE_VERIFY_TOKEN`",
+            ),
+            "required": True,
+        },
+        {
+            **query("hub.challenge", {"type": "string", "minLength": 1, "maxLength": 1024}),
+            "required": True,
+        },
+    ]
+}
+#: A delivery, as the OpenAPI document gives it: Meta's JSON, stored as it came, and its
+#: signature (https://developers.facebook.com/docs/graph-api/webhooks/getting-started).
+DELIVERY = {
+    "parameters": [
+        {
+            "name": "X-Hub-Signature-256",
+            "in": "header",
+            "required": True,
+            "description": "`sha256=` and the HMAC-SHA256 of the raw body with the app secret",
+            "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "Meta's delivery (`object`, `entry`), stored as the bytes that came.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
+ECHO = {
+    "description": "The handshake matched: `hub.challenge`, echoed.",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+STORED = {
+    "description": "The delivery is committed: `OK`.",
+    "content": {"text/plain": {"schema": {"type": "string", "const": "OK"}}},
+}
 
 
 def batcher(get_rt: Callable[[], Runtime]) -> IntakeBatcher:
@@ -42,7 +89,16 @@ def enqueue_processing(ids: list[int]) -> None:
 def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/webhooks/meta")
+    @router.get(
+        "/webhooks/meta",
+        tags=["webhooks"],
+        response_class=Response,
+        responses={
+            200: ECHO,
+            **errors(403, s403="The verify token or the challenge is not accepted (`forbidden`)."),
+        },
+        openapi_extra=HANDSHAKE,
+    )
     async def verify_webhook(request: Request) -> Response:
         """Meta's subscription handshake: echo ``hub.challenge`` if the verify token matches.
 
@@ -68,7 +124,26 @@ def routes(get_rt: Callable[[], Runtime], intake: IntakeBatcher) -> APIRouter:
             return PlainTextResponse(challenge)
         return problem(403, "forbidden", "the verify token or the challenge is not accepted")
 
-    @router.post("/webhooks/meta")
+    @router.post(
+        "/webhooks/meta",
+        tags=["webhooks"],
+        response_class=Response,
+        responses={
+            200: STORED,
+            **errors(
+                400,
+                401,
+                408,
+                413,
+                503,
+                s400="`Content-Length` and `Transfer-Encoding` together (`ambiguous_framing`).",
+                s401="The signature does not match the body (`invalid_signature`).",
+                s408="The body did not arrive in time (`body_timeout`).",
+                s413="The body is over `COEX_WEBHOOK_MAX_BODY_BYTES` (`too_large`).",
+            ),
+        },
+        openapi_extra=DELIVERY,
+    )
     async def receive_webhook(request: Request) -> Response:
         """A signed delivery: verified, committed raw, then processed on the ingest queue."""
         r = get_rt()

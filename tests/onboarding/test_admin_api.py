@@ -4,6 +4,7 @@ with a real OpenAPI contract."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,8 +149,10 @@ def test_replay_needs_exactly_one_valid_selector(client: TestClient, body: dict[
 
 
 def test_the_openapi_document_describes_every_route(rt: Runtime) -> None:
-    """Each route is in ``/openapi.json`` with its methods; every admin operation declares its
-    answer's schema and its error answers, and its body where it takes one."""
+    """Each route is in ``/openapi.json`` with its methods; every operation declares its
+    answer's schema, its path parameters, its bearer token (or is one of the open routes) with
+    the ``401`` problem that refuses it, and its body where it takes one; every admin operation
+    also its ``422``."""
     app = create_app(rt)
     with TestClient(app) as client:
         document = client.get("/openapi.json").json()
@@ -158,21 +161,34 @@ def test_the_openapi_document_describes_every_route(rt: Runtime) -> None:
     documented = {(path, m.upper()) for path, ops in document["paths"].items() for m in ops}
     served = {(r.path, m) for r in routes for m in r.methods}
     assert documented == served
+    schemes = document["components"]["securitySchemes"]
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for route in routes:
-        if not route.path.startswith("/v1/admin"):
-            continue
         for method in route.methods:
+            where = (method, route.path)
             operation = document["paths"][route.path][method.lower()]
             ok = next(v for k, v in operation["responses"].items() if k.startswith("2"))
-            # JSON, but for the data export's archive (application/zip, a binary string).
-            answer = ok["content"].get("application/json") or ok["content"]["application/zip"]
-            assert answer["schema"], route.path
-            assert {"401", "422"} <= set(operation["responses"]), route.path
-            problem = operation["responses"]["401"]["content"]["application/problem+json"]
-            assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}
+            assert ok["content"], where
+            assert all(media["schema"] for media in ok["content"].values()), where
+            in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert in_path == set(re.findall(r"{(\w+)}", route.path)), where
+            assert all(p["schema"] for p in operation.get("parameters", [])), where
+            tokens = [name for need in operation.get("security", []) for name in need]
+            if route.path in OPEN_ROUTES:
+                assert tokens == [], where
+            else:
+                assert tokens, where
+                assert set(tokens) <= set(schemes), where
+                assert operation["responses"]["401"]["content"] == problem, where
             if route.body_field is not None:
-                assert operation["requestBody"]["content"]["application/json"]["schema"]
-    assert "bearer" in json.dumps(document["components"]["securitySchemes"]).lower()
+                assert operation["requestBody"]["content"]["application/json"]["schema"], where
+            if route.path.startswith("/v1/admin"):
+                assert operation["responses"]["422"]["content"] == problem, where
+    assert all(scheme["scheme"] == "bearer" for scheme in schemes.values())
+
+
+#: The routes without a bearer token: Meta's webhooks (signed instead) and the health checks.
+OPEN_ROUTES = {"/webhooks/meta", "/livez", "/readyz", "/healthz"}
 
 
 def test_docs_are_served_unless_turned_off(rt: Runtime) -> None:
