@@ -3,6 +3,8 @@
 * :mod:`.inbox` — the receiver's side: signatures, raw deliveries committed before ``200``;
 * :mod:`.dispatch` — a stored delivery parsed, routed by ``field`` to its handler, re-dispatched
   when stale, waiting for its onboarding, or replayed by an operator;
+* :mod:`.batches` — a task's plain live traffic merged per onboarded number and handled in one
+  pass, the rest through dispatch one by one;
 * :mod:`.retention` — the raw bodies of old processed deliveries dropped (never one replay or
   the relay still needs);
 * :mod:`.rows` — one message object as a storable row; the context and tally every handler
