@@ -100,7 +100,7 @@ def snapshot(session: Session, onboarding: Onboarding) -> dict[str, Any]:
     exchanged = state in _EXCHANGED
     add(
         "exchanged",
-        "Signup received",
+        "Signup code exchanged",
         "done" if exchanged else "active",
         "your authorisation was exchanged with Meta" if exchanged else "",
     )

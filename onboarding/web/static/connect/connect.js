@@ -162,6 +162,7 @@
       list.appendChild(item);
     });
     if (view.problem) {
+      say("The connection stopped.");
       showProblem(view.problem.message, view.problem.next_step);
       root.dataset.problem = view.problem.kind;
       if (view.problem.kind === "code_expired") {
