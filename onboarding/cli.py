@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from config import get_settings
 from models import (
     Onboarding,
 )
@@ -348,7 +347,7 @@ def connect_link(
 ) -> None:
     """Print an invitation link to the hosted signup page (README, "The hosted signup page")."""
     try:
-        made = connect_service.create_link(get_settings(), ref, parse_lifetime(expires))
+        made = connect_service.create_link(_runtime().settings, ref, parse_lifetime(expires))
     except LinkError as exc:
         raise _fail(str(exc), 2) from None
     if as_json:
