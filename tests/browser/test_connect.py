@@ -135,7 +135,8 @@ class _Forger(BaseHTTPRequestHandler):
             "<!doctype html><script>"
             f"var w = window.open({self.target!r}, 'victim');"
             "var forged = JSON.stringify({type: 'WA_EMBEDDED_SIGNUP', "
-            "event: 'FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING', data: {waba_id: '524126980791429'}});"
+            "event: 'FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING', "
+            "data: {waba_id: '524126980791429'}});"
             "setInterval(function () { w.postMessage(forged, '*'); "
             "w.postMessage({sandboxSdk: 'auth', code: 'AQforged'}, '*'); }, 200);"
             "</script>"
@@ -217,8 +218,9 @@ def test_a_code_held_past_30_seconds_says_start_again(
     chromium.find_element(By.ID, "finish").click()
     chromium.switch_to.window(page)
     wait_for(
-        lambda: chromium.find_element(By.ID, "connect").get_attribute("data-problem")
-        == "code_expired",
+        lambda: (
+            chromium.find_element(By.ID, "connect").get_attribute("data-problem") == "code_expired"
+        ),
         "the expired code",
     )
     assert "Start again" in chromium.find_element(By.ID, "problem").text

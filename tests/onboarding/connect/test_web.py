@@ -57,7 +57,7 @@ def test_the_v4_extras_setting_sends_only_setup(connect_web: TestClient, rt: Run
 
     page = connect_web.get(f"/connect?{link_query(rt)}")
 
-    assert "data-extras=\"{&#34;setup&#34;: {}}\"" in page.text
+    assert 'data-extras="{&#34;setup&#34;: {}}"' in page.text
     assert "featureType" not in page.text
 
 
