@@ -289,3 +289,28 @@ def test_beat_pushes_the_feed_every_interval_on_the_feed_queue() -> None:
         {"expires": 3.0},
     )
     assert conf["task_routes"]["coexist.feed.*"] == {"queue": "feed"}
+
+
+def test_the_sandbox_origin_is_refused_unless_the_sdk_is_served_from_it() -> None:
+    """An extra message origin is accepted only as the origin of the configured SDK."""
+    with pytest.raises(ValidationError, match="only when connect_sdk_url is on it"):
+        make_settings(connect_sandbox_origin="http://127.0.0.1:8081")
+
+
+def test_the_sandbox_origin_is_a_bare_origin() -> None:
+    """A path or a wildcard in the extra origin is refused."""
+    with pytest.raises(ValidationError, match="bare origin"):
+        make_settings(
+            connect_sdk_url="http://127.0.0.1:8081/_sandbox/sdk.js",
+            connect_sandbox_origin="http://127.0.0.1:8081/_sandbox",
+        )
+
+
+def test_the_sandbox_origin_is_accepted_with_its_own_sdk() -> None:
+    """The sandbox's origin is accepted when the SDK is the sandbox's stand-in."""
+    settings = make_settings(
+        connect_sdk_url="http://127.0.0.1:8081/_sandbox/sdk.js",
+        connect_sandbox_origin="http://127.0.0.1:8081",
+    )
+
+    assert settings.connect_sandbox_origin == "http://127.0.0.1:8081"
