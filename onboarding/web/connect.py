@@ -47,6 +47,7 @@ STATIC: Final = Path(__file__).parent / "static" / "connect"
 #: Meta's origins whose ``message`` events carry the session info (and any *.facebook.com).
 FACEBOOK_ORIGINS: Final = ("https://www.facebook.com", "https://web.facebook.com")
 POLL_SECONDS: Final = 1.0
+NOT_OPEN: Final = "Signup is not open yet. Please try again later."
 HEARTBEAT_SECONDS: Final = 15.0
 _STATUS: Final = {
     "incomplete_link": 400,
@@ -112,10 +113,13 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
         status = 200
         try:
             invitation = service.check_link(settings, q.get("ref"), q.get("exp"), q.get("sig"))
+            if not settings.meta_config_id:
+                raise LinkError("not_configured", "COEX_META_CONFIG_ID is not set")
         except LinkError as error:
-            context["error"] = str(error)
+            # The business reads this page: a missing setting is named in the log, not here.
+            context["error"] = NOT_OPEN if error.reason == "not_configured" else str(error)
             status = _STATUS.get(error.reason, 403)
-            log.info("connect_link_refused", reason=error.reason)
+            log.info("connect_link_refused", reason=error.reason, detail=str(error))
         else:
             context.update(
                 ref=invitation.ref,

@@ -166,3 +166,17 @@ def test_a_watch_token_of_another_ref_opens_no_stream(
     )
 
     assert refused.status_code == 403
+
+
+def test_without_a_config_id_the_page_offers_no_button(
+    connect_web: TestClient, rt: Runtime
+) -> None:
+    """With no ``COEX_META_CONFIG_ID`` the page says signup is not open and answers 503."""
+    rt.settings.meta_config_id = ""
+
+    page = connect_web.get(f"/connect?{link_query(rt)}")
+
+    assert page.status_code == 503
+    assert "not open yet" in page.text
+    assert "COEX_" not in page.text
+    assert 'id="start"' not in page.text
