@@ -87,7 +87,7 @@ def _headers(settings: Settings) -> dict[str, str]:
 
 
 def _extras(settings: Settings) -> dict[str, Any]:
-    """``FB.login``'s ``extras`` (docs/meta.md, "The hosted signup page")."""
+    """``FB.login``'s ``extras`` (docs/meta.md#1115-the-hosted-signup-page)."""
     if settings.connect_extras == "v4":
         return {"setup": {}}
     return {
