@@ -9,7 +9,7 @@ Redaction works three ways, because a secret can hide under any key or inside an
   ``authorization`` are replaced whole;
 * by shape: Meta access tokens (``EAA…``), ``Bearer …`` headers and ``code=``,
   ``client_secret=``, ``access_token=``, ``input_token=``, ``appsecret_proof=`` query
-  parameters are masked inside any string;
+  parameters, and the hosted page's ``sig=`` and ``watch=``, are masked inside any string;
 * by value: the configured secrets and every signup code and business token seen at run time
   (:func:`register_secret`) are masked wherever they appear.
 """
@@ -56,6 +56,8 @@ _PATTERNS = [
     re.compile(
         r"(?i)((?:code|client_secret|access_token|input_token|appsecret_proof)=)(?!\d+\b)[^&\s'\"]+"
     ),
+    # The hosted page's invitation signature and watch token travel in its query strings.
+    re.compile(r"(?i)([?&](?:sig|watch)=)[^&\s'\"]+"),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -168,6 +169,29 @@ class Settings(BaseSettings):
     relay_failing_retry_seconds: float = Field(default=60.0, ge=1, le=3600)
     #: Inbox rows read per step; the cursor is committed after each step.
     relay_batch_size: int = Field(default=100, ge=1, le=5000)
+
+    # The hosted signup page (README, "The hosted signup page").
+    #: Where coexist is reached from the internet (``https://onboard.example.com``); invitation
+    #: links start with it. Empty: the admin API uses the request's own base URL.
+    public_url: str = ""
+    #: The Facebook Login for Business configuration that launches Embedded Signup.
+    meta_config_id: str = ""
+    #: Key of the invitation links' HMAC-SHA256 signature (``/connect?ref=&exp=&sig=``).
+    connect_link_secret: SecretStr = SecretStr("")
+    #: Meta's JavaScript SDK; the page's Content-Security-Policy allows this script's origin.
+    connect_sdk_url: str = "https://connect.facebook.net/en_US/sdk.js"
+    #: ``extras`` of ``FB.login``: ``coexistence`` sends ``{setup: {}, featureType:
+    #: "whatsapp_business_app_onboarding", sessionInfoVersion: "3"}`` (Meta's coexistence page);
+    #: ``v4`` sends ``{setup: {}}`` (Meta's Versions page says v4's extras are empty).
+    connect_extras: Literal["coexistence", "v4"] = "coexistence"
+    #: One more origin whose ``message`` events the page accepts besides Facebook's: the
+    #: sandbox's, when ``connect_sdk_url`` is the sandbox's stand-in SDK (it must be served
+    #: from this origin). Empty in production.
+    connect_sandbox_origin: str = ""
+    #: How long the token a finished signup hands the page lets it follow the onboarding.
+    connect_watch_hours: float = Field(default=24, gt=0, le=168)
+    #: How long one progress stream stays open before the page reconnects.
+    connect_stream_seconds: float = Field(default=300, ge=5, le=3600)
 
     # Reconciliation (re-reading what a missed webhook would have told us).
     #: Hours between two reconciliations of the same active onboarding (beat runs hourly).
@@ -346,6 +370,18 @@ class Settings(BaseSettings):
             raise ValueError("webhook_override_url must be an https URL")
         if not self.webhook_override_verify_token.get_secret_value():
             raise ValueError("webhook_override_url needs webhook_override_verify_token")
+        return self
+
+    @model_validator(mode="after")
+    def _sandbox_origin_only_for_its_sdk(self) -> Settings:
+        """The extra message origin is the stand-in SDK's own, never a loophole beside Meta's."""
+        origin = self.connect_sandbox_origin
+        if not origin:
+            return self
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+", origin):
+            raise ValueError("connect_sandbox_origin must be a bare origin: scheme://host[:port]")
+        if not self.connect_sdk_url.startswith(origin + "/"):
+            raise ValueError("connect_sandbox_origin is allowed only when connect_sdk_url is on it")
         return self
 
     @model_validator(mode="after")

@@ -186,6 +186,8 @@ class Onboarding(Base):
     #: Changed whenever peers are merged or take a new BSUID: a worker may reuse the peers it
     #: resolved while this is unchanged (:mod:`onboarding.ingest.peers`).
     peers_epoch: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid4().hex)
+    #: The provider's customer reference of the invitation link the signup came through.
+    connect_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -237,6 +239,8 @@ class AbandonedSignup(Base):
     #: SHA-256 of the ``POST /signup`` body when it can tell one signup from another (it has a
     #: ``session_id`` or a code); the same body twice is one row. ``NULL`` for a bare ``CANCEL``.
     body_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: The invitation link's customer reference, when the signup came through the hosted page.
+    connect_ref: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class RecordedFinish(Base):

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +25,8 @@ from models import (
 from models.crypto import TokenKeyError
 from onboarding import operations, reconcile
 from onboarding import runtime as runtime_module
+from onboarding.connect import service as connect_service
+from onboarding.connect.links import LinkError, parse_lifetime
 from onboarding.feed import push as feed_push
 from onboarding.feed import tail
 from onboarding.feed.events import EventType
@@ -32,6 +35,7 @@ from onboarding.relay import run as relay_run
 from onboarding.rights.export import write_archive
 from onboarding.signup.records import KINDS, list_recorded
 from onboarding.views import (
+    iso,
     signup_record_json,
 )
 from tasks.operator import replay_deliveries, retry_onboarding
@@ -340,6 +344,24 @@ def signups_list(
             r["session_id"] or "-",
         )
     console.print(table)
+
+
+@app.command("connect-link")
+def connect_link(
+    ref: Annotated[str, typer.Option("--ref", help="The provider's customer reference.")],
+    expires: Annotated[str, typer.Option("--expires", help="30m, 12h, 7d (up to 90d).")] = "7d",
+    as_json: JsonFlag = False,
+) -> None:
+    """Print an invitation link to the hosted signup page (README, "The hosted signup page")."""
+    try:
+        made = connect_service.create_link(_runtime().settings, ref, parse_lifetime(expires))
+    except LinkError as exc:
+        raise _fail(str(exc), 2) from None
+    if as_json:
+        expires_at = datetime.fromtimestamp(made.invitation.expires_at, UTC)
+        _print_json({"url": made.url, "ref": ref, "expires_at": iso(expires_at)})
+    else:
+        sys.stdout.write(made.url + "\n")
 
 
 @app.command("demo")

@@ -32,6 +32,7 @@ The modules, each importing only those above it (this ``__init__`` only re-expor
 ``world``            the state: app and rules, businesses, WABAs, numbers, codes, tokens, clock
 ``webhook_routing``  where a delivery goes: the number's override, the WABA's, the app's callback
 ``signups``          the browser half of Embedded Signup
+``hosted``           the stand-in JavaScript SDK and signup dialog of the hosted page
 ``routes``           a request's route and parameters, answer shapes
 ``auth``             code exchange, token and ``appsecret_proof`` checks
 ``token_debug``      ``debug_token``: what Meta knows of a token

@@ -58,6 +58,7 @@ from onboarding.sandbox.control import handle_control
 from onboarding.sandbox.errors import GraphReplyError, new_fbtrace_id
 from onboarding.sandbox.faults import ENDPOINTS, Faults
 from onboarding.sandbox.graph import dispatch
+from onboarding.sandbox.hosted import HOSTED_PATHS, SDK_PATH, dialog_page, sdk_script
 from onboarding.sandbox.injection import DroppedResponse, FaultInjector, FaultPlan
 from onboarding.sandbox.media import MEDIA_TTL, MEDIA_URL_TTL, media_item, register_media
 from onboarding.sandbox.media_items import MediaItem
@@ -70,7 +71,14 @@ from onboarding.sandbox.records import (
     SignupResult,
     SyncListener,
 )
-from onboarding.sandbox.routes import UNKNOWN_ENDPOINT, Route, is_control, render_error, resolve
+from onboarding.sandbox.routes import (
+    UNKNOWN_ENDPOINT,
+    Route,
+    is_control,
+    origin,
+    render_error,
+    resolve,
+)
 from onboarding.sandbox.signing import sign_body
 from onboarding.sandbox.signups import (
     cancel_signup,
@@ -591,6 +599,8 @@ class Sandbox:
         ``httpx.AsyncClient``.
         """
         request.read()
+        if request.url.path in HOSTED_PATHS:
+            return self._hosted(request)
         if is_control(request.url.path):
             return handle_control(self, request)
         route, plan, trace_id = self._admit(request.url.path)
@@ -609,6 +619,20 @@ class Sandbox:
         if plan.drop:
             raise DroppedResponse(route.endpoint, response)
         return response
+
+    def _hosted(self, request: httpx.Request) -> httpx.Response:
+        """The stand-in SDK and its signup dialog (:mod:`.hosted`)."""
+        if request.url.path == SDK_PATH:
+            return sdk_script(origin(request))
+        with self._lock:
+            world = self._world
+            numbers = [
+                (waba.id, f"{waba.name}: +{number.digits} ({number.verified_name})")
+                for waba in world.wabas.values()
+                for number in (world.numbers[n] for n in waba.number_ids)
+                if number.is_on_biz_app
+            ]
+        return dialog_page(request.url.params.get("extras", "{}"), numbers)
 
     def _admit(self, path: str) -> tuple[Route, FaultPlan, str]:
         """Route a Graph call, count it, draw its faults and its trace id."""

@@ -273,12 +273,17 @@ def accept_signup(
     settings: Settings,
     cipher: TokenCipher,
     now: datetime | None = None,
+    connect_ref: str | None = None,
 ) -> SignupOutcome:
-    """Start an onboarding (once per code) or record a signup coexist does not onboard. Commits."""
+    """Start an onboarding (once per code) or record a signup coexist does not onboard. Commits.
+
+    ``connect_ref`` is the customer reference of the invitation link of a signup made on the
+    hosted page (:mod:`onboarding.connect`); it is kept on the onboarding or abandoned signup.
+    """
     now = now or utcnow()
     message = body.session
     if not isinstance(message, FinishSession):
-        return _record(session, body, message, now)
+        return _record(session, body, message, now, connect_ref)
     assert body.code is not None  # enforced by SignupBody
     digest = code_digest(body.code)
     existing = session.scalar(select(Onboarding).where(Onboarding.code_sha256 == digest))
@@ -296,6 +301,7 @@ def accept_signup(
         waba_id=data.waba_id,
         phone_number_id=data.phone_number_id,
         business_id=data.business_id,
+        connect_ref=connect_ref,
         signup_completed_at=now,
         sync_deadline_at=now + settings.sync_window,
         state=OnboardingState.RECEIVED.value,
@@ -364,6 +370,7 @@ def _record(
     body: SignupBody,
     message: RecordSession | CancelSession,
     now: datetime,
+    connect_ref: str | None,
 ) -> SignupOutcome:
     data = message.data.model_dump(mode="json")
     if isinstance(message, RecordSession):
@@ -384,5 +391,6 @@ def _record(
             raw_session=body.raw_session,
             body_sha256=body.digest() if telling else None,
             now=now,
+            connect_ref=connect_ref,
         )
     return SignupOutcome(message.event, recorded=recorded, created=recorded.created)

@@ -59,8 +59,12 @@ def record_abandoned(
     raw_session: dict[str, Any],
     body_sha256: str | None,
     now: datetime,
+    connect_ref: str | None = None,
 ) -> Recorded:
-    """Keep a ``CANCEL`` or ``ERROR`` for support (once per ``body_sha256`` if given). Commits."""
+    """Keep a ``CANCEL`` or ``ERROR`` for support (once per ``body_sha256`` if given). Commits.
+
+    ``connect_ref`` is the invitation's customer reference when it came through the hosted page.
+    """
     if body_sha256 is not None:
         existing = _find(session, AbandonedSignup, body_sha256)
         if existing is not None:
@@ -76,6 +80,7 @@ def record_abandoned(
         reported_at=_reported_at(data.get("timestamp"), now),
         session_data=raw_session,
         body_sha256=body_sha256,
+        connect_ref=connect_ref,
     )
     recorded = _commit(session, row, "abandoned", body_sha256)
     log.info(
@@ -85,6 +90,7 @@ def record_abandoned(
         current_step=row.current_step,
         error_code=row.error_code,
         session_id=row.session_id,
+        connect_ref=connect_ref,
     )
     return recorded
 

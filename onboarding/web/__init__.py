@@ -9,6 +9,8 @@
 * :mod:`.read` — ``GET /v1/onboardings…`` and ``GET /v1/media/{sha256}``, what was synced;
 * :mod:`.health` — ``GET /livez``, ``/readyz``, ``/healthz``;
 * :mod:`.metrics` — ``GET /metrics`` for Prometheus;
+* :mod:`.connect` — ``/connect``, the hosted signup page for businesses, its hand-off and its
+  progress stream;
 * :mod:`.console` — ``/console``, the operator console in the browser (:mod:`.console_auth`);
 * :mod:`.http` — what they share: bearer checks, error answers, bodies read within limits;
 * :mod:`.openapi` — what ``/openapi.json`` says of the routes that read their requests by hand.
@@ -38,6 +40,7 @@ from onboarding.runtime import ConfigurationError, Runtime
 from onboarding.web import (
     admin,
     admin_api,
+    connect,
     console,
     feed,
     health,
@@ -98,10 +101,12 @@ def create_app(rt: Runtime | None = None) -> FastAPI:
         health.routes(get_rt),
         metrics.routes(get_rt),
         console.routes(get_rt),
+        connect.routes(get_rt),
     ]
     for router in app.state.routers:
         app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
+    app.mount("/connect/static", StaticFiles(directory=connect.STATIC), name="connect-static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

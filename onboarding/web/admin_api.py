@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -19,13 +20,17 @@ from starlette.exceptions import HTTPException
 
 from models import InboxStatus, OnboardingState
 from onboarding import operations
+from onboarding.connect import service as connect
+from onboarding.connect.links import LinkError, parse_lifetime
 from onboarding.rights.export import archive_name
 from onboarding.runtime import Runtime
 from onboarding.signup.records import Kind, list_recorded
-from onboarding.views import signup_record_json
+from onboarding.views import iso, signup_record_json
 from onboarding.web.http import MAX_ROW_ID
 from onboarding.web.schemas import (
     AlertOut,
+    ConnectLinkAnswer,
+    ConnectLinkRequest,
     FollowUpOut,
     InboxDeliveryOut,
     OnboardingDetail,
@@ -65,6 +70,14 @@ def session(r: Annotated[Runtime, Depends(admin)]) -> Iterator[Session]:
 
 AdminRuntime = Annotated[Runtime, Depends(admin)]
 DbSession = Annotated[Session, Depends(session)]
+
+
+def base_url(request: Request) -> str:
+    """The URL this host was reached at (links fall back to it without COEX_PUBLIC_URL)."""
+    return str(request.base_url)
+
+
+BaseUrl = Annotated[str, Depends(base_url)]
 Limit = Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)]
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 OptionalRowId = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
@@ -202,3 +215,26 @@ def list_signups(
 ) -> list[dict[str, object]]:
     """Signups recorded without an onboarding (abandoned, or another flow), newest first."""
     return [signup_record_json(row) for row in list_recorded(db, kind=kind, limit=limit)]
+
+
+@router.post(
+    "/connect-links", response_model=ConnectLinkAnswer, status_code=201, responses=problems(422)
+)
+def create_connect_link(
+    r: AdminRuntime, body: ConnectLinkRequest, here: BaseUrl
+) -> ConnectLinkAnswer:
+    """An invitation link to the hosted signup page (``COEX_PUBLIC_URL``, else this host)."""
+    try:
+        made = connect.create_link(
+            r.settings,
+            body.ref,
+            parse_lifetime(body.expires),
+            fallback_base=here,
+        )
+    except LinkError as exc:
+        raise operations.InvalidRequestError(str(exc)) from None
+    return ConnectLinkAnswer(
+        url=made.url,
+        ref=made.invitation.ref,
+        expires_at=iso(datetime.fromtimestamp(made.invitation.expires_at, UTC)) or "",
+    )

@@ -243,6 +243,29 @@ class RetryAnswer(BaseModel):
     message: str
 
 
+class ConnectLinkRequest(BaseModel):
+    """An invitation to the hosted signup page for one customer of the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: str = Field(
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="The provider's customer reference, kept on the onboarding.",
+        examples=["customer-4711"],
+    )
+    expires: str = Field(
+        default="7d",
+        pattern=r"^[0-9]{1,7}[smhd]$",
+        description="How long the link works: 30m, 12h, 7d (1 minute to 90 days).",
+    )
+
+
+class ConnectLinkAnswer(BaseModel):
+    url: str
+    ref: str
+    expires_at: str
+
+
 class ReplayRequest(BaseModel):
     """One delivery by id, or every delivery in a status."""
 

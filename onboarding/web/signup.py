@@ -74,29 +74,36 @@ def routes(get_rt: Callable[[], Runtime]) -> APIRouter:
         raw = await read_limited(
             request, r.settings.signup_max_body_bytes, r.settings.request_body_timeout_seconds
         )
-        try:
-            payload: Any = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
-        except RecursionError:
-            return invalid([{"field": "body", "message": "nested too deeply"}])
-        except (ValueError, UnicodeDecodeError) as exc:
-            return invalid([{"field": "body", "message": f"not JSON: {exc}"}])
-        if not isinstance(payload, dict):
-            return invalid([{"field": "body", "message": "expected a JSON object"}])
-        problem = unstorable(payload)
-        if problem is not None:
-            return invalid([{"field": problem[0], "message": problem[1]}])
-        try:
-            body = SignupBody.model_validate(payload)
-        except ValidationError as exc:
-            return invalid(
-                [
-                    {"field": _field(e["loc"]), "message": e["msg"]}
-                    for e in exc.errors(include_url=False, include_input=False)
-                ]
-            )
+        body = parse_signup(raw)
+        if not isinstance(body, SignupBody):
+            return body
         return await run_in_thread(_accept, r, body)
 
     return router
+
+
+def parse_signup(raw: bytes) -> SignupBody | Response:
+    """The hand-off body validated whole, or the ``422`` naming the field that is wrong."""
+    try:
+        payload: Any = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        return invalid([{"field": "body", "message": "nested too deeply"}])
+    except (ValueError, UnicodeDecodeError) as exc:
+        return invalid([{"field": "body", "message": f"not JSON: {exc}"}])
+    if not isinstance(payload, dict):
+        return invalid([{"field": "body", "message": "expected a JSON object"}])
+    problem = unstorable(payload)
+    if problem is not None:
+        return invalid([{"field": problem[0], "message": problem[1]}])
+    try:
+        return SignupBody.model_validate(payload)
+    except ValidationError as exc:
+        return invalid(
+            [
+                {"field": _field(e["loc"]), "message": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+        )
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -132,7 +139,7 @@ def _accept(r: Runtime, body: SignupBody) -> Response:
         return JSONResponse(recorded_answer(outcome), status_code=202)
     start = None
     if outcome.created and outcome.onboarding_id is not None:
-        start = BackgroundTask(_start_onboarding, outcome.onboarding_id)
+        start = BackgroundTask(start_onboarding, outcome.onboarding_id)
     return JSONResponse(
         {
             "onboarding_id": outcome.onboarding_id,
@@ -169,6 +176,6 @@ def recorded_answer(outcome: SignupOutcome) -> dict[str, Any]:
     }
 
 
-def _start_onboarding(onboarding_id: int) -> None:
+def start_onboarding(onboarding_id: int) -> None:
     enqueue_step(None, Next.EXCHANGE, onboarding_id)
     enqueue_after_commit(None, wake_waiting, onboarding_id)

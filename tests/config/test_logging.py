@@ -54,6 +54,21 @@ def test_tokens_and_query_secrets_are_masked_inside_strings() -> None:
     assert "client_id=1" in scrubbed
 
 
+def test_the_hosted_pages_link_signature_and_watch_token_are_masked() -> None:
+    """An access line of ``/connect/events`` keeps the ref and expiry, not ``sig`` or ``watch``."""
+    sig = "5f0c" * 16
+    watch = f"17.1765633200.{'ab' * 32}"
+    text = (
+        f'"GET /connect/events?ref=customer-4711&exp=1765633200&sig={sig}&watch={watch} HTTP/1.1"'
+    )
+
+    scrubbed = scrub_text(text)
+
+    assert sig not in scrubbed
+    assert watch not in scrubbed
+    assert "ref=customer-4711&exp=1765633200" in scrubbed
+
+
 def test_registered_runtime_secrets_are_masked_anywhere() -> None:
     """A code registered at run time is masked even under an innocent key, nested."""
     register_secret("AQ-runtime-code-42")

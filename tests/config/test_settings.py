@@ -303,3 +303,28 @@ def test_inbox_body_retention_refuses_a_non_positive_number_of_days() -> None:
     """``COEX_INBOX_BODY_RETENTION_DAYS=0`` is refused rather than dropping every body at once."""
     with pytest.raises(ValidationError, match="inbox_body_retention_days"):
         make_settings(inbox_body_retention_days=0)
+
+
+def test_the_sandbox_origin_is_refused_unless_the_sdk_is_served_from_it() -> None:
+    """An extra message origin is accepted only as the origin of the configured SDK."""
+    with pytest.raises(ValidationError, match="only when connect_sdk_url is on it"):
+        make_settings(connect_sandbox_origin="http://127.0.0.1:8081")
+
+
+def test_the_sandbox_origin_is_a_bare_origin() -> None:
+    """A path or a wildcard in the extra origin is refused."""
+    with pytest.raises(ValidationError, match="bare origin"):
+        make_settings(
+            connect_sdk_url="http://127.0.0.1:8081/_sandbox/sdk.js",
+            connect_sandbox_origin="http://127.0.0.1:8081/_sandbox",
+        )
+
+
+def test_the_sandbox_origin_is_accepted_with_its_own_sdk() -> None:
+    """The sandbox's origin is accepted when the SDK is the sandbox's stand-in."""
+    settings = make_settings(
+        connect_sdk_url="http://127.0.0.1:8081/_sandbox/sdk.js",
+        connect_sandbox_origin="http://127.0.0.1:8081",
+    )
+
+    assert settings.connect_sandbox_origin == "http://127.0.0.1:8081"

@@ -60,6 +60,8 @@ SANDBOX_SEED = 7
 #: lossy test does not hang on the default: during its spell a sync can lose up to about five
 #: answers, and past the budget an operator must decide (unit-tested in tests/onboarding).
 SYNC_MAX_PROBES = "10"
+#: Signs the hosted signup page's invitation links in the web process and in the tests.
+CONNECT_LINK_SECRET = "connect-link-secret-for-integration-0123"
 #: The ingest worker calls a history sync with no history webhook after 3 s ``stalled``. Only
 #: the watchdog applies it, and no beat runs here: a test sends ``coexist.ingest.watchdog``
 #: itself. A sync that received history never stalls, so the other tests do not notice.
@@ -122,7 +124,7 @@ def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
     return StackConfig(
         database_url=DATABASE_URL,
         broker_url=BROKER_URL,
-        overrides={"sync_max_probes": SYNC_MAX_PROBES},
+        overrides={"sync_max_probes": SYNC_MAX_PROBES, "connect_link_secret": CONNECT_LINK_SECRET},
         metrics_dir=str(tmp_path_factory.mktemp("metrics")),
     )
 

@@ -16,6 +16,7 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from models import Peer
@@ -62,6 +63,7 @@ def world(
     placeholder), late media, a contact and an abandoned signup, all through the routes; one
     message's media stored; one follow-up scheduled."""
     rt.settings.media_dir = tmp_path / "media"
+    rt.settings.connect_link_secret = SecretStr("connect-link-secret-of-the-openapi-test")
     ts = ago(2)
     history = {USER: [text("wamid.T1", USER, ts, "hello"), placeholder("wamid.P1", USER, ts + 1)]}
     post(web, chunk(business, 0, 1, 100, history))
@@ -211,6 +213,20 @@ CALLS = [
         "/v1/admin/onboardings/{onboarding_id}/export",
         404,
         lambda w: "/v1/admin/onboardings/999999/export",
+    ),
+    Call(
+        "post",
+        "/v1/admin/connect-links",
+        201,
+        lambda w: "/v1/admin/connect-links",
+        lambda w: {"json": {"ref": "customer-4711", "expires": "7d"}},
+    ),
+    Call(
+        "post",
+        "/v1/admin/connect-links",
+        422,
+        lambda w: "/v1/admin/connect-links",
+        lambda w: {"json": {"ref": "no spaces here"}},
     ),
     Call("get", "/v1/admin/alerts", 200, lambda w: "/v1/admin/alerts"),
     Call("get", "/v1/admin/inbox", 200, lambda w: "/v1/admin/inbox"),
