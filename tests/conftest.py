@@ -7,6 +7,7 @@ Redis and a Celery worker; see ``tests/integration/conftest.py``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from config.logging import configure_logging
 from models import Base, Database
 from models.crypto import TokenCipher
 from onboarding import runtime
+from onboarding.media_store import MediaStore, store_for
+from onboarding.media_store.s3 import S3Config, client_for
 from onboarding.meta.graph import GraphClient
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
@@ -105,3 +108,47 @@ def rt(
     yield runtime_obj
     celery_app.conf.task_always_eager = old_eager
     runtime.install(previous)
+
+
+#: What the tests' S3 server accepts (moto takes any key pair).
+S3_KEY_ID = "test-access-key"
+S3_SECRET = "test-secret-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto's server) on a free port of 127.0.0.1, for the session; its URL.
+
+    moto is a dev dependency: without it this fixture, and every test using it, fails."""
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only tests that need it pay
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def use_s3(settings: Settings, endpoint: str, *, prefix: str = "media") -> str:
+    """Point ``settings`` at a new, empty bucket of the S3 server at ``endpoint``; its URL."""
+    bucket = f"coexist-{secrets.token_hex(6)}"
+    config = S3Config(endpoint, "us-east-1", S3_KEY_ID, S3_SECRET, max_attempts=2, timeout=5.0)
+    client_for(config).create_bucket(Bucket=bucket)
+    settings.media_store = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    settings.media_s3_endpoint_url = endpoint
+    settings.media_s3_region = "us-east-1"
+    settings.media_s3_access_key_id = S3_KEY_ID
+    settings.media_s3_secret_access_key = SecretStr(S3_SECRET)
+    settings.media_s3_max_attempts = 2
+    settings.media_s3_timeout = 5.0
+    return settings.media_store
+
+
+@pytest.fixture(params=["local", "s3"])
+def media_store(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> MediaStore:
+    """The settings' media store: a temporary directory, then a bucket on the S3 server."""
+    if request.param == "s3":
+        use_s3(settings, request.getfixturevalue("s3_server"))
+    else:
+        settings.media_store = str(tmp_path / "media")
+    return store_for(settings)

@@ -57,7 +57,7 @@ def erase_media(session: Session, store: MediaStore, message_ids: Iterable[int])
             select(Message.media_sha256, func.count())
             .where(Message.media_sha256.in_(digests), STORED)
             .group_by(Message.media_sha256)
-        ).tuples():
+        ):
             everywhere[digest or ""] += count
     erased = Erased()
     for digest in sorted(within):
