@@ -277,6 +277,8 @@ class Settings(BaseSettings):
     media_s3_max_attempts: int = Field(default=3, ge=1, le=10)
     #: Seconds to connect to, and then to wait for an answer from, the S3 endpoint.
     media_s3_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Seconds before a download held up by an unreachable media store is tried again.
+    media_store_retry_seconds: float = Field(default=30.0, gt=0, le=600)
     media_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     #: Hosts Meta's media URLs may point at (the business token is sent there).
     media_url_hosts: str = "lookaside.fbsbx.com,lookaside.facebook.com"

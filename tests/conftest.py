@@ -7,7 +7,6 @@ Redis and a Celery worker; see ``tests/integration/conftest.py``.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +19,11 @@ from models import Base, Database
 from models.crypto import TokenCipher
 from onboarding import runtime
 from onboarding.media_store import MediaStore, store_for
-from onboarding.media_store.s3 import S3Config, client_for
 from onboarding.meta.graph import GraphClient
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from tasks.app import app as celery_app
+from tests.s3server import S3Server
 
 APP_ID = "1234567890123456"
 APP_SECRET = "sandbox-app-secret-0123456789abcdef"
@@ -110,38 +109,23 @@ def rt(
     runtime.install(previous)
 
 
-#: What the tests' S3 server accepts (moto takes any key pair).
-S3_KEY_ID = "test-access-key"
-S3_SECRET = "test-secret-key-0123456789"
-
-
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A real S3 API (moto's server) on a free port of 127.0.0.1, for the session; its URL.
-
-    moto is a dev dependency: without it this fixture, and every test using it, fails."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only tests that need it pay
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API (moto's server) on a free port of 127.0.0.1, for the session."""
+    server = S3Server()
+    yield server
+    server.close()
 
 
-def use_s3(settings: Settings, endpoint: str, *, prefix: str = "media") -> str:
-    """Point ``settings`` at a new, empty bucket of the S3 server at ``endpoint``; its URL."""
-    bucket = f"coexist-{secrets.token_hex(6)}"
-    config = S3Config(endpoint, "us-east-1", S3_KEY_ID, S3_SECRET, max_attempts=2, timeout=5.0)
-    client_for(config).create_bucket(Bucket=bucket)
-    settings.media_store = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-    settings.media_s3_endpoint_url = endpoint
-    settings.media_s3_region = "us-east-1"
-    settings.media_s3_access_key_id = S3_KEY_ID
-    settings.media_s3_secret_access_key = SecretStr(S3_SECRET)
-    settings.media_s3_max_attempts = 2
-    settings.media_s3_timeout = 5.0
-    return settings.media_store
+def use_s3(settings: Settings, server: S3Server, *, prefix: str = "media") -> str:
+    """Point ``settings`` at a new, empty bucket of ``server``; the store's URL."""
+    bucket = server.new_bucket()
+    store = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    values = server.settings(store)
+    typed = make_settings(**values)  # read (and checked) as the environment would be
+    for name in values:
+        setattr(settings, name, getattr(typed, name))
+    return store
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -56,10 +56,6 @@ def sha256_matches(expected: str | None, content: bytes) -> bool:
         return False
 
 
-#: Seconds before a download held up by an unreachable media store is tried again.
-STORE_RETRY_SECONDS = 30.0
-
-
 def download(
     session: Session,
     graph: GraphClient,
@@ -190,7 +186,7 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
     try:
         digest = store.put(content, content_type=message.media_mime)
     except StoreUnavailable as exc:
-        return _store_unavailable(session, message, exc)
+        return _store_unavailable(session, message, exc, settings.media_store_retry_seconds)
     message.media_path = store.url(digest)
     # Meta's sha256 (hex or base64) matched; keep it as the hex the object is named by, the key
     # the read API serves the media under.
@@ -199,7 +195,9 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
     return _settle(session, message, MediaState.STORED, None)
 
 
-def _store_unavailable(session: Session, message: Message, exc: StoreUnavailable) -> str:
+def _store_unavailable(
+    session: Session, message: Message, exc: StoreUnavailable, wait: float
+) -> str:
     """The media was fetched but could not be kept: give the attempt back (the failure is not
     the media's) and try again later; nothing was stored."""
     session.rollback()  # the mime noted above goes with it: set again on the next attempt
@@ -215,7 +213,7 @@ def _store_unavailable(session: Session, message: Message, exc: StoreUnavailable
     session.commit()
     metrics.MEDIA_STORE_UNAVAILABLE.inc()
     log.warning("media_store_unavailable", store=exc.location, error=exc.message)
-    raise RetryLater(f"media store unavailable: {exc.message}", STORE_RETRY_SECONDS) from exc
+    raise RetryLater(f"media store unavailable: {exc.message}", wait) from exc
 
 
 #: The feed event of each state a download ends in.

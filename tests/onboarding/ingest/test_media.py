@@ -23,6 +23,7 @@ from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
 from onboarding.signup.intake import SignupBody, accept_signup
 from tests.conftest import use_s3
+from tests.s3server import S3Server
 
 CONTENT = b"\xff\xd8\xff\xe0 a small jpeg" * 10
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -356,7 +357,7 @@ def test_a_sha256_mismatch_puts_nothing_in_the_store(
 
 
 def test_a_second_message_with_the_same_bytes_writes_the_s3_object_once(
-    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: str
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
 ) -> None:
     """The second download finds the object there (same size) and writes nothing: the object
     keeps the first message's content type."""
@@ -372,7 +373,7 @@ def test_a_second_message_with_the_same_bytes_writes_the_s3_object_once(
 
 
 def test_an_unreachable_store_retries_later_and_loses_nothing(
-    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: str
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
 ) -> None:
     """With the store down the media stays awaiting, its attempt given back, a retry asked for;
     once the store is back the same media is stored."""
@@ -382,7 +383,7 @@ def test_an_unreachable_store_retries_later_and_loses_nothing(
     settings.media_s3_timeout = 1.0
     with pytest.raises(RetryLater) as raised:
         run(db, settings, cipher, meta_media(), message_id)
-    assert raised.value.countdown == media.STORE_RETRY_SECONDS
+    assert raised.value.countdown == settings.media_store_retry_seconds
     message = load(db, message_id)
     assert (message.media_state, message.media_attempts) == (MediaState.AWAITING, 0)
     assert "media store unavailable" in (message.media_error or "")

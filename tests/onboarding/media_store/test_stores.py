@@ -21,7 +21,8 @@ from onboarding.media_store import (
     StoreUnavailable,
     store_for,
 )
-from tests.conftest import S3_KEY_ID, S3_SECRET, use_s3
+from tests.conftest import use_s3
+from tests.s3server import S3_KEY_ID, S3_SECRET, S3Server
 
 CONTENT = b"\x89PNG a picture " * 10_000  # several chunks
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -117,7 +118,7 @@ def test_a_local_store_that_cannot_be_written_is_unavailable(tmp_path: Path) -> 
 
 
 def test_s3_objects_live_under_the_prefix_with_type_and_digest(
-    settings: Settings, s3_server: str
+    settings: Settings, s3_server: S3Server
 ) -> None:
     """An S3 store keeps ``<prefix>/<sha256[:2]>/<sha256>`` with its content type and sha256."""
     url = use_s3(settings, s3_server, prefix="tenant/media")
@@ -132,7 +133,7 @@ def test_s3_objects_live_under_the_prefix_with_type_and_digest(
 
 
 def test_an_s3_object_of_the_same_size_is_not_written_again(
-    settings: Settings, s3_server: str
+    settings: Settings, s3_server: S3Server
 ) -> None:
     """A second put of the same content sends no second PUT (the object's ETag and date stay)."""
     use_s3(settings, s3_server)
@@ -165,7 +166,7 @@ def test_an_unreachable_s3_endpoint_is_unavailable_after_bounded_attempts(
 
 
 def test_a_missing_bucket_is_a_store_error_not_a_transient_one(
-    settings: Settings, s3_server: str
+    settings: Settings, s3_server: S3Server
 ) -> None:
     """A bucket that does not exist is a setting to fix: MediaStoreError naming the code."""
     use_s3(settings, s3_server)

@@ -17,6 +17,7 @@ from onboarding.media_store import CHUNK_SIZE, MediaStore
 from onboarding.sandbox import Sandbox
 from tests.conftest import use_s3
 from tests.onboarding.read.helpers import FEED, message, onboarding, peer
+from tests.s3server import S3Server
 
 CONTENT = b"OggS voice note bytes " * 500
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -191,7 +192,7 @@ def test_an_unreachable_store_is_a_503_to_try_again(
     sandbox: Sandbox,
     settings: Settings,
     cipher: TokenCipher,
-    s3_server: str,
+    s3_server: S3Server,
 ) -> None:
     """The S3 endpoint not answering: ``503`` with Retry-After, as a problem, no credential."""
     use_s3(settings, s3_server)
