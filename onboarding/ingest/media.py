@@ -7,7 +7,8 @@ business token, checked against Meta's sha256, and put in the media store
 (:mod:`onboarding.media_store`: a directory or an S3 bucket) by content hash, one copy per
 distinct content. A store that cannot be reached gives the attempt back and the download is tried
 again later (the media stays ``awaiting_media``; beat's watchdog takes it up again if the task's
-own retries run out). Media ids die 7 days after they are sent: not downloaded
+own retries run out); a store that refuses (no such bucket, access denied) counts as a failed
+attempt, its reason kept. Media ids die 7 days after they are sent: not downloaded
 by then, the media is ``expired``. Failures are retried a bounded number of times, then
 ``failed`` with the reason. Each of these ends writes its feed event (``media.stored``,
 ``media.expired``, ``media.failed``) in the transaction that settles it; ``media.skipped`` is
@@ -34,7 +35,7 @@ from models import MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
 from onboarding import metrics
 from onboarding.feed.events import EventType, emit_for
-from onboarding.media_store import MediaStore, StoreUnavailable, store_for
+from onboarding.media_store import MediaStore, MediaStoreError, StoreUnavailable, store_for
 from onboarding.meta.errors import GraphError, TransientGraphError
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
@@ -187,6 +188,13 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
         digest = store.put(content, content_type=message.media_mime)
     except StoreUnavailable as exc:
         return _store_unavailable(session, message, exc, settings.media_store_retry_seconds)
+    except MediaStoreError as exc:
+        # A store that refuses (no such bucket, access denied) needs its settings fixed: the
+        # attempt counts, the reason is kept, and the task fails loudly.
+        message.media_error = f"media store refused: {exc.message}"
+        session.commit()
+        log.error("media_store_refused", store=exc.location, error=exc.message)
+        raise
     message.media_path = store.url(digest)
     # Meta's sha256 (hex or base64) matched; keep it as the hex the object is named by, the key
     # the read API serves the media under.

@@ -18,7 +18,7 @@ from config import Settings
 from models import Database, MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
 from onboarding.ingest import media
-from onboarding.media_store import MediaStore, S3MediaStore, store_for
+from onboarding.media_store import MediaStore, MediaStoreError, S3MediaStore, store_for
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
 from onboarding.signup.intake import SignupBody, accept_signup
@@ -390,3 +390,17 @@ def test_an_unreachable_store_retries_later_and_loses_nothing(
     settings.media_s3_endpoint_url = reachable
     assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
     assert store_for(settings).exists(DIGEST)
+
+
+def test_a_store_that_refuses_counts_the_attempt_and_keeps_the_reason(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
+) -> None:
+    """A bucket that does not exist is no outage: the error is raised, the attempt counted,
+    the S3 code kept in media_error, and the media not stored."""
+    use_s3(settings, s3_server)
+    settings.media_store = "s3://no-such-bucket-here"
+    with pytest.raises(MediaStoreError):
+        run(db, settings, cipher, meta_media(), message_id)
+    message = load(db, message_id)
+    assert (message.media_state, message.media_attempts) == (MediaState.AWAITING, 1)
+    assert "NoSuchBucket" in (message.media_error or "")
