@@ -139,7 +139,9 @@ class S3MediaStore:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if missing and (code in MISSING_CODES or status == 404):
+            # Not NoSuchBucket, a 404 too: that is a setting to fix, not an absent object. (A
+            # HEAD has no body to tell the two apart; the write or read that follows does.)
+            if missing and code in MISSING_CODES:
                 return None
             if code in TRANSIENT_CODES or status >= 500 or status == 429:
                 raise StoreUnavailable(

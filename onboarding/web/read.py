@@ -8,7 +8,7 @@
   ``asc``;
 * ``GET /v1/onboardings/{id}/contacts`` — ``removed`` ``true`` or ``false`` to keep only those;
 * ``GET /v1/media/{sha256}`` — the stored bytes with their content type, streamed from the
-  media store (``503`` while the store cannot be reached).
+  media store (``503`` while the store cannot be reached, ``500`` if it refuses).
 
 Every list takes ``after`` (a cursor from the previous page's ``next_cursor``) and ``limit``
 (1 to 1000, default 100), and answers ``{"<items>": [...], "next_cursor": ...}`` with
@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from models import Onboarding, OnboardingState
-from onboarding.media_store import StoreUnavailable, store_for
+from onboarding.media_store import MediaStoreError, StoreUnavailable, store_for
 from onboarding.read import contacts, messages, onboardings, threads
 from onboarding.read.media import find_media
 from onboarding.read.pages import DEFAULT_LIMIT, MAX_LIMIT, CursorError, Order, Page
@@ -338,6 +338,9 @@ def _media(r: Runtime, sha256: str) -> Response:
                 "the media store cannot be reached; try again later",
                 headers={"Retry-After": "30"},
             )
+        except MediaStoreError as exc:
+            log.error("media_store_refused", store=exc.location, error=exc.message)
+            return problem(500, "media_store_error", "the media store refused the read")
     if stored is None:
         return not_found()
     return StreamingResponse(

@@ -204,3 +204,20 @@ def test_an_unreachable_store_is_a_503_to_try_again(
     assert answer.headers["retry-after"] == "30"
     assert answer.json()["error"] == "media_store_unavailable"
     assert settings.media_s3_secret_access_key.get_secret_value() not in answer.text
+
+
+def test_a_store_that_refuses_the_read_is_a_500_problem(
+    client: TestClient,
+    db: Database,
+    sandbox: Sandbox,
+    settings: Settings,
+    cipher: TokenCipher,
+    s3_server: S3Server,
+) -> None:
+    """A bucket that does not exist: ``500`` as a problem naming the store error, no traceback."""
+    use_s3(settings, s3_server)
+    settings.media_store = "s3://no-such-bucket-here"
+    stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg")
+    answer = client.get(f"/v1/media/{DIGEST}", headers=FEED)
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "media_store_error"
