@@ -11,7 +11,7 @@ tried again later); anything else (no such bucket, access denied, no credentials
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -51,7 +51,7 @@ class S3Config:
     endpoint_url: str | None
     region: str | None
     access_key_id: str | None
-    secret_access_key: str | None
+    secret_access_key: str | None = field(repr=False)
     max_attempts: int
     timeout: float
 

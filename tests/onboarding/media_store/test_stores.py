@@ -21,6 +21,7 @@ from onboarding.media_store import (
     StoreUnavailable,
     store_for,
 )
+from onboarding.media_store.s3 import S3Config
 from tests.conftest import use_s3
 from tests.s3server import S3_KEY_ID, S3_SECRET, S3Server
 
@@ -175,3 +176,9 @@ def test_a_missing_bucket_is_a_store_error_not_a_transient_one(
         store_for(settings).put(CONTENT)
     assert not isinstance(raised.value, StoreUnavailable)
     assert "NoSuchBucket" in str(raised.value)
+
+
+def test_the_s3_config_never_shows_its_secret_key() -> None:
+    """The shared client's config (a cache key, so it may be printed) hides the secret key."""
+    config = S3Config("http://127.0.0.1:9000", "us-east-1", S3_KEY_ID, S3_SECRET, 2, 1.0)
+    assert S3_SECRET not in repr(config)
