@@ -49,7 +49,7 @@ from benchmarks._harness import (
 from benchmarks.read_api import build
 from config.logging import configure_logging
 from models import Database, SyncRequest, SyncState, SyncType, utcnow
-from onboarding.ingest.media import store_bytes
+from onboarding.media_store import LocalMediaStore
 from onboarding.rights.export import export_archive, write_archive
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/coexist_export_bench"
@@ -93,7 +93,7 @@ def add_media(db: Database, onboarding_id: int, media_dir: Path, files: int, kib
     digests = []
     for n in range(files):
         content = os.urandom(kib * 1024 - 16) + n.to_bytes(16, "big")
-        digests.append(store_bytes(media_dir, content).name)
+        digests.append(LocalMediaStore(media_dir).put(content))
     with db.engine.begin() as conn:
         conn.execute(
             text(
@@ -116,7 +116,7 @@ def run_export(database_url: str, onboarding_id: int, media_dir: Path, out: Path
         session.connection()  # connected before the resident set is read
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        export = export_archive(session, onboarding_id, media_dir=media_dir)
+        export = export_archive(session, onboarding_id, store=LocalMediaStore(media_dir))
         written = write_archive(export, file)
         seconds = time.perf_counter() - started
     db.dispose()

@@ -97,6 +97,47 @@ def whsec_problem(secret: str) -> str | None:
     return None
 
 
+#: S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at
+#: each end (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+#: One segment of an object key prefix: printable, no slash, nothing a URL or shell would bend.
+S3_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
+S3_EXAMPLE = "s3://bucket or s3://bucket/some/prefix"
+
+
+def s3_location(url: str) -> tuple[str, str]:
+    """``s3://bucket/a/prefix`` as ``("bucket", "a/prefix")``; ValueError naming the problem."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "s3" or not sep:
+        raise ValueError(f"must be a directory or an S3 URL ({S3_EXAMPLE})")
+    bucket, _, prefix = rest.partition("/")
+    if not S3_BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValueError(
+            "names no valid bucket (3 to 63 lowercase letters, digits, dots and hyphens)"
+        )
+    segments = prefix.strip("/").split("/") if prefix.strip("/") else []
+    for segment in segments:
+        if segment in {".", ".."} or not S3_PREFIX_SEGMENT.fullmatch(segment):
+            raise ValueError(
+                f"has an unusable prefix segment {segment[:40]!r} "
+                "(letters, digits and !_.*'()- only; no empty, '.' or '..' segment)"
+            )
+    return bucket, "/".join(segments)
+
+
+def media_store_problem(store: str) -> str | None:
+    """Why ``store`` is neither a directory nor an ``s3://`` URL, or None."""
+    if "://" not in store:
+        if any(c in store for c in "\0\n\r"):
+            return "must be a directory path or an S3 URL"
+        return None
+    try:
+        s3_location(store)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _http_url_problem(url: str) -> str | None:
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
@@ -244,7 +285,23 @@ class Settings(BaseSettings):
     token_keys: SecretStr = SecretStr("")
     signup_max_body_bytes: int = Field(default=65_536, ge=1024)
 
+    #: Where downloaded media is kept (README, "Media storage"): a directory, or an
+    #: S3-compatible bucket as ``s3://bucket/optional/prefix``. Empty: ``media_dir``.
+    media_store: str = ""
+    #: The older name of a directory store, used while ``media_store`` is empty.
     media_dir: Path = Path("var/media")
+    #: The S3 API's endpoint (MinIO, R2, a test server); empty: AWS's for the region.
+    media_s3_endpoint_url: str = ""
+    media_s3_region: str = ""
+    #: Both or neither; neither: boto3's default credential chain (environment, profile, role).
+    media_s3_access_key_id: str = ""
+    media_s3_secret_access_key: SecretStr = SecretStr("")
+    #: Attempts of one S3 call (boto3's standard retries) before the store counts as unavailable.
+    media_s3_max_attempts: int = Field(default=3, ge=1, le=10)
+    #: Seconds to connect to, and then to wait for an answer from, the S3 endpoint.
+    media_s3_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Seconds before a download held up by an unreachable media store is tried again.
+    media_store_retry_seconds: float = Field(default=30.0, gt=0, le=600)
     media_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     #: Hosts Meta's media URLs may point at (the business token is sent there).
     media_url_hosts: str = "lookaside.fbsbx.com,lookaside.facebook.com"
@@ -427,6 +484,28 @@ class Settings(BaseSettings):
                 "feed_webhook_backoff_max_seconds is below feed_webhook_backoff_seconds"
             )
         return self
+
+    @model_validator(mode="after")
+    def _media_store_is_usable(self) -> Settings:
+        problem = media_store_problem(self.media_store)
+        if problem:
+            raise ValueError(f"media_store {problem}")
+        endpoint = self.media_s3_endpoint_url
+        if endpoint and _http_url_problem(endpoint):
+            raise ValueError(f"media_s3_endpoint_url {_http_url_problem(endpoint)}")
+        if bool(self.media_s3_access_key_id) != bool(
+            self.media_s3_secret_access_key.get_secret_value()
+        ):
+            raise ValueError(
+                "media_s3_access_key_id and media_s3_secret_access_key are set together "
+                "(or neither, for boto3's default credential chain)"
+            )
+        return self
+
+    @property
+    def media_location(self) -> str:
+        """The media store in use: ``media_store``, else the ``media_dir`` directory."""
+        return self.media_store or str(self.media_dir)
 
     @model_validator(mode="after")
     def _notify_secret_is_usable(self) -> Settings:

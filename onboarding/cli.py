@@ -31,6 +31,8 @@ from onboarding.feed import push as feed_push
 from onboarding.feed import tail
 from onboarding.feed.events import EventType
 from onboarding.feed.log import MAX_LIMIT, Cursor, CursorError
+from onboarding.media_store import check as media_store_check
+from onboarding.media_store import store_for
 from onboarding.relay import run as relay_run
 from onboarding.rights.export import write_archive
 from onboarding.signup.records import KINDS, list_recorded
@@ -84,6 +86,8 @@ feed_app = typer.Typer(no_args_is_help=True, help="The event feed's push deliver
 app.add_typer(feed_app, name="feed")
 data_app = typer.Typer(no_args_is_help=True, help="The business's data: export.")
 app.add_typer(data_app, name="data")
+media_app = typer.Typer(no_args_is_help=True, help="The media store (README, 'Media storage').")
+app.add_typer(media_app, name="media")
 
 console = Console()
 err = Console(stderr=True)
@@ -313,6 +317,30 @@ def relay_status(as_json: JsonFlag = False) -> None:
         return
     for name, value in state.items():
         console.print(f"{name}: {value}")
+
+
+@media_app.command("check")
+def media_check(
+    sample: Annotated[
+        int, typer.Option(min=0, max=100_000, help="Newest stored media to look for.")
+    ] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put, read back and delete a probe in the media store, then check that the newest stored
+    media is there with its size. Exit 1 on any problem."""
+    rt = _runtime()
+    with rt.db.sessionmaker() as session:
+        report = media_store_check.check(session, store_for(rt.settings), sample=sample)
+    if as_json:
+        _print_json(report)
+    else:
+        console.print(f"store: {report['store']}")
+        console.print(f"round trip: {report['round_trip']}")
+        console.print(f"stored media checked: {report['checked']}")
+        for item in report["problems"]:
+            console.print(f"{item['sha256']} (message {item['message_id']}): {item['problem']}")
+    if report["round_trip"] != "ok" or report["problems"]:
+        raise typer.Exit(1)
 
 
 @signups_app.command("list")
@@ -565,9 +593,7 @@ def data_export(
     rt = _runtime()
     partial = out.with_name(f".{out.name}.partial")
     with rt.db.sessionmaker() as session, _operator():
-        export = operations.export_onboarding(
-            session, onboarding_id, media_dir=rt.settings.media_dir
-        )
+        export = operations.export_onboarding(session, onboarding_id, store=store_for(rt.settings))
         try:
             with partial.open("wb") as file:
                 written = write_archive(export, file)

@@ -43,6 +43,10 @@ GRAPH_CALLS = Counter(
     ["endpoint", "outcome"],
 )
 MEDIA = Counter("coexist_media_downloads", "Media downloads settled, by outcome.", ["outcome"])
+MEDIA_STORE_UNAVAILABLE = Counter(
+    "coexist_media_store_unavailable",
+    "Media downloaded but not kept because the media store could not be reached (retried).",
+)
 FOLLOW_UPS = Counter("coexist_follow_ups_sent", "Follow-ups sent, by channel.", ["channel"])
 GUARD_WAITS = Counter(
     "coexist_throughput_guard_waits",

@@ -9,7 +9,6 @@ uses and whose message the CLI prints.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import select
@@ -29,6 +28,7 @@ from models import (
 from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
 from onboarding.ingest.retention import BodyDroppedError
+from onboarding.media_store import MediaStore
 from onboarding.rights.export import Export, OnboardingNotFoundError, export_archive
 from onboarding.sync.retry import RetryPlan, RetryRefusedError, retry
 from onboarding.views import (
@@ -111,11 +111,11 @@ def show_onboarding(session: Session, onboarding_id: int) -> dict[str, Any]:
     return onboarding_detail(session, onboarding)
 
 
-def export_onboarding(session: Session, onboarding_id: int, *, media_dir: Path) -> Export:
+def export_onboarding(session: Session, onboarding_id: int, *, store: MediaStore) -> Export:
     """Everything held for one onboarding, as a zip archive to iterate (README, "Data
     rights")."""
     try:
-        return export_archive(session, onboarding_id, media_dir=media_dir)
+        return export_archive(session, onboarding_id, store=store)
     except OnboardingNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
 

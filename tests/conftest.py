@@ -18,10 +18,12 @@ from config.logging import configure_logging
 from models import Base, Database
 from models.crypto import TokenCipher
 from onboarding import runtime
+from onboarding.media_store import MediaStore, store_for
 from onboarding.meta.graph import GraphClient
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from tasks.app import app as celery_app
+from tests.s3server import S3Server
 
 APP_ID = "1234567890123456"
 APP_SECRET = "sandbox-app-secret-0123456789abcdef"
@@ -105,3 +107,32 @@ def rt(
     yield runtime_obj
     celery_app.conf.task_always_eager = old_eager
     runtime.install(previous)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API (moto's server) on a free port of 127.0.0.1, for the session."""
+    server = S3Server()
+    yield server
+    server.close()
+
+
+def use_s3(settings: Settings, server: S3Server, *, prefix: str = "media") -> str:
+    """Point ``settings`` at a new, empty bucket of ``server``; the store's URL."""
+    bucket = server.new_bucket()
+    store = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    values = server.settings(store)
+    typed = make_settings(**values)  # read (and checked) as the environment would be
+    for name in values:
+        setattr(settings, name, getattr(typed, name))
+    return store
+
+
+@pytest.fixture(params=["local", "s3"])
+def media_store(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> MediaStore:
+    """The settings' media store: a temporary directory, then a bucket on the S3 server."""
+    if request.param == "s3":
+        use_s3(settings, request.getfixturevalue("s3_server"))
+    else:
+        settings.media_store = str(tmp_path / "media")
+    return store_for(settings)

@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 import redis
 from celery import Celery
 from kombu.exceptions import KombuError
+from psycopg.errors import DeadlockDetected
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from config import Settings
@@ -32,6 +33,8 @@ DEFAULT_BROKER_URL: Final = "redis://127.0.0.1:6379/15"
 DISPOSABLE_DATABASE_MARKERS: Final = ("test", "bench")
 #: How long a DDL or TRUNCATE may wait for a lock held by a straggling task.
 LOCK_TIMEOUT: Final = "10s"
+#: Tries of the per-test TRUNCATE that lost a deadlock to a worker.
+TRUNCATE_ATTEMPTS: Final = 5
 #: PostgreSQL advisory lock key ("coexstak") held by whoever runs a stack on a database.
 STACK_LOCK_KEY: Final = 0x636F657873746B6B
 #: Onboarding states that end a wait early: nothing more will happen without an operator.
@@ -223,6 +226,19 @@ def truncate_app_tables(database: Database) -> None:
     then finds no onboarding, instead of acting on a new one that reused its id.
     """
     _guard_disposable(database.url)
+    # A worker still finishing an earlier test's task (a media download, say) can deadlock
+    # with the TRUNCATE; PostgreSQL picks one of the two, and the truncate tries again.
+    for attempt in range(1, TRUNCATE_ATTEMPTS + 1):
+        try:
+            _truncate(database)
+            return
+        except OperationalError as exc:
+            if not isinstance(exc.orig, DeadlockDetected) or attempt == TRUNCATE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+
+
+def _truncate(database: Database) -> None:
     with database.engine.begin() as connection:
         connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         names = connection.scalars(

@@ -174,7 +174,7 @@ def demo_settings(base: Settings, workdir: Path) -> Settings:
             "admin_token": SecretStr(secrets.token_urlsafe(24)),
             "webhook_verify_token": SecretStr(secrets.token_urlsafe(24)),
             "token_keys": SecretStr(TokenCipher.generate_key()),
-            "media_dir": workdir / "media",
+            "media_store": str(workdir / "media"),  # the demo keeps its media in its workdir
         }
     )
 

@@ -3,8 +3,12 @@
 Placeholders for media older than the cut-off (14 days before signup) are ``skipped_too_old``
 and never fetched. Newer media waits (``awaiting_media``) for the later webhook that carries its
 media id (:mod:`.late_media`); then ``GET /{media-id}`` gives a short-lived URL, fetched with the
-business token, checked against Meta's sha256, and stored under ``COEX_MEDIA_DIR`` by content
-hash (one copy per distinct content). Media ids die 7 days after they are sent: not downloaded
+business token, checked against Meta's sha256, and put in the media store
+(:mod:`onboarding.media_store`: a directory or an S3 bucket) by content hash, one copy per
+distinct content. A store that cannot be reached gives the attempt back and the download is tried
+again later (the media stays ``awaiting_media``; beat's watchdog takes it up again if the task's
+own retries run out); a store that refuses (no such bucket, access denied) counts as a failed
+attempt, its reason kept. Media ids die 7 days after they are sent: not downloaded
 by then, the media is ``expired``. Failures are retried a bounded number of times, then
 ``failed`` with the reason. Each of these ends writes its feed event (``media.stored``,
 ``media.expired``, ``media.failed``) in the transaction that settles it; ``media.skipped`` is
@@ -16,15 +20,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import random
-import tempfile
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
@@ -34,6 +35,7 @@ from models import MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
 from onboarding import metrics
 from onboarding.feed.events import EventType, emit_for
+from onboarding.media_store import MediaStore, MediaStoreError, StoreUnavailable, store_for
 from onboarding.meta.errors import GraphError, TransientGraphError
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
@@ -55,27 +57,6 @@ def sha256_matches(expected: str | None, content: bytes) -> bool:
         return False
 
 
-def store_bytes(media_dir: Path, content: bytes) -> Path:
-    """Write ``content`` under its sha256 (atomically, once) and return the path."""
-    digest = hashlib.sha256(content).hexdigest()
-    folder = media_dir / digest[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / digest
-    if path.exists() and path.stat().st_size == len(content):
-        return path
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def download(
     session: Session,
     graph: GraphClient,
@@ -84,15 +65,24 @@ def download(
     cipher: TokenCipher,
     message_id: int,
     now: datetime | None = None,
+    store: MediaStore | None = None,
 ) -> str:
-    """Download one message's media. Returns the media state it ended in.
+    """Download one message's media into ``store`` (default: the settings' store). Returns the
+    media state it ended in.
 
-    Raises :class:`RetryLater` for a transient failure with attempts left. A message removed
-    meanwhile (a group chat's chunk dropping a media update stored first) ends as ``missing``.
+    Raises :class:`RetryLater` for a transient failure with attempts left, and for a media
+    store that cannot be reached. A message removed meanwhile (a group chat's chunk dropping a
+    media update stored first) ends as ``missing``.
     """
     try:
         return _download(
-            session, graph, settings=settings, cipher=cipher, message_id=message_id, now=now
+            session,
+            graph,
+            settings=settings,
+            cipher=cipher,
+            message_id=message_id,
+            now=now,
+            store=store or store_for(settings),
         )
     except (StaleDataError, ObjectDeletedError):
         session.rollback()
@@ -108,6 +98,7 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
     cipher: TokenCipher,
     message_id: int,
     now: datetime | None,
+    store: MediaStore,
 ) -> str:
     now = now or utcnow()
     message = session.get(Message, message_id)
@@ -190,16 +181,47 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
         message.media_error = "sha256 mismatch; will download again"
         session.commit()
         raise RetryLater("media sha256 mismatch", 5.0)
-    path = store_bytes(settings.media_dir, content)
-    message.media_path = str(path)
-    # Meta's sha256 (hex or base64) matched; keep it as the hex the file is named by, the key
-    # the read API serves the media under.
-    message.media_sha256 = path.name
-    message.media_size = len(content)
     mime = meta.get("mime_type")
     if isinstance(mime, str) and not message.media_mime:
         message.media_mime = mime[:128]
+    try:
+        digest = store.put(content, content_type=message.media_mime)
+    except StoreUnavailable as exc:
+        return _store_unavailable(session, message, exc, settings.media_store_retry_seconds)
+    except MediaStoreError as exc:
+        # A store that refuses (no such bucket, access denied) needs its settings fixed: the
+        # attempt counts, the reason is kept, and the task fails loudly.
+        message.media_error = f"media store refused: {exc.message}"
+        session.commit()
+        log.error("media_store_refused", store=exc.location, error=exc.message)
+        raise
+    message.media_path = store.url(digest)
+    # Meta's sha256 (hex or base64) matched; keep it as the hex the object is named by, the key
+    # the read API serves the media under.
+    message.media_sha256 = digest
+    message.media_size = len(content)
     return _settle(session, message, MediaState.STORED, None)
+
+
+def _store_unavailable(
+    session: Session, message: Message, exc: StoreUnavailable, wait: float
+) -> str:
+    """The media was fetched but could not be kept: give the attempt back (the failure is not
+    the media's) and try again later; nothing was stored."""
+    session.rollback()  # the mime noted above goes with it: set again on the next attempt
+    session.execute(
+        update(Message)
+        .where(Message.id == message.id, Message.media_state == MediaState.AWAITING.value)
+        .values(
+            media_attempts=case((Message.media_attempts > 0, Message.media_attempts - 1), else_=0),
+            media_error=f"media store unavailable: {exc.message}",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    metrics.MEDIA_STORE_UNAVAILABLE.inc()
+    log.warning("media_store_unavailable", store=exc.location, error=exc.message)
+    raise RetryLater(f"media store unavailable: {exc.message}", wait) from exc
 
 
 #: The feed event of each state a download ends in.
@@ -217,7 +239,7 @@ def _settle(session: Session, message: Message, state: MediaState, error: str | 
     body: dict[str, Any] = {"wamid": message.wamid}
     if state is MediaState.STORED:
         body |= {
-            "sha256": Path(message.media_path or "").name or None,
+            "sha256": message.media_sha256,
             "mime": message.media_mime,
             "size": message.media_size,
         }

@@ -30,7 +30,7 @@ The archive (zip, deflate; ZIP64 entries so no file has a size limit), under
 ``SHA256SUMS``         ``sha256sum -c`` lines for every file above (but this one)
 =====================  ==========================================================================
 
-Media bytes are read only through :func:`onboarding.read.media.open_media`.
+Media bytes are read from the media store (:mod:`onboarding.media_store`), a directory or a bucket.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import IO, Any, BinaryIO, Final
 
 import structlog
@@ -63,7 +62,8 @@ from models import (
     Transition,
     utcnow,
 )
-from onboarding.read.media import content_type, open_media
+from onboarding.media_store import MediaStore
+from onboarding.read.media import content_type
 from onboarding.read.messages import SHA256_HEX
 from onboarding.views import alert_json, follow_up_json, iso, onboarding_detail
 
@@ -136,14 +136,14 @@ def archive_name(onboarding_id: int) -> str:
 
 
 def export_archive(
-    session: Session, onboarding_id: int, *, media_dir: Path, now: datetime | None = None
+    session: Session, onboarding_id: int, *, store: MediaStore, now: datetime | None = None
 ) -> Export:
     """The export of ``onboarding_id``, to iterate for its bytes; raises at once if there is
     no such onboarding."""
     onboarding = session.get(Onboarding, onboarding_id)
     if onboarding is None:
         raise OnboardingNotFoundError(onboarding_id)
-    return Export(session, onboarding, media_dir, now or utcnow())
+    return Export(session, onboarding, store, now or utcnow())
 
 
 class _Spool:
@@ -180,10 +180,10 @@ class Export:
     """One export being written: iterate it (once) for the archive's bytes; ``counts`` and
     ``files`` (sizes by name) are complete once it is exhausted."""
 
-    def __init__(self, session: Session, onboarding: Onboarding, media_dir: Path, now: datetime):
+    def __init__(self, session: Session, onboarding: Onboarding, store: MediaStore, now: datetime):
         self.session = session
         self.onboarding = onboarding
-        self.media_dir = media_dir
+        self.store = store
         self.now = now
         self.root = archive_name(onboarding.id).removesuffix(".zip")
         self.counts = ExportCounts()
@@ -269,17 +269,15 @@ class Export:
                 "messages": messages,
             }
             name = f"media/{sha}"
-            try:
-                if not SHA256_HEX.fullmatch(sha):
-                    raise ValueError(sha)
-                source = open_media(self.media_dir, sha)
-            except (ValueError, OSError):
+            # An unreachable store ends the export (StoreUnavailable): an archive handed to a
+            # business does not silently lack its files. An absent object is listed as missing.
+            source = self.store.open(sha) if SHA256_HEX.fullmatch(sha) else None
+            if source is None:
                 log.warning("export_media_missing", onboarding_id=oid, sha256=sha[:80])
                 self.counts.media_missing += 1
                 line.update(file=None, size=None, missing=True)
             else:
-                with source:
-                    yield from self._file(name, _blocks(source))
+                yield from self._file(name, source.chunks())
                 self.counts.media_files += 1
                 self.counts.media_bytes += self.files[name]
                 line.update(file=name, size=self.files[name], missing=False)

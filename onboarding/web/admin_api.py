@@ -22,6 +22,7 @@ from models import InboxStatus, OnboardingState
 from onboarding import operations
 from onboarding.connect import service as connect
 from onboarding.connect.links import LinkError, parse_lifetime
+from onboarding.media_store import store_for
 from onboarding.rights.export import archive_name
 from onboarding.runtime import Runtime
 from onboarding.signup.records import Kind, list_recorded
@@ -190,7 +191,7 @@ def export(r: AdminRuntime, onboarding_id: RowId) -> StreamingResponse:
     written: messages, contacts, peers, media with sha256 sums, timeline, follow-ups, alerts."""
     db = r.db.sessionmaker()
     try:
-        archive = operations.export_onboarding(db, onboarding_id, media_dir=r.settings.media_dir)
+        archive = operations.export_onboarding(db, onboarding_id, store=store_for(r.settings))
     except BaseException:
         db.close()
         raise

@@ -7,7 +7,8 @@
 * ``GET /v1/onboardings/{id}/threads/{peer_id}/messages`` — ``order`` ``desc`` (default) or
   ``asc``;
 * ``GET /v1/onboardings/{id}/contacts`` — ``removed`` ``true`` or ``false`` to keep only those;
-* ``GET /v1/media/{sha256}`` — the stored bytes with their content type.
+* ``GET /v1/media/{sha256}`` — the stored bytes with their content type, streamed from the
+  media store (``503`` while the store cannot be reached, ``500`` if it refuses).
 
 Every list takes ``after`` (a cursor from the previous page's ``next_cursor``) and ``limit``
 (1 to 1000, default 100), and answers ``{"<items>": [...], "next_cursor": ...}`` with
@@ -24,11 +25,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import WithJsonSchema
 
 from models import Onboarding, OnboardingState
+from onboarding.media_store import MediaStoreError, StoreUnavailable, store_for
 from onboarding.read import contacts, messages, onboardings, threads
 from onboarding.read.media import find_media
 from onboarding.read.pages import DEFAULT_LIMIT, MAX_LIMIT, CursorError, Order, Page
@@ -40,6 +43,7 @@ from onboarding.web.http import (
     MAX_ROW_ID,
     bad_query,
     not_found,
+    problem,
     run_in_thread,
     unauthorized,
     unknown_parameters,
@@ -49,6 +53,7 @@ from onboarding.web.openapi import ROW_ID, errors, query, secured
 from onboarding.web.schemas import OnboardingDetail
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 PAGE = {"after", "limit"}
 ONBOARDINGS = PAGE | {"order", "state", "waba_id", "phone_number_id", "created_after"}
@@ -417,7 +422,23 @@ def _contacts(
 
 def _media(r: Runtime, sha256: str) -> Response:
     with r.db.sessionmaker() as session:
-        stored = find_media(session, r.settings.media_dir, sha256)
+        try:
+            stored = find_media(session, store_for(r.settings), sha256)
+        except StoreUnavailable as exc:
+            log.warning("media_store_unavailable", store=exc.location, error=exc.message)
+            return problem(
+                503,
+                "media_store_unavailable",
+                "the media store cannot be reached; try again later",
+                headers={"Retry-After": "30"},
+            )
+        except MediaStoreError as exc:
+            log.error("media_store_refused", store=exc.location, error=exc.message)
+            return problem(500, "media_store_error", "the media store refused the read")
     if stored is None:
         return not_found()
-    return FileResponse(stored.path, media_type=stored.content_type, headers=MEDIA_HEADERS)
+    return StreamingResponse(
+        stored.object.chunks(),
+        media_type=stored.content_type,
+        headers={**MEDIA_HEADERS, "Content-Length": str(stored.object.size)},
+    )

@@ -200,7 +200,10 @@ def test_every_secret_setting_is_redacted_from_logs() -> None:
         for name, field in Settings.model_fields.items()
         if field.annotation is SecretStr
     }
-    settings = make_settings(**{k: SecretStr(v) for k, v in values.items()})
+    # An S3 secret key comes with its key id.
+    settings = make_settings(
+        **{k: SecretStr(v) for k, v in values.items()}, media_s3_access_key_id="AKIAEXAMPLE"
+    )
     assert set(values.values()) <= set(settings.secret_values)
     assert "feed_token" in values
 
@@ -328,3 +331,64 @@ def test_the_sandbox_origin_is_accepted_with_its_own_sdk() -> None:
     )
 
     assert settings.connect_sandbox_origin == "http://127.0.0.1:8081"
+
+
+def test_the_media_store_defaults_to_the_media_directory() -> None:
+    """Unset, the media store is ``var/media``; COEX_MEDIA_DIR, the older name, still moves it."""
+    assert make_settings().media_location == "var/media"
+    assert make_settings(media_dir="/srv/media").media_location == "/srv/media"
+    assert make_settings(media_store="s3://b-1/m", media_dir="/srv").media_location == "s3://b-1/m"
+
+
+def test_the_media_store_is_read_from_coex_media_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """COEX_MEDIA_STORE and the S3 settings come from the environment, the secret kept secret."""
+    monkeypatch.setenv("COEX_MEDIA_STORE", "s3://coexist-media/prod")
+    monkeypatch.setenv("COEX_MEDIA_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("COEX_MEDIA_S3_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("COEX_MEDIA_S3_SECRET_ACCESS_KEY", "wJalrXUtnFEMIEXAMPLEKEY")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.media_location == "s3://coexist-media/prod"
+    assert settings.media_s3_endpoint_url == "http://127.0.0.1:9000"
+    assert "wJalrXUtnFEMIEXAMPLEKEY" not in repr(settings)
+    assert "wJalrXUtnFEMIEXAMPLEKEY" in settings.secret_values
+
+
+@pytest.mark.parametrize(
+    ("store", "why"),
+    [
+        ("http://bucket/media", "must be a directory or an S3 URL"),
+        ("s3://", "names no valid bucket"),
+        ("s3://Upper-Case", "names no valid bucket"),
+        ("s3://ab", "names no valid bucket"),
+        ("s3://bucket..x", "names no valid bucket"),
+        ("s3://bucket/a//b", "unusable prefix segment"),
+        ("s3://bucket/../other", "unusable prefix segment"),
+        ("s3://bucket/media?versionId=1", "unusable prefix segment"),
+    ],
+)
+def test_an_unusable_media_store_url_is_refused_with_its_reason(store: str, why: str) -> None:
+    """A URL that is not ``s3://bucket/optional/prefix`` fails at start, saying what is wrong."""
+    with pytest.raises(ValidationError, match=re.escape(why)):
+        make_settings(media_store=store)
+
+
+@pytest.mark.parametrize(
+    "store", ["s3://coexist-media", "s3://coexist.media-1/a/b/", "/srv/media", "var/media"]
+)
+def test_a_directory_or_a_bucket_url_is_a_usable_media_store(store: str) -> None:
+    """A path, or ``s3://`` with a valid bucket and an optional prefix, is accepted."""
+    assert make_settings(media_store=store).media_location == store
+
+
+def test_s3_credentials_are_given_both_or_neither() -> None:
+    """An access key id without its secret (or the reverse) is refused at start."""
+    with pytest.raises(ValidationError, match="set together"):
+        make_settings(media_store="s3://coexist-media", media_s3_access_key_id="AKIAEXAMPLE")
+    with pytest.raises(ValidationError, match="set together"):
+        make_settings(media_s3_secret_access_key=SecretStr("wJalrXUtnFEMIEXAMPLEKEY"))
+
+
+def test_the_s3_endpoint_must_be_an_http_url() -> None:
+    """COEX_MEDIA_S3_ENDPOINT_URL without http(s) and a host is refused."""
+    with pytest.raises(ValidationError, match="media_s3_endpoint_url"):
+        make_settings(media_s3_endpoint_url="minio:9000")

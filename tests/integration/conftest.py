@@ -12,7 +12,11 @@ Session-wide (started once, in this order, torn down in reverse):
   (``uvicorn onboarding.web:app``) as subprocesses sharing one ``COEX_*`` environment, each
   logging to a file under pytest's temporary directory;
 * on request only (``ingest_worker``): a second prefork worker on ``-Q ingest`` (webhook
-  processing and media downloads), storing media under ``media_dir``.
+  processing and media downloads).
+
+Every process of the stack keeps media in one S3 bucket (``media_bucket``) of a real S3 API,
+moto's server on 127.0.0.1 in this process, as hosts scaled out share one store; the chaos tests'
+private stacks keep theirs in a directory, so both stores run under real workers.
 
 Per test (autouse): app tables truncated, the Redis DB flushed, the sandbox reset. When a test
 fails, the tail of the worker's and the web app's logs and the sandbox's call and fault
@@ -51,7 +55,9 @@ from benchmarks._harness import (
     truncate_app_tables,
 )
 from models import Database
+from onboarding.media_store import MediaStore, store_for
 from onboarding.sandbox import Sandbox, SandboxServer
+from tests.s3server import S3Server
 
 DATABASE_URL = os.environ.get("COEX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
 BROKER_URL = os.environ.get("COEX_TEST_BROKER_URL", DEFAULT_BROKER_URL)
@@ -66,6 +72,9 @@ CONNECT_LINK_SECRET = "connect-link-secret-for-integration-0123"
 #: the watchdog applies it, and no beat runs here: a test sends ``coexist.ingest.watchdog``
 #: itself. A sync that received history never stalls, so the other tests do not notice.
 INGEST_HISTORY_STALL_MINUTES = "0.05"
+#: A download held up by the S3 store being away is tried again this soon (the test that takes
+#: the store away waits for it).
+MEDIA_STORE_RETRY_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -114,17 +123,36 @@ def _started(start: Callable[[], T]) -> T:
 
 
 @pytest.fixture(scope="session")
-def stack_config(tmp_path_factory: pytest.TempPathFactory) -> StackConfig:
+def media_bucket(s3_server: S3Server) -> str:
+    """The stack's media store: a bucket of the tests' S3 server, as ``s3://bucket/media``."""
+    return f"s3://{s3_server.new_bucket()}/media"
+
+
+@pytest.fixture(scope="session")
+def media_store(stack_config: StackConfig) -> MediaStore:
+    """The stack's media store, as its processes see it."""
+    return store_for(stack_config.settings("http://127.0.0.1"))
+
+
+@pytest.fixture(scope="session")
+def stack_config(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, media_bucket: str
+) -> StackConfig:
     """Fail every integration test, naming the missing service, unless PG and Redis answer.
 
-    The stack's processes keep their metrics in one multiprocess directory, as in production."""
+    The stack's processes keep their metrics in one multiprocess directory, as in production,
+    and their media in one bucket."""
     problem = _missing_services()
     if problem:
         pytest.fail(f"integration services missing:\n{problem}", pytrace=False)
     return StackConfig(
         database_url=DATABASE_URL,
         broker_url=BROKER_URL,
-        overrides={"sync_max_probes": SYNC_MAX_PROBES, "connect_link_secret": CONNECT_LINK_SECRET},
+        overrides={
+            "sync_max_probes": SYNC_MAX_PROBES,
+            "connect_link_secret": CONNECT_LINK_SECRET,
+            **s3_server.settings(media_bucket, retry_seconds=MEDIA_STORE_RETRY_SECONDS),
+        },
         metrics_dir=str(tmp_path_factory.mktemp("metrics")),
     )
 
@@ -237,12 +265,6 @@ def _clean_stack(
 
 
 @pytest.fixture(scope="session")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the ingest worker stores downloaded media (``COEX_MEDIA_DIR``)."""
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="session")
 def ingest_worker(
     request: pytest.FixtureRequest,
     stack_config: StackConfig,
@@ -250,14 +272,12 @@ def ingest_worker(
     db: Database,
     broker: BrokerClient,
     tmp_path_factory: pytest.TempPathFactory,
-    media_dir: Path,
 ) -> Iterator[ManagedProcess]:
     """A second prefork Celery worker consuming ``ingest``: webhooks, media, beat's ingest jobs."""
     config = dataclasses.replace(
         stack_config,
         overrides={
             **stack_config.overrides,
-            "media_dir": str(media_dir),
             "history_stall_minutes": INGEST_HISTORY_STALL_MINUTES,
         },
     )

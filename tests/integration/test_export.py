@@ -25,7 +25,7 @@ from models import (
     SyncType,
     utcnow,
 )
-from onboarding.ingest.media import store_bytes
+from onboarding.media_store import LocalMediaStore
 from onboarding.rights import export
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ PHOTO = b"\xff\xd8\xff\xe0 a photo"
 def onboarding_id(db: Database, tmp_path: Path) -> Iterator[int]:
     """A synced onboarding with messages over two peers, one stored media, a contact and two
     follow-ups with notifications; deleted afterwards."""
-    digest = store_bytes(tmp_path, PHOTO).name
+    digest = LocalMediaStore(tmp_path).put(PHOTO)
     now = utcnow()
     with db.session() as session:
         onboarding = Onboarding(
@@ -112,7 +112,9 @@ def test_an_export_on_postgresql_counts_every_row_back(
     """Read through server-side cursors (with follow-ups' notifications read meanwhile), the
     archive holds every message, contact and follow-up, and its sums verify."""
     with db.sessionmaker() as session:
-        data = b"".join(export.export_archive(session, onboarding_id, media_dir=tmp_path))
+        data = b"".join(
+            export.export_archive(session, onboarding_id, store=LocalMediaStore(tmp_path))
+        )
     archive = zipfile.ZipFile(io.BytesIO(data))
     root = f"coexist-onboarding-{onboarding_id}/"
     messages = archive.read(root + "messages.jsonl").splitlines()

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-import shutil
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,10 +22,12 @@ from benchmarks._harness import (
     BrokerClient,
     CoexistApi,
     ManagedProcess,
+    StackConfig,
     WebServer,
     describe,
     poll_until,
 )
+from config.settings import s3_location
 from models import (
     Database,
     InboxDelivery,
@@ -37,6 +37,8 @@ from models import (
     SyncRequest,
     SyncType,
 )
+from onboarding.media_store import MediaStore
+from onboarding.read.media import content_type
 from onboarding.sandbox import (
     AcceptedSync,
     CollectingSink,
@@ -62,6 +64,7 @@ from tests.integration._flow import (
     start_onboarding,
     wait_for_inbox,
 )
+from tests.s3server import S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -85,9 +88,9 @@ def oracle(sandbox: Sandbox, detail: Mapping[str, Any], *, contacts_at: float) -
 
 @pytest.fixture(autouse=True)
 def _ingest_stack(
-    ingest_worker: ManagedProcess, sandbox: Sandbox, media_dir: Path
+    ingest_worker: ManagedProcess, sandbox: Sandbox, s3_server: S3Server, media_bucket: str
 ) -> Iterator[None]:
-    """The ingest worker runs, media_dir is empty, and no webhooks outlive the test."""
+    """The ingest worker runs, the media bucket is empty, and no webhooks outlive the test."""
     if not ingest_worker.running:
         pytest.fail(
             f"{ingest_worker.name} exited with status {ingest_worker.returncode}:\n"
@@ -95,8 +98,7 @@ def _ingest_stack(
             pytrace=False,
         )
     sandbox.disable_webhooks()
-    for child in media_dir.iterdir():
-        shutil.rmtree(child)
+    s3_server.empty(s3_location(media_bucket)[0])
     yield
     sandbox.disable_webhooks()
 
@@ -170,9 +172,15 @@ def stored_media(db: Database) -> list[Message]:
 
 
 def test_generated_history_over_http_ends_in_exact_counts(
-    api: CoexistApi, sandbox: Sandbox, db: Database, web: WebServer, media_dir: Path
+    api: CoexistApi,
+    sandbox: Sandbox,
+    db: Database,
+    web: WebServer,
+    stack_config: StackConfig,
+    media_store: MediaStore,
 ) -> None:
-    """A business's shuffled, duplicated history, contacts and echoes end in the oracle's counts."""
+    """A business's shuffled, duplicated history, contacts and echoes end in the oracle's counts;
+    its media is in the stack's S3 bucket and the read API streams it, typed."""
     dispatcher = sandbox.configure_webhooks(
         callback_url=callback(web), profile=PROFILE, echoes=ECHOES, delivery=DELIVERY
     )
@@ -194,12 +202,15 @@ def test_generated_history_over_http_ends_in_exact_counts(
     assert detail["alerts"] == []
     media = stored_media(db)
     assert media
+    feed = {"Authorization": f"Bearer {stack_config.feed_token}"}
     for message in media:
-        path = Path(message.media_path or "")
-        content = path.read_bytes()
-        assert path.is_relative_to(media_dir)
-        assert hashlib.sha256(content).hexdigest() == path.name
-        assert len(content) == message.media_size
+        digest = message.media_sha256 or ""
+        assert message.media_path == media_store.url(digest)
+        served = httpx.get(f"{web.url}/v1/media/{digest}", headers=feed, trust_env=False)
+        assert served.status_code == 200
+        assert hashlib.sha256(served.content).hexdigest() == digest
+        assert int(served.headers["content-length"]) == len(served.content) == message.media_size
+        assert served.headers["content-type"] == content_type(message.media_mime)
 
 
 def test_every_delivery_three_times_shuffled_ends_in_the_same_counts(

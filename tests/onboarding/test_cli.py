@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib.metadata import version as package_version
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,10 +20,12 @@ from onboarding.ingest.dispatch import process_delivery
 from onboarding.ingest.identity import Identity
 from onboarding.ingest.inbox import receive
 from onboarding.ingest.peers import resolve
+from onboarding.media_store import MediaStore
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
 from tests.conftest import ADMIN_TOKEN, SIGNUP_TOKEN
+from tests.onboarding.read.helpers import message, onboarding
 
 runner = CliRunner()
 
@@ -381,3 +385,59 @@ def test_feed_rewind_refuses_a_bad_place(rt: Runtime, to: str, code: int, messag
     result = runner.invoke(app, ["feed", "rewind", "--to", to])
     assert result.exit_code == code
     assert message in result.output
+
+
+# -- media check ---------------------------------------------------------------------------
+
+
+def _stored_media(rt: Runtime, sandbox: Sandbox, content: bytes, size: int) -> str:
+    """A message holding ``content`` as stored media of ``size`` bytes; its digest."""
+    digest = hashlib.sha256(content).hexdigest()
+    with rt.db.session() as session:
+        oid = onboarding(session, sandbox, rt.settings, rt.cipher)
+        message(
+            session,
+            oid,
+            None,
+            f"wamid.{digest[:8]}",
+            1,
+            type="image",
+            media_state="stored",
+            media_sha256=digest,
+            media_size=size,
+        )
+    return digest
+
+
+def test_media_check_passes_when_the_store_holds_the_stored_media(
+    rt: Runtime, sandbox: Sandbox, media_store: MediaStore
+) -> None:
+    """A working store and every sampled object present: exit 0, the probe gone again."""
+    media_store.put(b"a photo")
+    _stored_media(rt, sandbox, b"a photo", 7)
+    result = runner.invoke(app, ["media", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["round_trip"], report["checked"], report["problems"]) == ("ok", 1, [])
+
+
+def test_media_check_names_missing_and_wrong_sized_objects(
+    rt: Runtime, sandbox: Sandbox, media_store: MediaStore
+) -> None:
+    """An object that is gone, or not the size its message recorded, is listed; exit 1."""
+    gone = _stored_media(rt, sandbox, b"gone", 4)
+    media_store.put(b"short")
+    short = _stored_media(rt, sandbox, b"short", 500)
+    result = runner.invoke(app, ["media", "check", "--json"])
+    assert result.exit_code == 1
+    problems = {p["sha256"]: p["problem"] for p in json.loads(result.stdout)["problems"]}
+    assert problems == {gone: "missing", short: "5 bytes, the message says 500"}
+
+
+def test_media_check_fails_when_the_store_cannot_be_written(rt: Runtime, tmp_path: Path) -> None:
+    """A store that cannot take the probe: exit 1 with the reason."""
+    (tmp_path / "not-a-dir").write_bytes(b"")
+    rt.settings.media_store = str(tmp_path / "not-a-dir")
+    result = runner.invoke(app, ["media", "check"])
+    assert result.exit_code == 1
+    assert "round trip: writing media failed" in result.output

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from models import Peer
-from onboarding.ingest.media import store_bytes
+from onboarding.media_store import store_for
 from onboarding.runtime import Runtime
 from onboarding.sandbox import Sandbox
 from onboarding.web import create_app
@@ -71,7 +71,7 @@ def world(
     post(web, contacts(business, ("add", USER, ts, "Ana Lopez")))
     cancel = {"session": {"type": "WA_EMBEDDED_SIGNUP", "event": "CANCEL", "data": {}}}
     assert web.post("/signup", json=cancel, headers=SIGNUP).status_code == 202
-    store_bytes(rt.settings.media_dir, MEDIA)
+    store_for(rt.settings).put(MEDIA)
     with rt.db.session() as session:
         peer_id = session.scalars(
             select(Peer.id).where(Peer.onboarding_id == business.onboarding_id, Peer.phone == USER)

@@ -149,7 +149,7 @@ def test_workers_survive_redis_killed_twenty_times_mid_acknowledgement(
 ) -> None:
     """Redis killed 20 times mid-acknowledgement: both workers live and consume new work."""
     began = time.monotonic()
-    overrides = {"media_dir": str(tmp_path / "media")}
+    overrides = {"media_store": str(tmp_path / "media")}
     pick = random.Random(53)
     cycles: list[float] = []
     reconnects: list[float] = []

@@ -184,7 +184,7 @@ def test_redis_killed_and_restarted_mid_ingestion_loses_no_delivery(
     """Redis killed (losing its queue) while deliveries arrive: every one ingested, once."""
     overrides = {
         "inbox_redispatch_after_seconds": str(REDISPATCH_AFTER_SECONDS),
-        "media_dir": str(tmp_path / "media"),
+        "media_store": str(tmp_path / "media"),
     }
     began = time.monotonic()
     with private_stack(stack_config, sandbox_server.url, tmp_path, overrides=overrides) as stack:
@@ -449,7 +449,7 @@ def test_whole_onboarding_through_a_graph_api_failing_three_calls_in_ten(
 ) -> None:
     """30 % of Graph calls fail or lose their answer: synced, each sync accepted once, exact."""
     began = time.monotonic()
-    overrides = {"media_dir": str(tmp_path / "media")}
+    overrides = {"media_store": str(tmp_path / "media")}
     with private_stack(stack_config, sandbox_server.url, tmp_path, overrides=overrides) as stack:
         dispatcher = sandbox.configure_webhooks(
             callback_url=callback(stack.web), profile=PROFILE, echoes=ECHOES, delivery=DELIVERY

@@ -171,7 +171,7 @@ class IngestWorkers:
             overrides={
                 **self.config.overrides,
                 **WORKER_SETTINGS,
-                "media_dir": str(self.log_root / "media"),
+                "media_store": str(self.log_root / "media"),
             },
         )
         return start_worker(

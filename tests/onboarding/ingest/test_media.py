@@ -13,13 +13,17 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import delete
 
+from benchmarks._harness import free_port
 from config import Settings
 from models import Database, MediaState, Message, Onboarding, utcnow
 from models.crypto import TokenCipher
 from onboarding.ingest import media
+from onboarding.media_store import MediaStore, MediaStoreError, S3MediaStore, store_for
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import RetryLater
 from onboarding.signup.intake import SignupBody, accept_signup
+from tests.conftest import use_s3
+from tests.s3server import S3Server
 
 CONTENT = b"\xff\xd8\xff\xe0 a small jpeg" * 10
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -292,3 +296,111 @@ def test_stored_media_is_named_by_the_hex_digest_even_when_meta_sent_base64(
         row.media_sha256 = base64.b64encode(hashlib.sha256(CONTENT).digest()).decode()
     assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
     assert load(db, message_id).media_sha256 == DIGEST
+
+
+# -- the media store (a directory, or a bucket on moto's S3 server) -------------------------
+
+
+def second_message(db: Database, message_id: int, wamid: str) -> int:
+    """Another message of the same onboarding whose media has the same bytes."""
+    with db.session() as session:
+        first = session.get_one(Message, message_id)
+        row = Message(
+            onboarding_id=first.onboarding_id,
+            wamid=wamid,
+            thread=first.thread,
+            direction="inbound",
+            source="history",
+            sent_at=utcnow(),
+            type="image",
+            media_state=MediaState.AWAITING.value,
+            media_id="24230790383178626",
+            media_sha256=DIGEST,
+            media_mime="image/webp",
+            media_id_at=utcnow(),
+            media_attempts=0,
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_download_puts_the_bytes_in_the_configured_store(
+    db: Database,
+    settings: Settings,
+    cipher: TokenCipher,
+    message_id: int,
+    media_store: MediaStore,
+) -> None:
+    """Stored media is in the store under its sha256, and media_path is the object's URL."""
+    assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
+    message = load(db, message_id)
+    opened = media_store.open(DIGEST)
+    assert opened is not None
+    assert b"".join(opened.chunks()) == CONTENT
+    assert (message.media_sha256, message.media_path) == (DIGEST, media_store.url(DIGEST))
+
+
+def test_a_sha256_mismatch_puts_nothing_in_the_store(
+    db: Database,
+    settings: Settings,
+    cipher: TokenCipher,
+    message_id: int,
+    media_store: MediaStore,
+) -> None:
+    """Bytes that do not match Meta's digest never reach the store."""
+    with db.session() as session:
+        session.get_one(Message, message_id).media_sha256 = "00" * 32
+    with pytest.raises(RetryLater):
+        run(db, settings, cipher, meta_media(), message_id)
+    assert media_store.exists(DIGEST) is False
+
+
+def test_a_second_message_with_the_same_bytes_writes_the_s3_object_once(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
+) -> None:
+    """The second download finds the object there (same size) and writes nothing: the object
+    keeps the first message's content type."""
+    use_s3(settings, s3_server)
+    store = store_for(settings)
+    assert isinstance(store, S3MediaStore)
+    other = second_message(db, message_id, "wamid.SAME")
+    assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
+    assert run(db, settings, cipher, meta_media(), other) == MediaState.STORED
+    head = store.client.head_object(Bucket=store.bucket, Key=store.key(DIGEST))
+    assert head["ContentType"] == "image/jpeg"
+    assert load(db, other).media_path == load(db, message_id).media_path
+
+
+def test_an_unreachable_store_retries_later_and_loses_nothing(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
+) -> None:
+    """With the store down the media stays awaiting, its attempt given back, a retry asked for;
+    once the store is back the same media is stored."""
+    use_s3(settings, s3_server)
+    reachable = settings.media_s3_endpoint_url
+    settings.media_s3_endpoint_url = f"http://127.0.0.1:{free_port()}"
+    settings.media_s3_timeout = 1.0
+    with pytest.raises(RetryLater) as raised:
+        run(db, settings, cipher, meta_media(), message_id)
+    assert raised.value.countdown == settings.media_store_retry_seconds
+    message = load(db, message_id)
+    assert (message.media_state, message.media_attempts) == (MediaState.AWAITING, 0)
+    assert "media store unavailable" in (message.media_error or "")
+    settings.media_s3_endpoint_url = reachable
+    assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED
+    assert store_for(settings).exists(DIGEST)
+
+
+def test_a_store_that_refuses_counts_the_attempt_and_keeps_the_reason(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int, s3_server: S3Server
+) -> None:
+    """A bucket that does not exist is no outage: the error is raised, the attempt counted,
+    the S3 code kept in media_error, and the media not stored."""
+    use_s3(settings, s3_server)
+    settings.media_store = "s3://no-such-bucket-here"
+    with pytest.raises(MediaStoreError):
+        run(db, settings, cipher, meta_media(), message_id)
+    message = load(db, message_id)
+    assert (message.media_state, message.media_attempts) == (MediaState.AWAITING, 1)
+    assert "NoSuchBucket" in (message.media_error or "")

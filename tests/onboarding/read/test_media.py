@@ -1,5 +1,5 @@
-"""``GET /v1/media/{sha256}``: stored bytes with their content type, nothing outside the media
-directory."""
+"""``GET /v1/media/{sha256}``: stored bytes streamed with their content type from the media store
+(a directory or an S3 bucket), nothing outside it."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks._harness import free_port
 from config import Settings
 from models import Database
 from models.crypto import TokenCipher
-from onboarding.ingest.media import store_bytes
+from onboarding.media_store import CHUNK_SIZE, MediaStore
 from onboarding.sandbox import Sandbox
+from tests.conftest import use_s3
 from tests.onboarding.read.helpers import FEED, message, onboarding, peer
+from tests.s3server import S3Server
 
 CONTENT = b"OggS voice note bytes " * 500
 DIGEST = hashlib.sha256(CONTENT).hexdigest()
@@ -57,11 +60,11 @@ def test_stored_media_streams_with_its_content_type(
     sandbox: Sandbox,
     settings: Settings,
     cipher: TokenCipher,
-    media_dir: Path,
+    media_store: MediaStore,
 ) -> None:
     """The bytes stored under the digest, typed by the message that references them, never
     sniffed by a browser."""
-    store_bytes(media_dir, CONTENT)
+    media_store.put(CONTENT)
     stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg; codecs=opus")
     answer = client.get(f"/v1/media/{DIGEST}", headers=FEED)
     assert answer.status_code == 200
@@ -77,10 +80,10 @@ def test_the_digest_in_upper_case_names_the_same_media(
     sandbox: Sandbox,
     settings: Settings,
     cipher: TokenCipher,
-    media_dir: Path,
+    media_store: MediaStore,
 ) -> None:
     """Hex digits are case-insensitive."""
-    store_bytes(media_dir, CONTENT)
+    media_store.put(CONTENT)
     stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg")
     answer = client.get(f"/v1/media/{DIGEST.upper()}", headers=FEED)
     assert answer.status_code == 200
@@ -93,10 +96,10 @@ def test_a_malformed_media_type_is_served_as_bytes(
     sandbox: Sandbox,
     settings: Settings,
     cipher: TokenCipher,
-    media_dir: Path,
+    media_store: MediaStore,
 ) -> None:
     """A stored mime type that is not a media type (or none) becomes application/octet-stream."""
-    store_bytes(media_dir, CONTENT)
+    media_store.put(CONTENT)
     stored(db, sandbox, settings, cipher, DIGEST, "text/html\r\nSet-Cookie: a=b")
     answer = client.get(f"/v1/media/{DIGEST}", headers=FEED)
     assert answer.status_code == 200
@@ -105,10 +108,10 @@ def test_a_malformed_media_type_is_served_as_bytes(
 
 
 def test_a_digest_no_message_holds_is_404(
-    client: TestClient, media_dir: Path, db: Database
+    client: TestClient, media_store: MediaStore, db: Database
 ) -> None:
-    """A file in the media directory that no stored message names is not served."""
-    store_bytes(media_dir, CONTENT)
+    """An object in the media store that no stored message names is not served."""
+    media_store.put(CONTENT)
     assert client.get(f"/v1/media/{DIGEST}", headers=FEED).status_code == 404
 
 
@@ -118,9 +121,9 @@ def test_a_stored_row_whose_file_is_gone_is_404(
     sandbox: Sandbox,
     settings: Settings,
     cipher: TokenCipher,
-    media_dir: Path,
+    media_store: MediaStore,
 ) -> None:
-    """The row says stored but the file was removed: ``404``, not a server error."""
+    """The row says stored but the object was removed: ``404``, not a server error."""
     stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg")
     assert client.get(f"/v1/media/{DIGEST}", headers=FEED).status_code == 404
 
@@ -162,3 +165,59 @@ def test_a_query_parameter_on_the_media_route_is_a_400(client: TestClient) -> No
     assert answer.json()["errors"] == [
         {"field": "download", "message": "unknown parameter; this route takes none"}
     ]
+
+
+def test_large_media_streams_in_chunks_with_its_length(
+    client: TestClient,
+    db: Database,
+    sandbox: Sandbox,
+    settings: Settings,
+    cipher: TokenCipher,
+    media_store: MediaStore,
+) -> None:
+    """Media larger than one chunk arrives whole, its Content-Length the object's size."""
+    big = bytes(range(256)) * (3 * CHUNK_SIZE // 256 + 7)
+    digest = media_store.put(big, content_type="video/mp4")
+    stored(db, sandbox, settings, cipher, digest, "video/mp4")
+    answer = client.get(f"/v1/media/{digest}", headers=FEED)
+    assert answer.status_code == 200
+    assert answer.headers["content-length"] == str(len(big))
+    assert answer.headers["content-type"] == "video/mp4"
+    assert answer.content == big
+
+
+def test_an_unreachable_store_is_a_503_to_try_again(
+    client: TestClient,
+    db: Database,
+    sandbox: Sandbox,
+    settings: Settings,
+    cipher: TokenCipher,
+    s3_server: S3Server,
+) -> None:
+    """The S3 endpoint not answering: ``503`` with Retry-After, as a problem, no credential."""
+    use_s3(settings, s3_server)
+    settings.media_s3_endpoint_url = f"http://127.0.0.1:{free_port()}"
+    settings.media_s3_timeout = 1.0
+    stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg")
+    answer = client.get(f"/v1/media/{DIGEST}", headers=FEED)
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "30"
+    assert answer.json()["error"] == "media_store_unavailable"
+    assert settings.media_s3_secret_access_key.get_secret_value() not in answer.text
+
+
+def test_a_store_that_refuses_the_read_is_a_500_problem(
+    client: TestClient,
+    db: Database,
+    sandbox: Sandbox,
+    settings: Settings,
+    cipher: TokenCipher,
+    s3_server: S3Server,
+) -> None:
+    """A bucket that does not exist: ``500`` as a problem naming the store error, no traceback."""
+    use_s3(settings, s3_server)
+    settings.media_store = "s3://no-such-bucket-here"
+    stored(db, sandbox, settings, cipher, DIGEST, "audio/ogg")
+    answer = client.get(f"/v1/media/{DIGEST}", headers=FEED)
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "media_store_error"

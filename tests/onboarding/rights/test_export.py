@@ -19,7 +19,7 @@ from config import Settings
 from models import Alert, Database, FollowUp, Notification, Onboarding
 from models.crypto import TokenCipher
 from onboarding.cli import app as cli
-from onboarding.ingest.media import store_bytes
+from onboarding.media_store import store_for
 from onboarding.rights.export import (
     CHUNK_BYTES,
     OnboardingNotFoundError,
@@ -58,7 +58,7 @@ def held(db: Database, subscribed: int, settings: Settings, tmp_path: Path) -> H
     file is gone, contacts (one removed), a follow-up with its notification and an alert."""
     settings.media_dir = tmp_path / "media"
     for content in (PHOTO, VOICE):
-        store_bytes(settings.media_dir, content)
+        store_for(settings).put(content)
     oid = subscribed
     with db.session() as session:
         ana = peer(session, oid, phone="16505550001", user_id="US.1001", username="ana", name="Ana")
@@ -140,7 +140,7 @@ def held(db: Database, subscribed: int, settings: Settings, tmp_path: Path) -> H
 
 def archive_of(db: Database, settings: Settings, onboarding_id: int) -> zipfile.ZipFile:
     with db.sessionmaker() as session:
-        data = b"".join(export_archive(session, onboarding_id, media_dir=settings.media_dir))
+        data = b"".join(export_archive(session, onboarding_id, store=store_for(settings)))
     return zipfile.ZipFile(io.BytesIO(data))
 
 
@@ -267,7 +267,7 @@ def test_an_unknown_onboarding_is_refused_before_any_byte(db: Database, settings
         db.sessionmaker() as session,
         pytest.raises(OnboardingNotFoundError, match="no onboarding 999"),
     ):
-        export_archive(session, 999, media_dir=settings.media_dir)
+        export_archive(session, 999, store=store_for(settings))
 
 
 def test_the_archive_comes_in_chunks_as_it_is_written(
@@ -281,8 +281,7 @@ def test_the_archive_comes_in_chunks_as_it_is_written(
             message(session, held.onboarding_id, None, f"w.bulk{n}", 100 + n, text_body=text)
     with db.sessionmaker() as session:
         sizes = [
-            len(c)
-            for c in export_archive(session, held.onboarding_id, media_dir=settings.media_dir)
+            len(c) for c in export_archive(session, held.onboarding_id, store=store_for(settings))
         ]
     assert len(sizes) >= 3
     assert max(sizes) < 2 * CHUNK_BYTES
