@@ -31,6 +31,8 @@ from models import (
     utcnow,
 )
 from onboarding.cli import app as cli
+from onboarding.feed.events import EventType
+from onboarding.feed.schemas import BODIES
 from onboarding.media_store import store_for
 from onboarding.rights import erase
 from onboarding.runtime import Runtime
@@ -194,6 +196,7 @@ def test_the_done_erasure_emits_one_onboarding_erased_event_with_its_counts(
     assert events[0].onboarding_id == first
     assert events[0].body["counts"] == record["counts"]
     assert (events[0].body["requested_by"], events[0].body["reason"]) == ("operator", "asked")
+    BODIES[EventType.ONBOARDING_ERASED].model_validate(events[0].body)
 
 
 def test_erasing_twice_is_a_no_op_that_reports_done(
