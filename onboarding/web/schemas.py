@@ -177,6 +177,9 @@ class OnboardingDetail(BaseModel):
     last_error: str | None
     failed_step: str | None
     has_token: bool
+    erased_at: str | None = Field(
+        description="When erasure of its data began (README, 'Data rights'); null: never."
+    )
     last_app_activity_at: str | None
     sync: dict[str, SyncStatus]
     lifecycle: Lifecycle
