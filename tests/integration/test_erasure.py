@@ -313,3 +313,4 @@ def test_a_crash_midway_and_a_rerun_end_as_an_uninterrupted_erasure(
     assert held_by(db, crashed.onboarding_id) == held_by(db, straight.onboarding_id)
     assert found(db, store, crashed) == found(db, store, straight) == []
     assert held_by(db, other.onboarding_id) == before
+    assert store.exists(hashlib.sha256(SHARED).hexdigest())
