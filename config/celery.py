@@ -2,7 +2,8 @@
 one beat process at a time: tasks/beat.py).
 
 Queues, most urgent first: ``signup`` (the 30 s code exchange), ``sync`` (the 24 h one-shot
-trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation).
+trigger), ``ingest`` (webhook processing), ``followups`` (reminders, daily reconciliation,
+data erasure).
 The ``urgent`` process consumes only the first two, so ingestion can never delay a signup.
 ``send`` carries outbound Cloud API messages, throttled per number. ``feed`` carries the
 feed's push runs (at most one at a time, started by beat every ``COEX_FEED_PUSH_INTERVAL_SECONDS``)
@@ -75,6 +76,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "coexist.followups.*": {"queue": "followups"},
             "coexist.send.*": {"queue": "send"},
             "coexist.reconcile.*": {"queue": "followups"},
+            "coexist.erase.*": {"queue": "followups"},
             "coexist.relay.*": {"queue": "relay"},
             "coexist.feed.*": {"queue": "feed"},
         },
@@ -103,6 +105,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "task": "coexist.reconcile.sweep",
                 "schedule": RECONCILE_INTERVAL,
                 "options": {"expires": RECONCILE_INTERVAL},
+            },
+            "erase-onboardings": {
+                "task": "coexist.erase.sweep",
+                "schedule": SWEEP_INTERVAL,
+                "options": {"expires": SWEEP_INTERVAL},
             },
             "drop-inbox-bodies": {
                 "task": "coexist.ingest.drop_bodies",

@@ -327,6 +327,18 @@ class Settings(BaseSettings):
     inbox_body_retention_days: float | None = Field(default=None, gt=0)
     #: Bodies one beat tick drops at most (one short transaction).
     inbox_body_retention_batch: int = Field(default=1000, ge=1, le=50_000)
+    #: Erase an onboarding this many days after Meta's ``PARTNER_REMOVED`` disconnected it
+    #: (None: never automatically).
+    erase_after_disconnect_days: float | None = Field(default=None, gt=0)
+    #: Erase an onboarding this many days after its signup failed (``failed``,
+    #: ``code_expired``, ``ineligible``; None: never automatically).
+    erase_after_failure_days: float | None = Field(default=None, gt=0)
+    #: Erasures beat's ``erase-onboardings`` starts, and running ones it resumes, per tick.
+    erase_sweep_limit: int = Field(default=10, ge=1, le=1000)
+    #: Rows one erasure step deletes per transaction.
+    erase_batch_size: int = Field(default=2000, ge=1, le=50_000)
+    #: Batches one erasure task runs before it hands over to a fresh task.
+    erase_batches_per_run: int = Field(default=50, ge=1, le=10_000)
     #: An ``account_update`` for a WABA with no onboarding waits this long for the signup
     #: that may be on its way (the browser's hand-off can reach coexist after Meta's
     #: PARTNER_ADDED), then is recorded as not applied: Meta sends these for every customer.

@@ -2,6 +2,7 @@
 
 from models.base import Base, utcnow
 from models.db import Database
+from models.erasure import Erasure, ErasureState
 from models.feed import FeedCursor, FeedEvent
 from models.followups import FollowUp, FollowUpKind, FollowUpStatus, Notification
 from models.ingest import (
@@ -46,6 +47,8 @@ __all__ = [
     "Database",
     "Direction",
     "DroppedMessage",
+    "Erasure",
+    "ErasureState",
     "FeedCursor",
     "FeedEvent",
     "FollowUp",

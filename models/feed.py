@@ -41,7 +41,8 @@ def _current_tx_postgresql(element: CurrentTx, compiler: SQLCompiler, **kw: Any)
 
 
 class FeedEvent(Base):
-    """One event of the feed; never updated."""
+    """One event of the feed; never updated. An onboarding's erasure deletes its events that
+    carry personal data (:mod:`onboarding.rights.erase`)."""
 
     __tablename__ = "feed_events"
 

@@ -188,6 +188,9 @@ class Onboarding(Base):
     peers_epoch: Mapped[str | None] = mapped_column(String(32), default=lambda: uuid4().hex)
     #: The provider's customer reference of the invitation link the signup came through.
     connect_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: When erasure of its data began (:mod:`onboarding.rights.erase`): from then on its
+    #: deliveries are not stored, and nothing is sent or followed up for it.
+    erased_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

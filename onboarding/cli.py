@@ -40,7 +40,7 @@ from onboarding.views import (
     iso,
     signup_record_json,
 )
-from tasks.operator import replay_deliveries, retry_onboarding
+from tasks.operator import erase_onboarding, replay_deliveries, retry_onboarding
 
 if TYPE_CHECKING:
     from onboarding.demo.follow_ups import BusinessFollowUps, Reminder
@@ -84,7 +84,7 @@ relay_app = typer.Typer(no_args_is_help=True, help="The relay to the provider's 
 app.add_typer(relay_app, name="relay")
 feed_app = typer.Typer(no_args_is_help=True, help="The event feed's push delivery.")
 app.add_typer(feed_app, name="feed")
-data_app = typer.Typer(no_args_is_help=True, help="The business's data: export.")
+data_app = typer.Typer(no_args_is_help=True, help="The business's data: export and erasure.")
 app.add_typer(data_app, name="data")
 media_app = typer.Typer(no_args_is_help=True, help="The media store (README, 'Media storage').")
 app.add_typer(media_app, name="media")
@@ -611,6 +611,44 @@ def data_export(
         f"{counts['media_files']} media files ({counts['media_missing']} missing), "
         f"{counts['timeline']} timeline entries, {counts['follow_ups']} follow-ups"
     )
+
+
+@data_app.command("erase")
+def data_erase(
+    onboarding_id: Annotated[int, typer.Argument(min=1, help="The onboarding to erase.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (kept in the erasure record).")
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask for confirmation (needed when not a TTY).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Erase one onboarding's messages, contacts, peers, media and secrets (README, "Data
+    rights"); the onboarding, its timeline and the erasure record are kept. Runs in the
+    background; running it again shows where it stands."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _fail(
+                f"erasing onboarding {onboarding_id} cannot be undone: pass --yes to confirm", 2
+            )
+        if not typer.confirm(
+            f"Erase all data of onboarding {onboarding_id}? This cannot be undone."
+        ):
+            raise _fail("not erased", 1)
+    rt = _runtime()
+    with rt.db.sessionmaker() as session, _operator():
+        record = erase_onboarding(session, onboarding_id, reason=reason)
+    if as_json:
+        _print_json(record)
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items()) or "nothing yet"
+    console.print(
+        f"onboarding {onboarding_id}: erasure {record['state']} (step {record['step']}; "
+        f"deleted: {counts})"
+    )
+    if record["note"]:
+        console.print(f"note: {record['note']}")
 
 
 @followups_app.command("list")

@@ -29,6 +29,7 @@ from onboarding.followups.schedule import FollowUpError, acknowledge
 from onboarding.ingest.dispatch import replay
 from onboarding.ingest.retention import BodyDroppedError
 from onboarding.media_store import MediaStore
+from onboarding.rights import erase
 from onboarding.rights.export import Export, OnboardingNotFoundError, export_archive
 from onboarding.sync.retry import RetryPlan, RetryRefusedError, retry
 from onboarding.views import (
@@ -118,6 +119,27 @@ def export_onboarding(session: Session, onboarding_id: int, *, store: MediaStore
         return export_archive(session, onboarding_id, store=store)
     except OnboardingNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
+
+
+#: The longest reason an erasure request may give.
+MAX_REASON = 2000
+
+
+def request_erasure(
+    session: Session, onboarding_id: int, *, reason: str | None = None
+) -> dict[str, Any]:
+    """Record an operator's erasure of one onboarding's data (committed) and return the record
+    as JSON; the caller enqueues :func:`onboarding.rights.erase.advance`. Asking again
+    returns the same record (running, or done: nothing more to do) (README, "Data rights")."""
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InvalidRequestError(f"reason must be at most {MAX_REASON} characters")
+    try:
+        erasure = erase.request_erasure(
+            session, onboarding_id, requested_by=erase.BY_OPERATOR, reason=reason or None
+        )
+    except OnboardingNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
+    return erase.erasure_json(erasure)
 
 
 def list_alerts(

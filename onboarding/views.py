@@ -82,6 +82,7 @@ def onboarding_detail(
         "last_error": onboarding.last_error,
         "failed_step": onboarding.failed_step,
         "has_token": onboarding.token_ciphertext is not None,
+        "erased_at": iso(onboarding.erased_at),
         "last_app_activity_at": iso(onboarding.last_app_activity_at),
         "sync": {
             t.label: {

@@ -19,6 +19,7 @@ app = Celery(
         "tasks.followups",
         "tasks.sending",
         "tasks.reconcile",
+        "tasks.erase",
         "tasks.relay",
     ],
 )

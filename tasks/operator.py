@@ -3,12 +3,16 @@ domain plans them (:mod:`onboarding.operations`), these enqueue what was planned
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from config import Settings
+from models import ErasureState
 from onboarding import operations
 from onboarding.sync.retry import RetryPlan
 from tasks.base import enqueue_after_commit, enqueue_step
+from tasks.erase import run as run_erasure
 from tasks.ingest import process_delivery
 
 
@@ -36,3 +40,14 @@ def replay_deliveries(
     for one in ids:
         enqueue_after_commit(None, process_delivery, one)
     return ids
+
+
+def erase_onboarding(
+    session: Session, onboarding_id: int, *, reason: str | None = None
+) -> dict[str, Any]:
+    """Erase one onboarding's data: the request recorded (committed), then its run enqueued
+    (nothing more is enqueued for an erasure already done)."""
+    record = operations.request_erasure(session, onboarding_id, reason=reason)
+    if record["state"] != ErasureState.DONE.value:
+        enqueue_after_commit(None, run_erasure, onboarding_id)
+    return record

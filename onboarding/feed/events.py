@@ -58,6 +58,8 @@ class EventType(enum.StrEnum):
     FOLLOW_UP_ACKNOWLEDGED = "follow_up.acknowledged"
     ALERT_RAISED = "alert.raised"
     ALERT_RESOLVED = "alert.resolved"
+    #: The onboarding's data was erased (:mod:`onboarding.rights.erase`).
+    ONBOARDING_ERASED = "onboarding.erased"
 
 
 #: The body version of each type (1 for all, so far).

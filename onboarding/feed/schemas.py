@@ -205,6 +205,15 @@ class AlertBody(Body):
     message: str
 
 
+class OnboardingErased(Body):
+    requested_by: str = Field(description="operator, retention:disconnected or retention:failed")
+    reason: str | None
+    requested_at: str
+    erased_at: str
+    counts: dict[str, int] = Field(description="rows (and media objects) deleted, per kind")
+    note: str | None = Field(description="what coexist did not do, e.g. disconnect at Meta")
+
+
 E = EventType
 #: The body model of every event type.
 BODIES: dict[EventType, type[Body]] = {
@@ -237,6 +246,7 @@ BODIES: dict[EventType, type[Body]] = {
     E.FOLLOW_UP_ACKNOWLEDGED: FollowUpAcknowledged,
     E.ALERT_RAISED: AlertBody,
     E.ALERT_RESOLVED: AlertBody,
+    E.ONBOARDING_ERASED: OnboardingErased,
 }
 
 

@@ -61,7 +61,7 @@ def schedule(session: Session, *, settings: Settings, now: datetime | None = Non
     now = now or utcnow()
     onboardings = session.scalars(
         select(Onboarding)
-        .where(Onboarding.state.in_([s.value for s in ACTIVE]))
+        .where(Onboarding.state.in_([s.value for s in ACTIVE]), Onboarding.erased_at.is_(None))
         .options(selectinload(Onboarding.transitions))  # relink_basis reads them
         .limit(10_000)
     ).all()
@@ -228,6 +228,9 @@ def _alert_rows(session: Session, now: datetime) -> list[dict[str, Any]]:
             Alert.acknowledged_at.is_(None),
             Alert.onboarding_id.is_not(None),
             Alert.raised_at > now - timedelta(days=7),
+            Alert.onboarding_id.not_in(
+                select(Onboarding.id).where(Onboarding.erased_at.is_not(None))
+            ),
         )
     ).all()
     return [

@@ -8,7 +8,9 @@ yet waits as ``waiting_for_onboarding`` and is dispatched again when one appears
 ``account_update`` is different: Meta sends it for every WABA shared with the partner, so one
 for a WABA coexist has no onboarding of waits only ``account_update_signup_grace_seconds`` (a
 signup's hand-off can reach coexist after Meta's event) and is then processed as recorded, not
-applied, with the reason in its summary (``coexist inbox list --not-applied``). Unknown fields
+applied, with the reason in its summary (``coexist inbox list --not-applied``). A delivery for an
+erased onboarding is recorded as not applied too ("onboarding N was erased") and its raw body is
+dropped once processed (:mod:`onboarding.rights.erase`). Unknown fields
 are kept and marked ignored. Every handler is idempotent, so processing a row twice is
 harmless; rows go back to ``pending`` when stale (:func:`stale_pending`) or an operator replays
 them (:func:`replay`).
@@ -193,6 +195,9 @@ def _process(
     row.processed_at = utcnow()
     row.summary = summary
     row.last_error = None
+    if any(o is not None and o.erased_at is not None for _, o in resolved):
+        row.body = b""  # an erased onboarding's delivery keeps no raw body
+        row.body_dropped_at = row.processed_at
     session.commit()
     metrics.DELIVERIES.labels("processed").inc()
     log.info("webhook_processed", fields=row.fields, summary=summary)
@@ -245,6 +250,14 @@ def _run_handlers(
             entry["ignored"] = entry.get("ignored", 0) + 1
             continue
         row.onboarding_id = onboarding.id
+        if onboarding.erased_at is not None:
+            # Erased (onboarding/rights/erase.py): nothing of it is stored any more.
+            entry["not_applied"] = entry.get("not_applied", 0) + 1
+            note = f"onboarding {onboarding.id} was erased"
+            if note not in entry.setdefault("notes", []):
+                entry["notes"].append(note)
+            log.info("webhook_not_applied", field=change.field, reason="erased")
+            continue
         tally = HANDLERS[change.field](session, onboarding, change, settings)
         for key, value in tally.as_dict().items():
             if isinstance(value, int):

@@ -108,6 +108,8 @@ def _download(  # noqa: C901 - one branch per way a download ends (stored, expir
     if message.media_state != MediaState.AWAITING or message.media_id is None:
         return message.media_state
     onboarding = session.get_one(Onboarding, message.onboarding_id)
+    if onboarding.erased_at is not None:
+        return "erased"  # its erasure deletes the message (onboarding/rights/erase.py)
     if onboarding.token_ciphertext is None:
         # Announced before the code exchange finished: nothing to download with yet.
         raise RetryLater("media download: no business token yet", 2.0)

@@ -248,6 +248,8 @@ def _sender(
         waba_id=onboarding.waba_id,
         phone_number_id=onboarding.phone_number_id,
     )
+    if onboarding.erased_at is not None:
+        return _refused(f"onboarding {onboarding.id} was erased")
     refusal = _refusal(onboarding, message.type, attempt)
     if refusal is not None:
         return _refused(refusal)

@@ -172,6 +172,9 @@ def connect(
         log.warning("onboarding_missing", onboarding_id=onboarding_id, step="connect")
         return None
     bind(onboarding_id=onboarding.id, waba_id=onboarding.waba_id)
+    if onboarding.erased_at is not None:
+        log.info("onboarding_erased", step="connect")
+        return None
     if onboarding.state != S.TOKEN_EXCHANGED:
         return Next.SYNC if onboarding.state in (S.SUBSCRIBED, S.SYNCING) else None
     if utcnow() >= onboarding.sync_deadline_at:

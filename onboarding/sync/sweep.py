@@ -47,6 +47,7 @@ def sweep(
         .where(
             Onboarding.state.in_(open_states),
             Onboarding.signup_completed_at > now - timedelta(days=2),
+            Onboarding.erased_at.is_(None),  # erased: no step runs for it any more
         )
         .order_by(Onboarding.sync_deadline_at)
         .limit(5000)

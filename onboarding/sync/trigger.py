@@ -88,6 +88,9 @@ def request_syncs(
     )
     if onboarding.state not in SYNC_STATES:
         return
+    if onboarding.erased_at is not None:
+        log.info("onboarding_erased", step="sync")
+        return
     token = cipher.decrypt(onboarding.token_ciphertext or b"")
     register_secret(token)
     retry: RetryLater | None = None

@@ -32,6 +32,8 @@ from onboarding.web.schemas import (
     AlertOut,
     ConnectLinkAnswer,
     ConnectLinkRequest,
+    EraseRequest,
+    ErasureOut,
     FollowUpOut,
     InboxDeliveryOut,
     OnboardingDetail,
@@ -44,7 +46,7 @@ from onboarding.web.schemas import (
     export_answers,
     problems,
 )
-from tasks.operator import replay_deliveries, retry_onboarding
+from tasks.operator import erase_onboarding, replay_deliveries, retry_onboarding
 
 bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken", description="COEX_ADMIN_TOKEN")
 
@@ -208,6 +210,22 @@ def export(r: AdminRuntime, onboarding_id: RowId) -> StreamingResponse:
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.post(
+    "/onboardings/{onboarding_id}/erase",
+    response_model=ErasureOut,
+    status_code=202,
+    responses=problems(404),
+)
+def erase(
+    db: DbSession, onboarding_id: RowId, body: EraseRequest | None = None
+) -> dict[str, object]:
+    """Erase the onboarding's messages, contacts, peers, media and secrets, in the background;
+    the onboarding, its timeline and the erasure record stay. Asking again answers where the
+    erasure stands (``done``: nothing more to do)."""
+    reason = body.reason if body is not None else None
+    return erase_onboarding(db, onboarding_id, reason=reason)
 
 
 @router.get("/signups", response_model=list[SignupRecordOut])

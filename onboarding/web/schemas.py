@@ -177,6 +177,9 @@ class OnboardingDetail(BaseModel):
     last_error: str | None
     failed_step: str | None
     has_token: bool
+    erased_at: str | None = Field(
+        description="When erasure of its data began (README, 'Data rights'); null: never."
+    )
     last_app_activity_at: str | None
     sync: dict[str, SyncStatus]
     lifecycle: Lifecycle
@@ -241,6 +244,32 @@ class RetryAnswer(BaseModel):
     onboarding_id: int
     step: str
     message: str
+
+
+class EraseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2000,
+        description="Why the data is erased (kept in the erasure record).",
+        examples=["the business asked for its data to be deleted"],
+    )
+
+
+class ErasureOut(BaseModel):
+    """An onboarding's erasure record (README, "Data rights")."""
+
+    onboarding_id: int
+    state: Literal["running", "done"]
+    step: str = Field(description="The step it is at; ``done`` once finished.")
+    requested_at: str
+    requested_by: str = Field(description="operator, retention:disconnected or retention:failed")
+    reason: str | None
+    counts: dict[str, int] = Field(description="Rows (and media objects) deleted so far, per kind.")
+    note: str | None = Field(description="What coexist did not do, e.g. disconnect at Meta.")
+    completed_at: str | None
 
 
 class ConnectLinkRequest(BaseModel):

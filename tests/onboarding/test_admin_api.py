@@ -100,6 +100,8 @@ def test_unknown_rows_are_404(client: TestClient) -> None:
     assert client.get("/v1/admin/onboardings/999", headers=ADMIN).json()["error"] == "not_found"
     assert client.post("/v1/admin/onboardings/999/retry", headers=ADMIN).status_code == 404
     assert client.post("/v1/admin/follow-ups/999/ack", headers=ADMIN).status_code == 404
+    erase = client.post("/v1/admin/onboardings/999/erase", headers=ADMIN)
+    assert (erase.status_code, erase.json()["error"]) == (404, "not_found")
     replay = client.post("/v1/admin/inbox/replay", json={"delivery_id": 999}, headers=ADMIN)
     assert replay.status_code == 404
 

@@ -216,6 +216,26 @@ CALLS = [
     ),
     Call(
         "post",
+        "/v1/admin/onboardings/{onboarding_id}/erase",
+        202,
+        lambda w: f"/v1/admin/onboardings/{w.onboarding_id}/erase",
+        lambda w: {"json": {"reason": "the business asked"}},
+    ),
+    Call(
+        "post",
+        "/v1/admin/onboardings/{onboarding_id}/erase",
+        404,
+        lambda w: "/v1/admin/onboardings/999999/erase",
+    ),
+    Call(
+        "post",
+        "/v1/admin/onboardings/{onboarding_id}/erase",
+        422,
+        lambda w: f"/v1/admin/onboardings/{w.onboarding_id}/erase",
+        lambda w: {"json": {"reason": ""}},
+    ),
+    Call(
+        "post",
         "/v1/admin/connect-links",
         201,
         lambda w: "/v1/admin/connect-links",

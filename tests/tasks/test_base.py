@@ -27,6 +27,8 @@ def test_every_task_states_the_same_reliability_contract() -> None:
     """Each coexist task acks late (but the code exchange), ignores results, has time limits and
     finite retries."""
     assert OURS == [
+        "coexist.erase.run",
+        "coexist.erase.sweep",
         "coexist.feed.push",
         "coexist.followups.deliver",
         "coexist.followups.schedule",

@@ -115,6 +115,22 @@ def test_download_stores_bytes_under_their_hash(
     assert run(db, settings, cipher, meta_media(), message_id) == MediaState.STORED  # no-op
 
 
+def test_no_media_is_downloaded_for_an_erased_onboarding(
+    db: Database, settings: Settings, cipher: TokenCipher, message_id: int
+) -> None:
+    """Once its onboarding's erasure began, a message's media is not fetched nor stored."""
+    with db.session() as session:
+        message = session.get_one(Message, message_id)
+        session.get_one(Onboarding, message.onboarding_id).erased_at = utcnow()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no Graph call expected: {request.url}")
+
+    assert run(db, settings, cipher, refuse, message_id) == "erased"
+    assert not store_for(settings).exists(DIGEST)
+    assert load(db, message_id).media_attempts == 0
+
+
 def test_sha256_mismatch_is_retried_then_failed(
     db: Database, settings: Settings, cipher: TokenCipher, message_id: int
 ) -> None:

@@ -14,7 +14,16 @@ from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
 from config import Settings
-from models import Alert, Database, Message, Onboarding, OnboardingState, Peer, PendingStatus
+from models import (
+    Alert,
+    Database,
+    Message,
+    Onboarding,
+    OnboardingState,
+    Peer,
+    PendingStatus,
+    utcnow,
+)
 from models.crypto import TokenCipher
 from onboarding.ingest.messages import apply_message_events
 from onboarding.ingest.rows import Context
@@ -727,3 +736,17 @@ def test_send_to_a_new_bsuid_creates_its_peer_without_joining_anything(
     with db.sessionmaker() as session:
         peers = list(session.scalars(select(Peer).where(Peer.onboarding_id == subscribed)))
     assert [(p.id, p.user_id, p.phone) for p in peers] == [(row.peer_id, BSUID, None)]
+
+
+def test_a_send_for_an_erased_onboarding_is_refused(
+    db: Database, subscribed: int, send: Callable[..., SendOutcome | RetryLater]
+) -> None:
+    """Nothing is sent for an onboarding whose data was erased: the send is refused, saying so."""
+    set_state(db, subscribed, erased_at=utcnow())
+    outcome = send()
+    assert isinstance(outcome, SendOutcome)
+    assert (outcome.status, outcome.reason) == (
+        SendStatus.REFUSED,
+        f"onboarding {subscribed} was erased",
+    )
+    assert stored(db, subscribed) == []

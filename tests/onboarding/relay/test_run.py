@@ -357,3 +357,20 @@ def test_a_step_holds_a_few_mib_of_bodies_and_the_next_step_takes_the_rest(
         relay(db, client, relay_settings(settings, provider.url))
     assert [g.body for g in provider.accepted()] == bodies
     assert [e["forwarded"] for e in logs if e["event"] == "relay_step"] == [1, 2, 3]
+
+
+def test_a_delivery_whose_body_was_dropped_is_passed_over(
+    db: Database, settings: Settings, provider: ProviderReceiver, client: Receiver
+) -> None:
+    """A row emptied by erasure (or retention) before the relay took it is not forwarded
+    empty: the relay passes over it and forwards the rest."""
+    first, _, third = store(db, message(1), message(2), message(3))
+    with db.session() as session:
+        second_id = sorted(session.scalars(select(InboxDelivery.id)))[1]
+        session.execute(
+            update(InboxDelivery)
+            .where(InboxDelivery.id == second_id)
+            .values(body=b"", body_dropped_at=T0)
+        )
+    assert relay(db, client, relay_settings(settings, provider.url)) == "caught_up"
+    assert [g.body for g in provider.accepted()] == [first, third]

@@ -324,3 +324,23 @@ def test_contacts_left_behind_are_still_requested_after_history_completes(
         run_syncs(db, graph, settings, cipher, subscribed)
     assert load(db, subscribed).sync(CONTACTS).state == SyncState.REQUESTED
     assert accepted(sandbox) == ["smb_app_state_sync"]
+
+
+def test_an_erased_onboarding_requests_no_sync_and_the_sweep_passes_it_over(
+    db: Database,
+    sandbox: Sandbox,
+    graph: GraphClient,
+    settings: Settings,
+    cipher: TokenCipher,
+    subscribed: int,
+) -> None:
+    """Once its data is being erased, a subscribed onboarding sends no ``smb_app_data`` and
+    beat's sweep hands out no step for it."""
+    with db.session() as session:
+        session.get_one(Onboarding, subscribed).erased_at = utcnow()
+    assert run_syncs(db, graph, settings, cipher, subscribed) is None
+    assert sandbox.call_counts().get("smb_app_data", 0) == 0
+    assert load(db, subscribed).state == S.SUBSCRIBED
+    with db.session() as session:
+        due = sweeper.sweep(session, settings=settings)
+    assert subscribed not in due[Next.SYNC]
