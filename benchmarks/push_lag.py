@@ -3,10 +3,11 @@
 The whole path runs as in production: signed ``messages`` deliveries (one user message each, for
 an onboarded number) are posted to the real web app (``uvicorn onboarding.web:app``) at a steady
 ``--rate`` per second for ``--seconds``; a Celery worker on ``ingest`` stores them as ``live``
-messages, a task's deliveries in one pass with one ``messages.stored`` event; a worker on ``feed`` pushes the feed, kicked
-every ``--push-every`` seconds as beat kicks it, to a receiver on 127.0.0.1 that verifies every
-request's Standard Webhooks signature. For each message, the lag is the time from the moment
-its delivery was posted to the moment the receiver took the batch that lists it.
+messages, a task's deliveries in one pass with one ``messages.stored`` event; a worker on
+``feed`` pushes the feed, kicked every ``--push-every`` seconds as beat kicks it, to a receiver
+on 127.0.0.1 that verifies every request's Standard Webhooks signature. For each message, the
+lag is the time from the moment its delivery was posted to the moment the receiver took the
+batch that lists it.
 
 Reported: lag p50, p95, p99 and max, the rate actually posted, and every message accounted for.
 The baseline, in the same run, is the intake's own answer time (post to ``200``) of the same
