@@ -360,7 +360,7 @@ class Settings(BaseSettings):
     history_window_days: int = Field(default=180, ge=1)
     media_cutoff_days: int = Field(default=14, ge=0)
     #: Remind the business to open the Business app after this many days without app activity
-    #: (Meta disconnects after about 14; the product brief says every 13).
+    #: (Meta disconnects after about 14 days; the business is told to open it every 13).
     heartbeat_reminder_days: list[float] = Field(default_factory=lambda: [10.0, 12.0])
     #: Companion relink reminders, hours after onboarding (and after each reconnection).
     relink_reminder_hours: list[float] = Field(default_factory=lambda: [0.0, 24.0, 72.0])

@@ -2,7 +2,7 @@
 
 Meta's current documentation lists no unsupported country (docs/meta.md#10-region-eligibility),
 so the default policy ``meta-current`` blocks nothing; ``meta-2025-09-13`` reproduces the
-product brief's list.
+list Meta published for coexistence in September 2025.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ def test_unknown_eligibility_policy_is_refused() -> None:
         make_settings(eligibility_policy="meta-2024")
 
 
-def test_2025_preset_blocks_the_brief_list_and_extras_add_to_it() -> None:
-    """The named preset blocks the brief's regions; extra regions add to any policy."""
+def test_2025_preset_blocks_metas_2025_list_and_extras_add_to_it() -> None:
+    """The named preset blocks the regions of Meta's 2025 list; extra regions add to any policy."""
     preset = make_settings(eligibility_policy="meta-2025-09-13")
     assert {
         "DE",
