@@ -45,10 +45,13 @@ before the rows that name it (a crash between the two deletes it again: deleting
 that is gone is not an error). A lease on the record keeps two workers from running one
 erasure at once.
 
+A WABA webhook override coexist set is taken back, as when the onboarding is disconnected:
+the business token is then kept (it is wiped at once otherwise) until the override sweep
+(:func:`onboarding.signup.routing.release_overrides`, every minute) has removed the override
+or given up with its ``webhook_override_not_removed`` alert, and the sweep wipes it.
+
 Not done: coexist does not unsubscribe the app from the WABA nor disconnect the number at Meta
-(the record's ``note`` says so when the onboarding was still connected). Without the token, a
-WABA webhook override coexist set is not taken back: the override sweep raises its
-``webhook_override_not_removed`` alert naming it, for an operator to remove by hand.
+(the record's ``note`` says so when the onboarding was still connected).
 """
 
 from __future__ import annotations
@@ -261,7 +264,10 @@ def request_erasure(
     )
     session.add(erasure)
     onboarding.erased_at = now
-    onboarding.token_ciphertext = None
+    if onboarding.webhook_override_set is None:
+        onboarding.token_ciphertext = None
+    # else the token stays until the override sweep has taken coexist's override back
+    # (onboarding.signup.routing.release_overrides), which then wipes it.
     onboarding.code_ciphertext = None
     onboarding.session_data = {}
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -116,7 +116,8 @@ def release_overrides(
     limit: int = 50,
     now: datetime | None = None,
 ) -> dict[int, str]:
-    """Take back coexist's override of each ended onboarding (one commit each); what was done.
+    """Take back coexist's override of each ended (disconnected or erased) onboarding (one
+    commit each); what was done.
 
     A transient Graph error leaves the onboarding for the next run; a permanent one (the
     partner removed, a dead token), or failures past :data:`RELEASE_GIVE_UP`, drop the record
@@ -125,7 +126,10 @@ def release_overrides(
     now = now or utcnow()
     ids = session.scalars(
         select(Onboarding.id)
-        .where(Onboarding.state.in_(ENDED), Onboarding.webhook_override_set.is_not(None))
+        .where(
+            or_(Onboarding.state.in_(ENDED), Onboarding.erased_at.is_not(None)),
+            Onboarding.webhook_override_set.is_not(None),
+        )
         .order_by(Onboarding.id)
         .limit(limit)
     ).all()
@@ -142,15 +146,16 @@ def release_overrides(
         except TokenDecryptError as exc:
             done[onboarding_id] = _give_up(session, onboarding, str(exc))
         except GraphError as exc:
-            given_up = isinstance(exc, PermanentGraphError) or (
-                now - onboarding.state_changed_at > RELEASE_GIVE_UP
-            )
+            ended_at = onboarding.erased_at or onboarding.state_changed_at
+            given_up = isinstance(exc, PermanentGraphError) or (now - ended_at > RELEASE_GIVE_UP)
             if not given_up:
                 session.rollback()
                 log.warning("webhook_override_release_failed", error=str(exc))
                 done[onboarding_id] = f"not removed yet: {exc}"
                 continue
             done[onboarding_id] = _give_up(session, onboarding, str(exc))
+        if onboarding.erased_at is not None:  # the erasure kept it for this call only
+            onboarding.token_ciphertext = None
         session.commit()
     return done
 

@@ -11,6 +11,7 @@ from models import Alert, Database, Onboarding, OnboardingState
 from models.crypto import TokenCipher
 from onboarding.meta.graph import GraphClient
 from onboarding.outcomes import Next
+from onboarding.rights import erase
 from onboarding.sandbox import Sandbox
 from onboarding.sandbox.faults import Faults
 from onboarding.signup import handoff, routing
@@ -119,3 +120,37 @@ def test_a_transient_failure_is_retried_and_a_lasting_one_is_given_up_with_an_al
         assert session.get_one(Onboarding, onboarding_id).webhook_override_set is None
         kinds = session.scalars(select(Alert.kind).where(Alert.onboarding_id == onboarding_id))
         assert "webhook_override_not_removed" in set(kinds)
+
+
+def test_an_erased_onboarding_gives_its_override_back_and_then_loses_its_token(
+    db: Database, sandbox: Sandbox, graph: GraphClient, settings: Settings, cipher: TokenCipher
+) -> None:
+    """Erasing a connected onboarding keeps its token only until the sweep has taken back
+    coexist's override; then the override is gone at Meta and so is the token."""
+    onboarding_id = connected(db, sandbox, graph, settings, cipher)
+    with db.session() as session:
+        session.get_one(Onboarding, onboarding_id).state = OnboardingState.SYNCED.value
+        session.commit()
+        erase.request_erasure(session, onboarding_id, reason="the business asked")
+        kept = session.get_one(Onboarding, onboarding_id)
+        assert (kept.token_ciphertext is not None, kept.session_data) == (True, {})
+        done = routing.release_overrides(session, graph, cipher)
+    assert "removed" in done[onboarding_id]
+    assert sandbox.webhook_override(waba_of(db, onboarding_id)) is None
+    with db.sessionmaker() as session:
+        onboarding = session.get_one(Onboarding, onboarding_id)
+        assert (onboarding.webhook_override_set, onboarding.token_ciphertext) == (None, None)
+
+
+def test_an_erased_onboarding_without_an_override_loses_its_token_at_once(
+    db: Database, sandbox: Sandbox, graph: GraphClient, settings: Settings, cipher: TokenCipher
+) -> None:
+    """With no override of coexist's to take back, erasure wipes the token when it begins."""
+    with db.session() as session:
+        onboarding = signup(session, sandbox, settings, cipher)
+        kw = {"settings": settings, "cipher": cipher, "onboarding_id": onboarding.id}
+        handoff.exchange_code(session, graph, **kw)
+        handoff.connect(session, graph, **kw)
+        erase.request_erasure(session, onboarding.id)
+        assert session.get_one(Onboarding, onboarding.id).token_ciphertext is None
+        assert routing.release_overrides(session, graph, cipher) == {}
