@@ -2,7 +2,8 @@
 
 :func:`request_erasure` records the request (an :class:`~models.Erasure` row, one per
 onboarding), stamps ``Onboarding.erased_at`` and wipes the onboarding's secrets at once (the
-encrypted business token, any signup code left, the signup's session data): from then on
+encrypted business token unless a webhook override is still to be taken back (below), any
+signup code left, the signup's session data): from then on
 nothing is sent or followed up for it, and its deliveries are recorded as not applied
 (:mod:`onboarding.ingest.dispatch`). :func:`advance` then does the work in bounded steps, each
 a batch of at most ``COEX_ERASE_BATCH_SIZE`` rows in its own transaction, and returns after
