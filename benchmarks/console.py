@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ from benchmarks._harness import (
     reset_database,
     start_web,
 )
+from benchmarks.read_api import percentiles
 from config.logging import configure_logging
 from config.settings import Settings
 from models import Database, OnboardingState
@@ -288,16 +288,6 @@ def _inbox(conn: Connection, count: int, onboarding_id: int) -> None:
         ),
         {"n": count, "o": onboarding_id},
     )
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {
-        "n": len(ordered),
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p99_ms": round(p99 * 1000, 3),
-    }
 
 
 def timed(
