@@ -14,8 +14,8 @@ change a ``messages`` change of a known onboarding, made only of user messages
 What is merged does not depend on order: messages are stored by wamid, statuses only move a
 message forward and wait for a message not stored yet. Edits, revokes and system messages
 (a user's new BSUID) do depend on it, so a delivery holding one goes alone, as does any other
-field, a delivery whose onboarding is not known yet, and one tried before. Those go through
-:func:`.dispatch.process_delivery` one by one, in id order.
+field, a delivery whose onboarding is not known yet or was erased, and one tried before. Those
+go through :func:`.dispatch.process_delivery` one by one, in id order.
 
 Every handler is idempotent, so a group that fails is rolled back and its deliveries are
 processed again one by one, where each records its own error and is quarantined after
@@ -161,8 +161,8 @@ def _place(
         if where not in onboardings:
             onboardings[where] = find_onboarding(session, change)
         onboarding = onboardings[where]
-        if onboarding is None:
-            return None
+        if onboarding is None or onboarding.erased_at is not None:
+            return None  # waits for its onboarding, or is recorded as not applied (erased)
         keys.add((onboarding.id, change.phone_number_id, change.business_number))
     if len(keys) != 1:
         return None

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models import InboxDelivery, InboxStatus
 from onboarding.ingest import batches, inbox
+from onboarding.rights import erase
 from onboarding.runtime import Runtime
 from tests.onboarding.deliveries import Business, body_of, edit
 from tests.onboarding.ingest.helpers import ago, feed, messages
@@ -223,3 +224,19 @@ def test_a_merged_value_keeps_every_list_in_order() -> None:
         "messages": [{"id": 1}, {"id": 2}],
         "statuses": [{"s": 1}],
     }
+
+
+def test_deliveries_for_an_erased_onboarding_are_not_stored_together(
+    rt: Runtime, business: Business
+) -> None:
+    """Live traffic for an erased onboarding goes through dispatch one by one: recorded as
+    not applied, nothing stored, the raw bodies dropped."""
+    with rt.db.session() as session:
+        erase.request_erasure(session, business.onboarding_id)
+    ids = store(rt, *(from_user(business, n, f"wamid.X{n}") for n in range(3)))
+    process(rt, ids)
+    found = rows(rt)
+    assert messages(rt) == {}
+    for delivery_id in ids:
+        assert found[delivery_id].summary["messages"]["not_applied"] == 1
+        assert (found[delivery_id].body, found[delivery_id].body_dropped_at is None) == (b"", False)
